@@ -1,0 +1,38 @@
+# `make demo`: set up .venv, train on Tiny Shakespeare for a few minutes, then sample.
+# `make test`: set up .venv with the test extra and run the whole suite (what CI runs).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# A machine with an NVIDIA driver also gets CUDA's libraries from PyPI (the `cuda` extra).
+EXTRAS := test,plot$(shell command -v nvidia-smi >/dev/null 2>&1 && echo ,cuda)
+# Tests and the demo find Tiny Shakespeare in ../shared/corpora when it is there; else it is downloaded.
+SHARED_CORPORA := $(abspath ../shared/corpora)
+export CHARRNN_CORPUS_PATH ?= $(if $(wildcard $(SHARED_CORPORA)),$(SHARED_CORPORA),)
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+DEMO_SECONDS ?= 180
+
+.PHONY: venv demo test test-fast bench clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
+	touch $@
+
+demo: venv
+	$(BIN)/charrnn train tinyshakespeare --out runs/tinyshakespeare --time-budget $(DEMO_SECONDS) --force
+	$(BIN)/charrnn sample runs/tinyshakespeare --length 500 --temperature 0.8 --seed 1
+
+test: venv
+	$(BIN)/python -m pytest
+
+test-fast: venv
+	$(BIN)/python -m pytest -m "not slow"
+
+bench: venv
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,36 @@
+"""charrnn: character-level recurrent text generation on TensorFlow/Keras 3.
+
+The public API (TensorFlow is imported only when a function that needs it is called):
+
+    charrnn.train(corpus, out, **options)  -> TrainResult   (see charrnn.train.train)
+    charrnn.load(run_dir)                  -> Run
+    charrnn.Sampler(run)                   -> .generate(...), .stream(...)
+    charrnn.evaluate(run, file)            -> {"loss", "bpc", ...}
+    charrnn.Vocabulary, charrnn.load_corpus, charrnn.get_corpus
+    charrnn.ModelConfig, charrnn.TrainConfig, charrnn.SampleConfig
+"""
+
+__version__ = "0.1.0"
+
+# Submodules `charrnn.train` and `charrnn.evaluate` share their names with the functions below;
+# importing the functions here (after the submodules load) keeps `charrnn.train(...)` callable.
+from .config import ModelConfig, SampleConfig, TrainConfig  # noqa: E402
+from .corpus import get_corpus, load_corpus  # noqa: E402
+from .errors import CharRNNError, CorpusError, RunError, TrainingError, VocabularyError  # noqa: E402
+from .evaluate import evaluate  # noqa: E402
+from .runs import load  # noqa: E402
+from .train import TrainResult, train  # noqa: E402
+from .vocab import Vocabulary  # noqa: E402
+
+
+def __getattr__(name):
+    if name == "Sampler":  # imports TensorFlow, so only on first use
+        from .sample import Sampler
+
+        return Sampler
+    raise AttributeError(f"module 'charrnn' has no attribute {name!r}")
+
+
+__all__ = ["CharRNNError", "CorpusError", "ModelConfig", "RunError", "SampleConfig", "Sampler", "TrainConfig",
+           "TrainResult", "TrainingError", "Vocabulary", "VocabularyError", "evaluate", "get_corpus", "load",
+           "load_corpus", "train", "__version__"]

@@ -1,0 +1,5 @@
+"""`python -m charrnn` runs the CLI."""
+
+from .cli import main
+
+main()

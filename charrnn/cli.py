@@ -1,0 +1,263 @@
+"""The `charrnn` command line: parse options, call one library function, print.
+
+TensorFlow is imported only inside commands that need it, so `charrnn --help` and
+`charrnn corpus list` start instantly. Library errors become one `Error: ...` line (exit 1).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import sys
+
+import click
+
+from .config import ModelConfig, SampleConfig, TrainConfig
+
+POSITIVE_INT = click.IntRange(min=1)
+POSITIVE_FLOAT = click.FloatRange(min=0, min_open=True)
+
+
+def _defaults(config_class) -> dict:
+    import dataclasses
+
+    return {field.name: field.default for field in dataclasses.fields(config_class)}
+
+
+MODEL_DEFAULTS, TRAIN_DEFAULTS, SAMPLE_DEFAULTS = (_defaults(ModelConfig), _defaults(TrainConfig),
+                                                   _defaults(SampleConfig))
+
+
+def _setup_logging(quiet: bool = False) -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's C++ start-up chatter
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname_prefix)s%(message)s"))
+    handler.addFilter(_prefix_filter)
+    logger = logging.getLogger("charrnn")
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
+    logger.propagate = False
+
+
+def _prefix_filter(record: logging.LogRecord) -> bool:
+    record.levelname_prefix = "Warning: " if record.levelno >= logging.WARNING else ""
+    return True
+
+
+def reports_errors(command):
+    """Turns charrnn's own errors (and bad values) into `Error: ...` lines with exit code 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        from .errors import CharRNNError
+
+        try:
+            return command(*args, **kwargs)
+        except (CharRNNError, ValueError) as error:
+            raise click.ClickException(str(error)) from None
+        except OSError as error:
+            where = f": {error.filename}" if error.filename else ""
+            raise click.ClickException(f"{error.strerror or error}{where}") from None
+
+    return wrapper
+
+
+def _given(options: dict) -> dict:
+    """The options the user actually passed (None means 'not given', so config defaults apply)."""
+    return {key: value for key, value in options.items() if value is not None}
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="charrnn")
+def main():
+    """Character-level recurrent text generation (and windowed forecasting) on TensorFlow/Keras.
+
+    \b
+    charrnn train tinyshakespeare --time-budget 90     train for 90 s, into runs/tinyshakespeare
+    charrnn sample runs/tinyshakespeare --prime ROMEO:   stream new text
+    """
+    _setup_logging()
+
+
+# ---------------------------------------------------------------- train
+
+@main.command()
+@click.argument("corpus", nargs=-1, required=True)
+@click.option("--out", type=click.Path(), help="Run directory.  [default: runs/<corpus name>]")
+@click.option("--cell", type=click.Choice(["lstm", "gru", "rnn"]), help=f"Recurrent cell.  [default: {MODEL_DEFAULTS['cell']}]")
+@click.option("--layers", type=POSITIVE_INT, help=f"Stacked recurrent layers.  [default: {MODEL_DEFAULTS['layers']}]")
+@click.option("--units", type=POSITIVE_INT, help=f"Units per recurrent layer.  [default: {MODEL_DEFAULTS['units']}]")
+@click.option("--embedding-dim", type=click.IntRange(min=0), help=f"Embedding width; 0 = one-hot inputs.  [default: {MODEL_DEFAULTS['embedding_dim']}]")
+@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), help="Dropout between layers, in [0, 1).  [default: 0]")
+@click.option("--seq-length", type=POSITIVE_INT, help=f"Characters per training window.  [default: {TRAIN_DEFAULTS['seq_length']}]")
+@click.option("--batch-size", type=POSITIVE_INT, help=f"Windows per step.  [default: {TRAIN_DEFAULTS['batch_size']}]")
+@click.option("--epochs", type=POSITIVE_FLOAT, help="Passes over the training text.  [default: 10 if no other limit]")
+@click.option("--max-steps", type=POSITIVE_INT, help="Stop after this many optimizer steps in all.")
+@click.option("--time-budget", type=POSITIVE_FLOAT, help="Stop after this many seconds of training.")
+@click.option("--learning-rate", type=POSITIVE_FLOAT, help=f"Adam learning rate.  [default: {TRAIN_DEFAULTS['learning_rate']}]")
+@click.option("--grad-clip", type=click.FloatRange(min=0), help=f"Clip gradients to this global norm; 0 = off.  [default: {TRAIN_DEFAULTS['grad_clip']}]")
+@click.option("--val-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), help=f"Share of the corpus (its end) held out for validation.  [default: {TRAIN_DEFAULTS['val_fraction']}]")
+@click.option("--patience", type=POSITIVE_INT, help="Stop after this many evaluations without a better val loss.")
+@click.option("--eval-every", type=POSITIVE_INT, help=f"Steps between validations and checkpoints.  [default: {TRAIN_DEFAULTS['eval_every']}]")
+@click.option("--checkpoint-every", type=POSITIVE_INT, help="Steps between resumable checkpoints.  [default: --eval-every]")
+@click.option("--seed", type=int, help="Seed of weights, data order and dropout.  [default: 0]")
+@click.option("--deterministic", is_flag=True, default=None, help="Bit-exact reruns and resumes (TF op determinism).")
+@click.option("--encoding", help="Corpus codec (utf-8, latin-1, ...) or 'bytes' for raw bytes.  [default: utf-8]")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.option("--force", is_flag=True, help="Start over even if --out already holds a run.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar or status lines.")
+@reports_errors
+def train(corpus, out, resume, force, quiet, **options):
+    """Train a model on CORPUS (files, folders or a named corpus such as tinyshakespeare)."""
+    from .train import train as train_model
+
+    if resume and force:
+        raise click.UsageError("--resume and --force contradict each other; pick one")
+    if resume and out is None:
+        raise click.UsageError("--resume needs --out DIR (the run to continue)")
+    _setup_logging(quiet)
+    log = (lambda line: None) if quiet else (lambda line: click.echo(line, err=True))
+    result = train_model(list(corpus), out, resume=resume, force=force, progress=not quiet, log=log,
+                         **_given(options))
+    best = result.best_val_loss
+    summary = (f"best val loss {best:.4f} nats/char ({result.best_val_bpc:.4f} bits/char)" if best is not None
+               else "no evaluation finished")
+    if result.stopped_by == "interrupted":
+        click.echo(f"Stopped at step {result.steps}; {summary}. Resume with:\n  charrnn train "
+                   f"{' '.join(corpus)} --out {result.run_dir} --resume", err=True)
+        sys.exit(130)
+    log(f"{summary} after {result.steps} steps (stopped by {result.stopped_by}); "
+        f"run saved in {result.run_dir}\nsample it with: charrnn sample {result.run_dir}")
+
+
+# ---------------------------------------------------------------- sample, eval, info
+
+@main.command()
+@click.argument("run", type=click.Path())
+@click.option("--length", "-n", type=click.IntRange(min=0), default=SAMPLE_DEFAULTS["length"], show_default=True, help="Characters to generate.")
+@click.option("--temperature", "-t", type=POSITIVE_FLOAT, default=1.0, show_default=True, help="Softmax temperature (> 0); lower is more conservative.")
+@click.option("--top-k", type=POSITIVE_INT, help="Draw only from the k most likely characters.")
+@click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), help="Draw only from the smallest set with probability >= p.")
+@click.option("--argmax", is_flag=True, help="Always take the most likely character.")
+@click.option("--prime", "-p", default="", help="Text to start from (printed first).  [default: a newline]")
+@click.option("--num-samples", type=POSITIVE_INT, default=1, show_default=True, help="Streams generated together, printed one after another.")
+@click.option("--seed", type=int, help="Same seed, same text.  [default: random]")
+@reports_errors
+def sample(run, **options):
+    """Stream text generated by the model in RUN to stdout."""
+    from .sample import Sampler
+
+    config = SampleConfig(**options)
+    sampler = Sampler(run)
+    if config.num_samples == 1:
+        for piece in sampler.stream(config):
+            click.echo(piece, nl=False)
+            sys.stdout.flush()
+        click.echo()
+        return
+    for index, text in enumerate(sampler.generate(config)):
+        click.echo(("\n" if index else "") + text)
+
+
+@main.command(name="eval")
+@click.argument("run", type=click.Path())
+@click.argument("file", nargs=-1, required=True, type=click.Path())
+@click.option("--encoding", help="Codec of FILE.  [default: the run's]")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@reports_errors
+def eval_command(run, file, encoding, as_json):
+    """Score RUN on FILE: mean loss in nats/char and bits/char."""
+    from . import runs
+    from .evaluate import evaluate
+
+    result = evaluate(runs.load(run), list(file), encoding)
+    if as_json:
+        click.echo(json.dumps(result))
+    else:
+        click.echo(f"{result['file']}: {result['chars']:,} chars, loss {result['loss']:.4f} nats/char, "
+                   f"{result['bpc']:.4f} bits/char")
+
+
+@main.command()
+@click.argument("run", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@reports_errors
+def info(run, as_json):
+    """Show RUN's configuration, size, vocabulary and best metrics."""
+    from . import runs
+
+    loaded = runs.load(run)
+    details = {"run": str(loaded.path), "charrnn_version": loaded.config.get("charrnn_version"),
+               "model": loaded.config["model"], "train": loaded.config["train"], "corpus": loaded.corpus,
+               "parameters": loaded.keras_model().count_params(), "vocab_size": loaded.vocab.size,
+               "vocabulary": "".join(loaded.vocab.symbols), **loaded.best_metrics(),
+               "evaluations": len(loaded.metrics())}
+    if as_json:
+        click.echo(json.dumps(details, ensure_ascii=False))
+        return
+    model, best = details["model"], details
+    click.echo(f"run         {details['run']}")
+    click.echo(f"model       {model['layers']} x {model['cell'].upper()}({model['units']}), "
+               f"embedding {model['embedding_dim'] or 'one-hot'}, dropout {model['dropout']}")
+    click.echo(f"parameters  {details['parameters']:,}")
+    click.echo(f"vocabulary  {details['vocab_size']} symbols: {details['vocabulary']!r}")
+    click.echo(f"corpus      {details['corpus'].get('name')} ({details['corpus'].get('chars', 0):,} chars, "
+               f"sha256 {str(details['corpus'].get('sha256'))[:16]}...)")
+    if best["best_val_loss"] is not None:
+        click.echo(f"best        val loss {best['best_val_loss']:.4f} nats/char, "
+                   f"{best['best_val_bpc']:.4f} bits/char at step {best['best_step']}")
+    click.echo(f"train       " + ", ".join(f"{key}={value}" for key, value in details["train"].items()))
+
+
+# ---------------------------------------------------------------- corpora
+
+@main.group()
+def corpus():
+    """List and fetch named public corpora."""
+
+
+@corpus.command(name="list")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@reports_errors
+def corpus_list(as_json):
+    """List the named corpora and whether each is already on this machine."""
+    from .corpus import get_corpus, manifest
+    from .errors import CorpusError
+
+    rows = []
+    for entry in manifest():
+        try:
+            local = str(get_corpus(entry["name"], download=False))
+        except CorpusError:
+            local = None
+        rows.append({**entry, "local": local})
+    if as_json:
+        click.echo(json.dumps({"corpora": rows}))
+        return
+    for row in rows:
+        size = f"{row['size']:,} bytes" if row.get("size") else ""
+        click.echo(f"{row['name']:<16} {size:>16}  {row['description']}  [{row['license']}]"
+                   f"{'  (local)' if row['local'] else ''}")
+
+
+@corpus.command(name="get")
+@click.argument("name")
+@click.option("--dir", "directory", type=click.Path(file_okay=False), help="Put it here.  [default: the cache]")
+@reports_errors
+def corpus_get(name, directory):
+    """Fetch corpus NAME (verified by sha256) and print its path."""
+    from .corpus import get_corpus
+
+    click.echo(str(get_corpus(name, directory)))
+
+
+def _register_optional_commands():
+    """Commands that live in their own modules (demos, forecasting, benchmarks)."""
+    from . import cli_extra
+
+    cli_extra.register(main)
+
+
+_register_optional_commands()

@@ -1,0 +1,99 @@
+"""Frozen configuration dataclasses: the one home of every default.
+
+Each field carries a comment with its unit and range; `__post_init__` validates, raising
+`ValueError` that echoes the offending value (Keras style).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+CELLS = ("lstm", "gru", "rnn")
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+class _DictMixin:
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]):
+        """Builds the config from a dict, ignoring keys this version does not know."""
+        names = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in values.items() if key in names})
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig(_DictMixin):
+    vocab_size: int  # symbols in the vocabulary, >= 1
+    cell: str = "lstm"  # recurrent cell: lstm | gru | rnn
+    layers: int = 2  # stacked recurrent layers, >= 1
+    units: int = 256  # width of each recurrent layer, >= 1
+    embedding_dim: int = 64  # input embedding width; 0 = one-hot input vectors
+    dropout: float = 0.0  # dropout between layers and before the head, in [0, 1)
+
+    def __post_init__(self):
+        _check(self.vocab_size >= 1, f"Expected vocab_size >= 1. Received: vocab_size={self.vocab_size}")
+        _check(self.cell in CELLS, f"Expected cell in {CELLS}. Received: cell={self.cell!r}")
+        _check(self.layers >= 1, f"Expected layers >= 1. Received: layers={self.layers}")
+        _check(self.units >= 1, f"Expected units >= 1. Received: units={self.units}")
+        _check(self.embedding_dim >= 0, f"Expected embedding_dim >= 0. Received: embedding_dim={self.embedding_dim}")
+        _check(0.0 <= self.dropout < 1.0, f"Expected 0 <= dropout < 1. Received: dropout={self.dropout}")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig(_DictMixin):
+    seq_length: int = 100  # characters per training window (steps of backprop through time), >= 1
+    batch_size: int = 64  # windows per step (global batch when distributed), >= 1
+    epochs: float | None = None  # passes over the training split; None = until another limit
+    max_steps: int | None = None  # optimizer steps in total (a resumed run counts earlier steps)
+    time_budget: float | None = None  # seconds of training (evaluations included), > 0
+    learning_rate: float = 2e-3  # Adam step size, > 0
+    grad_clip: float = 5.0  # clip gradients to this global norm; 0 = no clipping
+    val_fraction: float = 0.1  # tail of the corpus held out for validation, in (0, 1)
+    patience: int | None = None  # stop after this many evaluations without a better val loss
+    seed: int = 0  # seeds weights, data order and dropout
+    eval_every: int = 200  # optimizer steps between validations (and checkpoints), >= 1
+    checkpoint_every: int | None = None  # steps between resumable checkpoints; None = eval_every
+    max_val_chars: int = 200_000  # cap on validation characters scored at each evaluation
+    deterministic: bool = False  # TF op determinism: bit-exact reruns and resumes, a little slower
+    encoding: str = "utf-8"  # how corpus bytes become characters; "bytes" = one symbol per byte
+
+    def __post_init__(self):
+        _check(self.seq_length >= 1, f"Expected seq_length >= 1. Received: seq_length={self.seq_length}")
+        _check(self.batch_size >= 1, f"Expected batch_size >= 1. Received: batch_size={self.batch_size}")
+        _check(self.epochs is None or self.epochs > 0, f"Expected epochs > 0. Received: epochs={self.epochs}")
+        _check(self.max_steps is None or self.max_steps >= 1, f"Expected max_steps >= 1. Received: max_steps={self.max_steps}")
+        _check(self.time_budget is None or self.time_budget > 0, f"Expected time_budget > 0. Received: time_budget={self.time_budget}")
+        _check(self.learning_rate > 0, f"Expected learning_rate > 0. Received: learning_rate={self.learning_rate}")
+        _check(self.grad_clip >= 0, f"Expected grad_clip >= 0. Received: grad_clip={self.grad_clip}")
+        _check(0.0 < self.val_fraction < 1.0, f"Expected 0 < val_fraction < 1. Received: val_fraction={self.val_fraction}")
+        _check(self.patience is None or self.patience >= 1, f"Expected patience >= 1. Received: patience={self.patience}")
+        _check(self.eval_every >= 1, f"Expected eval_every >= 1. Received: eval_every={self.eval_every}")
+        _check(self.checkpoint_every is None or self.checkpoint_every >= 1,
+               f"Expected checkpoint_every >= 1. Received: checkpoint_every={self.checkpoint_every}")
+        _check(self.max_val_chars >= 1, f"Expected max_val_chars >= 1. Received: max_val_chars={self.max_val_chars}")
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleConfig(_DictMixin):
+    length: int = 500  # characters to generate after the prime, >= 0
+    temperature: float = 1.0  # divides the logits; < 1 is more conservative, > 0
+    top_k: int | None = None  # keep only the k most likely characters, >= 1
+    top_p: float | None = None  # keep the smallest set whose probability reaches p, in (0, 1]
+    argmax: bool = False  # always take the most likely character (greedy)
+    prime: str = ""  # text fed to the model before generating; "" = start from a newline
+    num_samples: int = 1  # independent streams generated together as one batch, >= 1
+    seed: int | None = None  # same seed, same text; None = a fresh random seed
+
+    def __post_init__(self):
+        _check(self.length >= 0, f"Expected length >= 0. Received: length={self.length}")
+        _check(self.temperature > 0, f"Expected temperature > 0. Received: temperature={self.temperature}")
+        _check(self.top_k is None or self.top_k >= 1, f"Expected top_k >= 1. Received: top_k={self.top_k}")
+        _check(self.top_p is None or 0.0 < self.top_p <= 1.0, f"Expected 0 < top_p <= 1. Received: top_p={self.top_p}")
+        _check(self.num_samples >= 1, f"Expected num_samples >= 1. Received: num_samples={self.num_samples}")

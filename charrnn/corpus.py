@@ -1,0 +1,367 @@
+"""Finding, reading and encoding corpora.
+
+A corpus is one or more files (folders are read recursively, in sorted order) or the name of a
+corpus in the manifest (`corpora/manifest.json`). Text is encoded in one streaming pass into a
+memory-mapped id file in the cache, keyed by the content's sha256, so a corpus larger than memory
+trains, a changed file is re-encoded, and a second run starts at once.
+"""
+
+from __future__ import annotations
+
+import codecs
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import urllib.request
+import zlib
+from importlib import resources
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from .errors import CorpusError
+from .vocab import Vocabulary, smallest_uint_dtype
+
+log = logging.getLogger("charrnn")
+
+CHUNK_BYTES = 16 << 20  # bytes read per streaming step
+BINARY_SNIFF_BYTES = 8192  # leading bytes searched for NUL to call a file binary
+MAX_CODEPOINT = 0x110000
+CACHE_FORMAT = 1
+
+
+@dataclasses.dataclass
+class Corpus:
+    """An encoded corpus: ids (often a read-only memmap), its vocabulary and where it came from."""
+
+    name: str
+    ids: np.ndarray
+    vocab: Vocabulary
+    sha256: str
+    size_bytes: int
+    files: list[str]
+    encoding: str = "utf-8"
+
+    def describe(self) -> dict:
+        return {"name": self.name, "sha256": self.sha256, "size_bytes": self.size_bytes,
+                "chars": int(len(self.ids)), "files": self.files, "encoding": self.encoding}
+
+
+# ---------------------------------------------------------------- named corpora
+
+def cache_dir() -> Path:
+    """The cache root: $CHARRNN_CACHE_DIR, else $XDG_CACHE_HOME/charrnn, else ~/.cache/charrnn."""
+    if os.environ.get("CHARRNN_CACHE_DIR"):
+        return Path(os.environ["CHARRNN_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "charrnn"
+
+
+def manifest() -> list[dict]:
+    """The named corpora: name, description, url or bundled file, sha256, size and licence."""
+    text = resources.files("charrnn.corpora").joinpath("manifest.json").read_text("utf-8")
+    return json.loads(text)["corpora"]
+
+
+def manifest_entry(name: str) -> dict | None:
+    return next((entry for entry in manifest() if entry["name"] == name), None)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(CHUNK_BYTES), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _verified(path: Path, entry: dict) -> bool:
+    return "sha256" not in entry or file_sha256(path) == entry["sha256"]
+
+
+def get_corpus(name: str, directory: str | Path | None = None, download: bool = True) -> Path:
+    """Returns the path of the named corpus, fetching and verifying it if needed.
+
+    Looks in `directory` (default: the cache), then in each folder of $CHARRNN_CORPUS_PATH, then
+    downloads it from the manifest's URL; every copy is checked against the manifest's sha256.
+
+    Raises:
+        CorpusError: unknown name, a copy whose sha256 differs, or a failed download.
+    """
+    entry = manifest_entry(name)
+    if entry is None:
+        known = ", ".join(item["name"] for item in manifest())
+        raise CorpusError(f"no such file or corpus: {name} (named corpora: {known})")
+    if entry.get("bundled"):
+        bundled = resources.files("charrnn.corpora").joinpath(entry["filename"])
+        with resources.as_file(bundled) as path:
+            if directory is None:
+                return Path(path)
+            return _copy_into(Path(path), Path(directory), entry)
+    target_dir = Path(directory) if directory is not None else cache_dir() / "corpora"
+    target = target_dir / entry["filename"]
+    if target.is_file():
+        if _verified(target, entry):
+            return target
+        log.warning("%s does not match its sha256; fetching it again", target)
+    for folder in filter(None, os.environ.get("CHARRNN_CORPUS_PATH", "").split(os.pathsep)):
+        candidate = Path(folder) / entry["filename"]
+        if candidate.is_file():
+            if not _verified(candidate, entry):
+                raise CorpusError(f"{candidate} does not match the sha256 of corpus {name!r} "
+                                  f"({entry['sha256']}); remove or replace it")
+            return candidate if directory is None else _copy_into(candidate, target_dir, entry)
+    if not download:
+        raise CorpusError(f"corpus {name!r} is not in the cache or $CHARRNN_CORPUS_PATH")
+    return _download(entry, target)
+
+
+def _copy_into(source: Path, directory: Path, entry: dict) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / entry["filename"]
+    if source.resolve() != target.resolve():
+        with tempfile.NamedTemporaryFile(dir=directory, delete=False, suffix=".part") as handle:
+            shutil.copyfileobj(open(source, "rb"), handle)
+        os.replace(handle.name, target)
+    return target
+
+
+def _download(entry: dict, target: Path) -> Path:
+    """Downloads `entry` to `target` through a temporary file, verifying the sha256 first."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    log.info("downloading %s from %s", entry["name"], entry["url"])
+    digest = hashlib.sha256()
+    handle = tempfile.NamedTemporaryFile(dir=target.parent, delete=False, suffix=".part")
+    try:
+        with handle, urllib.request.urlopen(entry["url"], timeout=60) as response:
+            for block in iter(lambda: response.read(1 << 20), b""):
+                digest.update(block)
+                handle.write(block)
+        if digest.hexdigest() != entry["sha256"]:
+            raise CorpusError(f"download of {entry['name']!r} has sha256 {digest.hexdigest()}, "
+                              f"expected {entry['sha256']}; not used")
+        os.replace(handle.name, target)
+        return target
+    except OSError as error:
+        raise CorpusError(f"could not download {entry['name']!r} from {entry['url']}: {error}") from None
+    finally:
+        if os.path.exists(handle.name):
+            os.unlink(handle.name)
+
+
+# ---------------------------------------------------------------- files and folders
+
+def looks_binary(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return b"\0" in handle.read(BINARY_SNIFF_BYTES)
+
+
+def _walk_sorted(folder: Path) -> Iterator[Path]:
+    """Yields the files under `folder`, recursively and sorted, following links without looping."""
+    seen: set[str] = set()
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs.sort()
+        for name in sorted(files):
+            yield Path(root) / name
+
+
+def resolve_sources(sources: Sequence[str | Path], encoding: str = "utf-8") -> tuple[str, list[Path]]:
+    """Turns paths and corpus names into a sorted list of files, and a name for the corpus.
+
+    Raises:
+        CorpusError: a source that is neither a path nor a named corpus; no readable files.
+    """
+    if not sources:
+        raise CorpusError("no corpus given")
+    files: list[Path] = []
+    skipped: list[str] = []
+    for source in sources:
+        path = Path(source)
+        if path.is_dir():
+            for file in _walk_sorted(path):
+                if file.name.startswith(".") or not file.is_file():
+                    continue
+                if encoding != "bytes" and looks_binary(file):
+                    skipped.append(str(file))
+                else:
+                    files.append(file)
+        elif path.is_file():
+            files.append(path)
+        elif path.exists():
+            raise CorpusError(f"{path} is not a regular file or folder")
+        else:
+            files.append(get_corpus(str(source)))
+    if skipped:
+        log.warning("skipped %d binary file(s): %s", len(skipped), ", ".join(skipped))
+    if not files:
+        raise CorpusError(f"no text files in {', '.join(map(str, sources))}")
+    first = Path(sources[0])
+    name = first.name if first.is_dir() else (first.stem if first.is_file() else str(sources[0]))
+    return name or "corpus", files
+
+
+def _decoder(encoding: str):
+    if encoding == "bytes":
+        return None
+    try:
+        return codecs.getincrementaldecoder(encoding)("strict")
+    except LookupError:
+        raise CorpusError(f"unknown encoding {encoding!r}; use a Python codec name "
+                          "(utf-8, latin-1, cp1252, ...) or 'bytes'") from None
+
+
+def _codepoint_chunks(files: Sequence[Path], encoding: str) -> Iterator[tuple[bytes, np.ndarray]]:
+    """Yields (raw bytes, their code points) chunk by chunk over all files, decoding strictly."""
+    for path in files:
+        decoder = _decoder(encoding)
+        offset = 0
+        try:
+            handle = open(path, "rb")
+        except OSError as error:
+            raise CorpusError(f"cannot read {path}: {error.strerror or error}") from None
+        with handle:
+            while True:
+                block = handle.read(CHUNK_BYTES)
+                final = not block
+                if decoder is None:
+                    if final:
+                        break
+                    yield block, np.frombuffer(block, dtype=np.uint8).astype(np.uint32)
+                else:
+                    pending = len(decoder.getstate()[0])
+                    try:
+                        text = decoder.decode(block, final=final)
+                    except UnicodeDecodeError as error:
+                        at = offset - pending + error.start
+                        raise CorpusError(f"{path} is not valid {encoding} at byte {at}; pass "
+                                          "--encoding bytes (raw bytes) or the file's codec, "
+                                          "e.g. --encoding latin-1") from None
+                    if encoding.replace("_", "-").lower() in ("utf-8", "utf8") and "\0" in text:
+                        at = offset - pending + block.find(b"\0") if b"\0" in block else offset
+                        raise CorpusError(f"{path} looks binary (NUL byte at offset {at}); pass "
+                                          "--encoding bytes to train on raw bytes")
+                    yield block, np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+                    if final:
+                        break
+                offset += len(block)
+
+
+def _scan(files: Sequence[Path], encoding: str) -> tuple[str, int, int, np.ndarray]:
+    """First pass: sha256 of the bytes, byte and character counts, the code points present."""
+    digest = hashlib.sha256()
+    present = np.zeros(MAX_CODEPOINT, dtype=bool)
+    size = chars = 0
+    for block, codes in _codepoint_chunks(files, encoding):
+        digest.update(block)
+        size += len(block)
+        chars += len(codes)
+        if codes.size:
+            present[np.unique(codes) if codes.size < 4096 else np.flatnonzero(np.bincount(codes))] = True
+    return digest.hexdigest(), size, chars, np.flatnonzero(present)
+
+
+def load_corpus(sources: Sequence[str | Path], encoding: str = "utf-8",
+                vocab: Vocabulary | None = None, use_cache: bool = True) -> Corpus:
+    """Reads, validates and encodes a corpus (files, folders or named corpora).
+
+    Args:
+        sources: paths of files or folders, or names from the manifest.
+        encoding: a Python codec name, or "bytes" for one symbol per byte. Defaults to "utf-8".
+        vocab: encode with this vocabulary (e.g. a trained run's) instead of the corpus's own.
+        use_cache: keep the ids in the memory-mapped cache. Defaults to True.
+
+    Returns:
+        A `Corpus`.
+
+    Raises:
+        CorpusError: missing, empty, binary or undecodable input.
+        VocabularyError: with `vocab`, characters it does not know.
+    """
+    name, files = resolve_sources(sources, encoding)
+    sha256, size, chars, present = _scan(files, encoding)
+    if chars == 0:
+        raise CorpusError(f"{', '.join(map(str, files))} is empty" if len(files) == 1
+                          else f"the corpus {name!r} is empty")
+    vocab = vocab or Vocabulary.from_codepoints(present)
+    vocab.ids_of_codepoints(present.astype(np.uint32))  # raises on unknown characters up front
+    ids = None
+    if use_cache:
+        try:
+            ids = _cached_ids(files, encoding, sha256, chars, vocab)
+        except OSError as error:
+            log.warning("id cache unavailable (%s); encoding in memory", error)
+    if ids is None:
+        ids = np.concatenate([vocab.ids_of_codepoints(codes)
+                              for _, codes in _codepoint_chunks(files, encoding)])
+    return Corpus(name, ids, vocab, sha256, size, [str(file) for file in files], encoding)
+
+
+def _cache_paths(sha256: str, vocab: Vocabulary) -> tuple[Path, Path]:
+    key = hashlib.sha256((sha256 + "".join(vocab.symbols)).encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    folder = cache_dir() / "ids"
+    return folder / f"{key}.ids", folder / f"{key}.json"
+
+
+def _cached_ids(files, encoding, sha256, chars, vocab) -> np.ndarray:
+    """Returns the memory-mapped ids, (re)building the cache entry if missing or damaged."""
+    ids_path, meta_path = _cache_paths(sha256, vocab)
+    dtype = smallest_uint_dtype(vocab.size)
+    if meta_path.is_file() and ids_path.is_file():
+        ids = _open_cached(ids_path, meta_path, dtype, chars)
+        if ids is not None:
+            return ids
+        log.warning("the id cache %s is damaged; rebuilding it", ids_path)
+    ids_path.parent.mkdir(parents=True, exist_ok=True)
+    checksum = 0
+    with tempfile.NamedTemporaryFile(dir=ids_path.parent, delete=False, suffix=".part") as handle:
+        try:
+            for _, codes in _codepoint_chunks(files, encoding):
+                block = vocab.ids_of_codepoints(codes).tobytes()
+                checksum = zlib.crc32(block, checksum)
+                handle.write(block)
+            handle.flush()
+            os.fsync(handle.fileno())
+        except BaseException:
+            os.unlink(handle.name)
+            raise
+    os.replace(handle.name, ids_path)
+    meta = {"format": CACHE_FORMAT, "sha256": sha256, "chars": chars, "dtype": dtype.name,
+            "crc32": checksum, "symbols": "".join(vocab.symbols)}
+    from .runs import atomic_write_text  # late import: runs imports keras lazily, corpus must not
+
+    atomic_write_text(meta_path, json.dumps(meta))
+    return np.memmap(ids_path, dtype=dtype, mode="r", shape=(chars,))
+
+
+def _open_cached(ids_path: Path, meta_path: Path, dtype: np.dtype, chars: int) -> np.ndarray | None:
+    """Opens a cache entry if its metadata, length and CRC all check out, else returns None."""
+    try:
+        meta = json.loads(meta_path.read_text("utf-8"))
+        if (meta.get("format") != CACHE_FORMAT or meta["chars"] != chars or meta["dtype"] != dtype.name
+                or ids_path.stat().st_size != chars * dtype.itemsize):
+            return None
+        ids = np.memmap(ids_path, dtype=dtype, mode="r", shape=(chars,))
+        checksum = 0
+        for start in range(0, chars, CHUNK_BYTES):
+            checksum = zlib.crc32(ids[start:start + CHUNK_BYTES].tobytes(), checksum)
+        return ids if checksum == meta["crc32"] else None
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def split(ids: np.ndarray, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """Splits ids into (train, validation): the last `val_fraction` of the corpus validates."""
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"Expected 0 < val_fraction < 1. Received: val_fraction={val_fraction}")
+    cut = len(ids) - int(round(len(ids) * val_fraction))
+    return ids[:cut], ids[cut:]

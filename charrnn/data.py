@@ -1,0 +1,94 @@
+"""Training windows: (input, target) id batches sliced lazily from an id array or memmap.
+
+Window starts are a function of (seed, step) alone, so a resumed run sees exactly the batches an
+uninterrupted one would, and a corpus larger than memory is never loaded whole.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .errors import CorpusError
+
+
+class WindowBatches:
+    """Deterministic batches of `seq_length + 1`-character windows over `ids`.
+
+    Each epoch shifts the window grid by a random offset (so every boundary is seen) and shuffles
+    the windows; a short final batch wraps round to keep every batch `batch_size` windows.
+
+    Args:
+        ids: 1-D integer array (a memmap works).
+        seq_length: characters per window input (targets are shifted by one).
+        batch_size: windows per batch.
+        seed: seeds the epoch shifts and orders. Defaults to 0.
+    """
+
+    def __init__(self, ids: np.ndarray, seq_length: int, batch_size: int, seed: int = 0):
+        if len(ids) < seq_length + 1:
+            raise CorpusError(f"the training text has {len(ids)} characters, fewer than one window: "
+                              f"it needs at least --seq-length + 1 = {seq_length + 1} (plus the "
+                              "validation share); use a longer corpus or a smaller --seq-length")
+        self.ids, self.seq_length, self.batch_size, self.seed = ids, seq_length, batch_size, seed
+        self.windows = (len(ids) - 1) // seq_length
+        self.slack = len(ids) - 1 - self.windows * seq_length  # characters the grid leaves over
+        self.steps_per_epoch = math.ceil(self.windows / batch_size)
+        self._order_epoch, self._order = -1, None
+        self._offsets = np.arange(seq_length + 1)
+
+    def _epoch_order(self, epoch: int) -> tuple[int, np.ndarray]:
+        if epoch != self._order_epoch:
+            rng = np.random.default_rng([self.seed, epoch])
+            self._shift = int(rng.integers(0, min(self.slack, self.seq_length - 1) + 1))
+            self._order, self._order_epoch = rng.permutation(self.windows), epoch
+        return self._shift, self._order
+
+    def batch(self, step: int) -> tuple[np.ndarray, np.ndarray]:
+        """Returns (inputs, targets), each int32 of shape (batch_size, seq_length), for `step`."""
+        epoch, index = divmod(int(step), self.steps_per_epoch)
+        shift, order = self._epoch_order(epoch)
+        picks = order[(index * self.batch_size + np.arange(self.batch_size)) % self.windows]
+        starts = shift + picks * self.seq_length
+        windows = np.asarray(self.ids[starts[:, None] + self._offsets], dtype=np.int32)
+        return windows[:, :-1], windows[:, 1:]
+
+    def dataset(self, first_step: int, last_step: int):
+        """A `tf.data.Dataset` of the batches for steps first_step .. last_step - 1, prefetched."""
+        import tensorflow as tf
+
+        def load(step):
+            return self.batch(step)
+
+        def to_batch(step):
+            inputs, targets = tf.numpy_function(load, [step], [tf.int32, tf.int32], stateful=False)
+            shape = (self.batch_size, self.seq_length)
+            return tf.ensure_shape(inputs, shape), tf.ensure_shape(targets, shape)
+
+        steps = tf.data.Dataset.range(first_step, last_step)
+        return steps.map(to_batch, num_parallel_calls=1, deterministic=True).prefetch(4)
+
+
+def scoring_windows(ids: np.ndarray, seq_length: int, batch_size: int):
+    """Splits `ids` into batches that score every next-character prediction exactly once.
+
+    Yields (inputs, targets, weights) batches of shape (batch_size, seq_length); padding has
+    weight 0, so sum(weights * loss) / sum(weights) is the mean loss over len(ids) - 1 targets.
+    """
+    count = len(ids) - 1
+    if count < 1:
+        raise CorpusError("the text to score needs at least 2 characters")
+    windows = math.ceil(count / seq_length)
+    padded = np.zeros(windows * seq_length + 1, dtype=np.int32)
+    padded[: len(ids)] = ids
+    inputs = padded[:-1].reshape(windows, seq_length)
+    targets = padded[1:].reshape(windows, seq_length)
+    weights = (np.arange(windows * seq_length) < count).astype(np.float32).reshape(windows, seq_length)
+    for start in range(0, windows, batch_size):
+        part = slice(start, start + batch_size)
+        batch = [inputs[part], targets[part], weights[part]]
+        short = batch_size - len(batch[0])
+        if short:  # pad to a full batch so the compiled scorer is traced once
+            batch = [np.concatenate([array, np.zeros((short, seq_length), array.dtype)]) for array in batch]
+        yield tuple(batch)

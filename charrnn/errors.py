@@ -1,0 +1,21 @@
+"""Exceptions raised by charrnn. The CLI prints them as one `Error: ...` line (exit 1)."""
+
+
+class CharRNNError(Exception):
+    """Base class of every error a user can act on (bad corpus, bad run directory, ...)."""
+
+
+class CorpusError(CharRNNError):
+    """A corpus cannot be found, read, decoded or verified."""
+
+
+class VocabularyError(CharRNNError):
+    """Text holds characters the vocabulary does not know."""
+
+
+class RunError(CharRNNError):
+    """A run directory is missing, partial, corrupt or of an incompatible version."""
+
+
+class TrainingError(CharRNNError):
+    """Training cannot go on (a NaN loss, a full disk, a monitored metric that is never logged)."""

@@ -1,0 +1,285 @@
+"""Numeric windowed forecasting on the same layer builders as the text models.
+
+`make_windows` turns a series into (window -> next values) samples (the Keras tutorial's
+`split_x`, for several features and horizons); `MinMaxScaler`/`StandardScaler` are fitted on the
+training split only; `build_forecaster` stacks `recurrent_stack` and `dense_head` from
+`charrnn.layers`; `check_monitor` catches an EarlyStopping that watches a metric nobody logs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .errors import CharRNNError, TrainingError
+
+
+def make_windows(series, window: int, horizon: int = 1, target: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Slices a series into inputs of `window` steps and the `horizon` values that follow.
+
+    Args:
+        series: shape (time,) or (time, features).
+        window: steps per input, >= 1.
+        horizon: future steps to predict, >= 1. Defaults to 1.
+        target: the feature column predicted. Defaults to 0.
+
+    Returns:
+        x of shape (samples, window, features) and y of shape (samples, horizon), float32.
+
+    Example:
+
+    >>> x, y = make_windows(np.arange(1, 11), window=4)
+    >>> x.shape, y[:, 0].tolist()
+    ((6, 4, 1), [5.0, 6.0, 7.0, 8.0, 9.0, 10.0])
+    """
+    values = np.asarray(series, dtype=np.float32)
+    values = values[:, None] if values.ndim == 1 else values
+    if values.ndim != 2:
+        raise ValueError(f"Expected a series of shape (time,) or (time, features). Received: shape={values.shape}")
+    if window < 1 or horizon < 1:
+        raise ValueError(f"Expected window >= 1 and horizon >= 1. Received: window={window}, horizon={horizon}")
+    samples = len(values) - window - horizon + 1
+    if samples < 1:
+        raise ValueError(f"A window of {window} plus a horizon of {horizon} needs at least "
+                         f"{window + horizon} rows. Received: {len(values)} rows")
+    starts = np.arange(samples)[:, None]
+    x = values[starts + np.arange(window)]
+    y = values[starts + window + np.arange(horizon), target]
+    return x, y
+
+
+def windows_dataset(series, window: int, horizon: int = 1, batch_size: int = 32, shuffle: bool = False,
+                    seed: int | None = None, target: int = 0):
+    """The same windows as `make_windows`, as a `tf.data.Dataset` built by
+    `keras.utils.timeseries_dataset_from_array` (for series too long to window in memory)."""
+    import keras
+
+    values = np.asarray(series, dtype=np.float32)
+    values = values[:, None] if values.ndim == 1 else values
+    count = len(values) - window - horizon + 1
+    targets = np.stack([values[window + step:window + step + count, target] for step in range(horizon)], axis=-1)
+    return keras.utils.timeseries_dataset_from_array(values[:count + window - 1], targets[:count], window,
+                                                     batch_size=batch_size, shuffle=shuffle, seed=seed)
+
+
+class MinMaxScaler:
+    """Scales each feature to [0, 1] with the min and max of the data it is fitted on."""
+
+    kind = "minmax"
+
+    def fit(self, values) -> "MinMaxScaler":
+        values = np.asarray(values, dtype=np.float64)
+        self.low, high = values.min(axis=0), values.max(axis=0)
+        self.span = np.where(high > self.low, high - self.low, 1.0)
+        return self
+
+    def transform(self, values) -> np.ndarray:
+        return ((np.asarray(values, dtype=np.float64) - self.low) / self.span).astype(np.float32)
+
+    def inverse_transform(self, values) -> np.ndarray:
+        return np.asarray(values, dtype=np.float64) * self.span + self.low
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "low": np.atleast_1d(self.low).tolist(), "span": np.atleast_1d(self.span).tolist()}
+
+
+class StandardScaler:
+    """Scales each feature to zero mean and unit variance (statistics of the fitted data)."""
+
+    kind = "standard"
+
+    def fit(self, values) -> "StandardScaler":
+        values = np.asarray(values, dtype=np.float64)
+        self.mean = values.mean(axis=0)
+        std = values.std(axis=0)
+        self.std = np.where(std > 0, std, 1.0)
+        return self
+
+    def transform(self, values) -> np.ndarray:
+        return ((np.asarray(values, dtype=np.float64) - self.mean) / self.std).astype(np.float32)
+
+    def inverse_transform(self, values) -> np.ndarray:
+        return np.asarray(values, dtype=np.float64) * self.std + self.mean
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "mean": np.atleast_1d(self.mean).tolist(), "std": np.atleast_1d(self.std).tolist()}
+
+
+def scaler_from_dict(values: dict):
+    scaler = MinMaxScaler() if values["kind"] == "minmax" else StandardScaler()
+    for key, value in values.items():
+        if key != "kind":
+            setattr(scaler, key, np.asarray(value))
+    return scaler
+
+
+def build_forecaster(window: int, features: int = 1, recurrent: Sequence[int] = (10,), dense: Sequence[int] = (5,),
+                     outputs: int = 1, cell: str = "lstm", activation: str = "relu",
+                     dense_activation: str | None | Sequence[str | None] = None,
+                     return_sequences: Sequence[bool] | None = None, name: str = "forecaster"):
+    """Builds a windowed forecaster from the shared builders in `charrnn.layers`.
+
+    Args:
+        window: input steps.
+        features: values per step. Defaults to 1.
+        recurrent: widths of the recurrent layers; () gives a Dense net on the flat window.
+            Defaults to (10,).
+        dense: widths of the hidden Dense layers after them. Defaults to (5,).
+        outputs: values predicted (the horizon). Defaults to 1.
+        cell: "lstm", "gru" or "rnn". Defaults to "lstm".
+        activation: of the recurrent layers (the tutorial uses relu). Defaults to "relu".
+        dense_activation: of the hidden Dense layers, one or one per layer; the tutorial's are
+            linear (None). Defaults to None.
+        return_sequences: per-layer flags, checked (see `recurrent_stack`); None wires them.
+
+    Returns:
+        An uncompiled `keras.Model` mapping (batch, window, features) -> (batch, outputs).
+    """
+    import keras
+
+    from .layers import dense_head, recurrent_stack
+
+    if recurrent:
+        inputs = keras.Input((window, features), name="window")
+        flags = list(return_sequences) if return_sequences is not None else False
+        hidden = recurrent_stack(inputs, units=list(recurrent), cell=cell, activation=activation,
+                                 return_sequences=flags, name=cell)
+    else:
+        inputs = keras.Input((window * features,), name="window")
+        hidden = inputs
+    outputs_tensor = dense_head(hidden, outputs, hidden=list(dense), activation=dense_activation, name="forecast")
+    return keras.Model(inputs, outputs_tensor, name=name)
+
+
+def logged_metric_names(model, validation: bool = False) -> list[str]:
+    """The names `fit` will log for a compiled model: loss, each metric, and val_ twins."""
+    config = model.get_compile_config() or {}
+    names = ["loss"]
+    for metric in config.get("metrics") or []:
+        names.append(metric if isinstance(metric, str) else metric["config"]["name"])
+    return names + [f"val_{name}" for name in names] if validation else names
+
+
+def check_monitor(model, monitor: str, validation: bool = False) -> None:
+    """Raises if a callback monitors a quantity `fit` never logs (it would silently do nothing).
+
+    Raises:
+        TrainingError: naming the monitored quantity and the ones that are logged.
+    """
+    names = logged_metric_names(model, validation)
+    if monitor not in names:
+        hint = " (val_ names need validation data)" if monitor.startswith("val_") and not validation else ""
+        raise TrainingError(f"EarlyStopping monitors {monitor!r}, which training never logs{hint}; "
+                            f"logged: {', '.join(names)}")
+
+
+def early_stopping(model, monitor: str = "val_loss", patience: int = 10, validation: bool = True, **kwargs):
+    """A `keras.callbacks.EarlyStopping`, after checking that `monitor` is really logged."""
+    import keras
+
+    check_monitor(model, monitor, validation)
+    return keras.callbacks.EarlyStopping(monitor=monitor, patience=patience, **kwargs)
+
+
+def lstm_parameter_count(units: int, inputs: int) -> int:
+    """Parameters of an LSTM layer: 4 gates x (input weights + recurrent weights + bias)."""
+    return 4 * (units * inputs + units * units + units)
+
+
+# ---------------------------------------------------------------- a user's CSV
+
+def read_csv_column(path: str | Path, column: str) -> np.ndarray:
+    """Reads one numeric column of a CSV file (with a header row) as float64.
+
+    Raises:
+        CharRNNError: missing file or column, non-numeric or empty cells.
+    """
+    import csv
+
+    path = Path(path)
+    if not path.is_file():
+        raise CharRNNError(f"no such file: {path}")
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if not header:
+            raise CharRNNError(f"{path} is empty")
+        if column not in header:
+            raise CharRNNError(f"{path} has no column {column!r}; columns: {', '.join(header)}")
+        index = header.index(column)
+        values = []
+        for line, row in enumerate(reader, start=2):
+            cell = row[index].strip() if index < len(row) else ""
+            try:
+                values.append(float(cell))
+            except ValueError:
+                raise CharRNNError(f"{path} line {line}: column {column!r} holds {cell!r}, not a number") from None
+    return np.asarray(values)
+
+
+def train_csv(path, column: str, out: str | Path, window: int = 24, horizon: int = 1,
+              val_fraction: float = 0.2, epochs: int = 200, patience: int = 20, units: int = 32,
+              seed: int = 0, verbose: int = 0) -> dict:
+    """Trains a forecaster on one CSV column and saves a run directory.
+
+    The series is split in time (the last `val_fraction` validates), scaled with statistics of the
+    training part only, trained with EarlyStopping on val_loss (best weights restored), and
+    compared with the naive forecast (repeat the last value).
+
+    Returns:
+        {"val_mae", "naive_mae", "epochs", ...} in the series' own units.
+    """
+    import keras
+
+    from .runs import atomic_save_model, atomic_write_text
+
+    series = read_csv_column(path, column)
+    cut = int(round(len(series) * (1 - val_fraction)))
+    if cut < window + horizon or len(series) - cut < 1:
+        raise CharRNNError(f"{path} has {len(series)} rows; a window of {window} and a horizon of {horizon} "
+                           f"need at least {window + horizon} training rows plus validation rows")
+    scaler = StandardScaler().fit(series[:cut])
+    scaled = scaler.transform(series)
+    x_train, y_train = make_windows(scaled[:cut], window, horizon)
+    x_val, y_val = make_windows(scaled[cut - window:], window, horizon)  # targets are all after the cut
+    keras.utils.set_random_seed(seed)
+    model = build_forecaster(window, 1, recurrent=(units,), dense=(units // 2,), outputs=horizon,
+                             activation="tanh", dense_activation="relu")
+    model.compile(keras.optimizers.Adam(1e-3), "mse", metrics=["mae"])
+    stopper = early_stopping(model, "val_loss", patience=patience, restore_best_weights=True)
+    history = model.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=epochs, batch_size=32,
+                        callbacks=[stopper], verbose=verbose)
+    predicted = scaler.inverse_transform(model.predict(x_val, verbose=0))
+    actual = scaler.inverse_transform(y_val)
+    last = scaler.inverse_transform(x_val[:, -1, :1])  # the naive forecast: the last value seen
+    report = {"rows": int(len(series)), "window": window, "horizon": horizon, "epochs": len(history.history["loss"]),
+              "val_mae": float(np.mean(np.abs(predicted - actual))), "naive_mae": float(np.mean(np.abs(last - actual)))}
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_save_model(model, out / "model.keras")
+    config = {"kind": "forecast", "format": 1, "column": column, "window": window, "horizon": horizon,
+              "scaler": scaler.to_dict(), "report": report}
+    atomic_write_text(out / "config.json", json.dumps(config, indent=2) + "\n")
+    return report
+
+
+def predict_csv(run_dir: str | Path, path: str | Path) -> np.ndarray:
+    """Predicts the `horizon` values after the end of a CSV series with a saved forecaster."""
+    import keras
+
+    run_dir = Path(run_dir)
+    try:
+        config = json.loads((run_dir / "config.json").read_text("utf-8"))
+        assert config.get("kind") == "forecast"
+    except (OSError, ValueError, AssertionError):
+        raise CharRNNError(f"{run_dir} is not a charrnn forecast run") from None
+    series = read_csv_column(path, config["column"])
+    if len(series) < config["window"]:
+        raise CharRNNError(f"{path} has {len(series)} rows; the model needs the last {config['window']}")
+    scaler = scaler_from_dict(config["scaler"])
+    model = keras.saving.load_model(run_dir / "model.keras", safe_mode=True)
+    window = scaler.transform(series[-config["window"]:])[None, :, None]
+    return scaler.inverse_transform(model.predict(window, verbose=0))[0]

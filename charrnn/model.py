@@ -1,0 +1,38 @@
+"""The next-character model: encoding -> recurrent stack -> logits over the vocabulary."""
+
+from __future__ import annotations
+
+import keras
+
+from .config import ModelConfig
+from .layers import dense_head, input_encoding, recurrent_stack
+
+
+def gpu_available() -> bool:
+    import tensorflow as tf
+
+    return bool(tf.config.list_logical_devices("GPU"))
+
+
+def build_char_model(config: ModelConfig, seq_length: int | None = None,
+                     unroll: bool | None = None) -> keras.Model:
+    """Builds the Functional next-character model (logits, not probabilities).
+
+    Args:
+        config: the model's shape.
+        seq_length: fixed window length, or None for any length. Defaults to None.
+        unroll: unroll the recurrence. None unrolls when `seq_length` is fixed and no GPU is
+            visible: on CPUs it lets TensorFlow overlap the layers' steps (about 2x faster here),
+            while on a GPU the rolled LSTM/GRU keeps the fused cuDNN kernel. Defaults to None.
+
+    Returns:
+        A `keras.Model` mapping int ids (batch, time) to logits (batch, time, vocab_size).
+    """
+    if unroll is None:
+        unroll = seq_length is not None and not gpu_available()
+    ids = keras.Input(shape=(seq_length,), dtype="int32", name="ids")
+    features = input_encoding(ids, config.vocab_size, config.embedding_dim)
+    hidden = recurrent_stack(features, units=config.units, layers=config.layers, cell=config.cell,
+                             dropout=config.dropout, return_sequences=True, unroll=unroll)
+    logits = dense_head(hidden, config.vocab_size, name="logits")
+    return keras.Model(ids, logits, name=f"charrnn_{config.cell}")

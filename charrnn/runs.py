@@ -1,0 +1,247 @@
+"""The run directory: atomic writes, saving and loading, and validation of what is loaded.
+
+A run directory holds `config.json` (format version, model/training config, corpus identity),
+`vocab.json`, `model.keras` (the best model by validation loss), `checkpoint.npz` (weights,
+optimizer slots and position, for --resume) and `metrics.jsonl`. Every file is written to a
+temporary name, fsynced and renamed, so a crash leaves the previous complete file in place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import ModelConfig, TrainConfig
+from .errors import CharRNNError, RunError
+from .vocab import Vocabulary
+
+FORMAT_VERSION = 1
+CONFIG, VOCAB, MODEL, CHECKPOINT, METRICS = "config.json", "vocab.json", "model.keras", "checkpoint.npz", "metrics.jsonl"
+
+
+# ---------------------------------------------------------------- atomic writes
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        handle = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(handle)
+        finally:
+            os.close(handle)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path, suffix: str = ""):
+    """Yields a temporary path beside `path`; on success it is fsynced and renamed over `path`.
+
+    On any failure the temporary file is removed and `path` is left as it was; an OSError (disk
+    full, permission denied, read-only folder) becomes a `CharRNNError` that says so.
+    """
+    path = Path(path)
+    try:
+        handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp" + suffix)
+        os.close(handle)
+        os.chmod(name, 0o666 & ~_umask())  # mkstemp makes 0600; give the user's usual mode
+    except OSError as error:
+        raise CharRNNError(f"cannot write in {path.parent}: {error.strerror or error}") from None
+    temporary = Path(name)
+    try:
+        yield temporary
+        with open(temporary, "rb+") as written:
+            os.fsync(written.fileno())
+        os.replace(temporary, path)
+        _fsync_dir(path.parent)
+    except OSError as error:
+        raise CharRNNError(f"could not write {path}: {error.strerror or error}; "
+                           "the previous version (if any) is intact") from None
+    finally:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    with atomic_path(path) as temporary:
+        temporary.write_bytes(data)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_save_model(model, path: str | Path) -> None:
+    """Saves a Keras model in the .keras format, atomically."""
+    with atomic_path(path, suffix=".keras") as temporary:
+        temporary.unlink()  # keras writes the file itself
+        model.save(temporary)
+
+
+# ---------------------------------------------------------------- the run directory
+
+class Run:
+    """A trained (or training) run directory, validated on load.
+
+    Use `load(path)` to open one; `model()` builds a Keras model with the best weights.
+    """
+
+    def __init__(self, path: Path, config: dict, vocab: Vocabulary):
+        self.path = path
+        self.config = config
+        self.vocab = vocab
+        self.model_config = ModelConfig.from_dict(config["model"])
+        self.train_config = TrainConfig.from_dict(config["train"])
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r}, cell={self.model_config.cell}, vocab_size={self.vocab.size})"
+
+    @property
+    def corpus(self) -> dict:
+        return self.config.get("corpus", {})
+
+    def metrics(self) -> list[dict]:
+        """The evaluations so far, one dict per line of metrics.jsonl."""
+        return read_metrics(self.path / METRICS)
+
+    def best_metrics(self) -> dict:
+        rows = [row for row in self.metrics() if row.get("val_loss") is not None]
+        if not rows:
+            return {"best_val_loss": None, "best_val_bpc": None, "best_step": None}
+        best = min(rows, key=lambda row: row["val_loss"])
+        return {"best_val_loss": best["val_loss"], "best_val_bpc": best["val_bpc"], "best_step": best["step"]}
+
+    def keras_model(self):
+        """Loads model.keras with Keras's safe_mode on (no arbitrary code is deserialized)."""
+        import keras
+
+        from . import layers  # noqa: F401  registers charrnn>OneHot for deserialization
+
+        path = self.path / MODEL
+        try:
+            return keras.saving.load_model(path, compile=False, safe_mode=True)
+        except Exception as error:  # Keras raises ValueError, OSError, zipfile errors, ...
+            message = str(error).splitlines()[0] if str(error) else type(error).__name__
+            if "safe_mode" in message or "lambda" in message.lower():
+                raise RunError(f"{path} needs unsafe deserialization (a Lambda layer or custom "
+                               "code); refusing to load it") from None
+            raise RunError(f"{path} is corrupt or not a Keras model ({message})") from None
+
+    def model(self, seq_length: int | None = None, unroll: bool | None = None):
+        """Builds the char model (optionally with a fixed window) holding the best weights."""
+        from .model import build_char_model
+
+        model = build_char_model(self.model_config, seq_length=seq_length, unroll=unroll)
+        saved = self.keras_model()
+        try:
+            model.set_weights(saved.get_weights())
+        except ValueError as error:
+            raise RunError(f"{self.path / MODEL} does not match the model in {CONFIG}: {error}") from None
+        return model
+
+
+def load(path: str | Path, require_model: bool = True) -> Run:
+    """Opens and validates a run directory.
+
+    Raises:
+        RunError: missing directory, missing or corrupt files, an incompatible format version.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise RunError(f"no such run directory: {path}")
+    if not path.is_dir():
+        raise RunError(f"{path} is a file, not a run directory")
+    if not (path / CONFIG).is_file():
+        raise RunError(f"{path} is not a charrnn run (no {CONFIG})")
+    config = _read_json(path / CONFIG)
+    if not isinstance(config, dict) or "format" not in config or "model" not in config:
+        raise RunError(f"{path / CONFIG} is not a charrnn run config")
+    if config["format"] != FORMAT_VERSION:
+        raise RunError(f"{path} was written in run format {config['format']} "
+                       f"(charrnn {config.get('charrnn_version', '?')}); this charrnn reads format "
+                       f"{FORMAT_VERSION}")
+    if not (path / VOCAB).is_file():
+        raise RunError(f"{path} is partial: {VOCAB} is missing")
+    try:
+        vocab = Vocabulary.from_dict(_read_json(path / VOCAB))
+        run = Run(path, config, vocab)
+    except (KeyError, TypeError, ValueError) as error:
+        raise RunError(f"{path} has an invalid config or vocabulary: {error}") from None
+    if run.model_config.vocab_size != vocab.size:
+        raise RunError(f"{path}: {CONFIG} says {run.model_config.vocab_size} symbols, "
+                       f"{VOCAB} has {vocab.size}")
+    if require_model and not (path / MODEL).is_file():
+        raise RunError(f"{path} is partial: {MODEL} is missing (no evaluation finished yet; "
+                       "continue it with `charrnn train ... --resume`)")
+    return run
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise RunError(f"{path} is unreadable or corrupt: {error}") from None
+
+
+def write_run_files(path: Path, config: dict, vocab: Vocabulary) -> None:
+    atomic_write_text(path / CONFIG, json.dumps(config, indent=2, ensure_ascii=False) + "\n")
+    atomic_write_text(path / VOCAB, vocab.to_json() + "\n")
+
+
+def read_metrics(path: Path) -> list[dict]:
+    """Reads metrics.jsonl, skipping any line that is not valid JSON."""
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text("utf-8").splitlines():
+        with contextlib.suppress(json.JSONDecodeError):
+            rows.append(json.loads(line))
+    return rows
+
+
+def write_metrics(path: Path, rows: list[dict]) -> None:
+    """Rewrites metrics.jsonl atomically, so every line is always whole."""
+    atomic_write_text(path, "".join(json.dumps(row) + "\n" for row in rows))
+
+
+# ---------------------------------------------------------------- resumable checkpoints
+
+def save_checkpoint(path: Path, weights: list[np.ndarray], optimizer_values: list[np.ndarray],
+                    state: dict) -> None:
+    """Writes weights, optimizer slots and the training position as one atomic .npz file."""
+    arrays = {f"weight_{index}": value for index, value in enumerate(weights)}
+    arrays.update({f"optimizer_{index}": value for index, value in enumerate(optimizer_values)})
+    state = {**state, "weights": len(weights), "optimizer_values": len(optimizer_values)}
+    arrays["state"] = np.frombuffer(json.dumps(state).encode("utf-8"), dtype=np.uint8)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    atomic_write_bytes(path / CHECKPOINT, buffer.getvalue())
+
+
+def load_checkpoint(path: Path) -> tuple[list[np.ndarray], list[np.ndarray], dict]:
+    """Reads a checkpoint written by `save_checkpoint`.
+
+    Raises:
+        RunError: no checkpoint, or a damaged one.
+    """
+    file = path / CHECKPOINT
+    if not file.is_file():
+        raise RunError(f"{path} has no {CHECKPOINT} to resume from")
+    try:
+        with np.load(file, allow_pickle=False) as archive:
+            state = json.loads(archive["state"].tobytes().decode("utf-8"))
+            weights = [archive[f"weight_{index}"] for index in range(state["weights"])]
+            optimizer = [archive[f"optimizer_{index}"] for index in range(state["optimizer_values"])]
+    except Exception as error:  # zipfile.BadZipFile, KeyError, ValueError, OSError, ...
+        raise RunError(f"{file} is corrupt ({type(error).__name__}: {error})") from None
+    return weights, optimizer, state

@@ -1,0 +1,216 @@
+"""Generating text from a trained run.
+
+`Sampler` copies the trained weights into a one-step recurrence and runs the whole generation
+loop (recurrent step, temperature, top-k, top-p, draw) inside one compiled `tf.while_loop`, for
+any number of streams at once. Draws use a stateless RNG keyed by (seed, position), so the text
+for a seed is the same whether it is made in one call, in streamed chunks, or one character at
+a time.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Iterator
+
+import numpy as np
+
+from .config import SampleConfig
+from .errors import VocabularyError
+
+_STREAM_CHUNKS = (16, 64, 256)  # streamed chunk sizes: the first text appears at once
+
+
+def _cell_weights(model, config) -> list[tuple]:
+    """(kernel, recurrent_kernel, bias) of each recurrent layer, as float32 constants."""
+    return [tuple(np.asarray(weight, np.float32) for weight in model.get_layer(f"rnn_{index}").get_weights())
+            for index in range(1, config.layers + 1)]
+
+
+class Sampler:
+    """Generates text from a trained run with a compiled, batched one-step model.
+
+    Args:
+        run: a `charrnn.runs.Run`, or the path of a run directory.
+
+    Example:
+
+    >>> sampler = charrnn.Sampler("runs/tinyshakespeare")
+    >>> print(sampler.generate(length=200, temperature=0.8, prime="ROMEO:", seed=1)[0])
+    """
+
+    def __init__(self, run):
+        import tensorflow as tf
+
+        from . import runs
+
+        self.run = runs.load(run) if not isinstance(run, runs.Run) else run
+        self.vocab = self.run.vocab
+        config = self.run.model_config
+        self.cell, self.layers, self.units = config.cell, config.layers, config.units
+        model = self.run.model()
+        encoding = model.get_layer("encoding").get_weights()
+        self._embedding = tf.constant(encoding[0] if encoding else np.eye(self.vocab.size, dtype=np.float32))
+        self._cells = [tuple(tf.constant(weight) for weight in weights) for weights in _cell_weights(model, config)]
+        head_kernel, head_bias = model.get_layer("logits").get_weights()
+        self._head = (tf.constant(head_kernel), tf.constant(head_bias))
+        self._run_loop = tf.function(self._loop, reduce_retracing=True)
+        self._run_prime = tf.function(self._prime, reduce_retracing=True)
+
+    # ------------------------------------------------------------ the recurrence (TF ops)
+
+    def _step(self, ids, states):
+        """One character for every stream: ids (N,) -> logits (N, V) and the new states."""
+        import tensorflow as tf
+
+        inputs = tf.gather(self._embedding, ids)
+        new_states = []
+        for (kernel, recurrent, bias), state in zip(self._cells, states):
+            if self.cell == "lstm":
+                hidden, carry = state
+                gates = tf.matmul(inputs, kernel) + tf.matmul(hidden, recurrent) + bias
+                gate_in, gate_forget, candidate, gate_out = tf.split(gates, 4, axis=-1)
+                carry = tf.sigmoid(gate_forget) * carry + tf.sigmoid(gate_in) * tf.tanh(candidate)
+                hidden = tf.sigmoid(gate_out) * tf.tanh(carry)
+                new_states.append((hidden, carry))
+            elif self.cell == "gru":  # Keras's reset_after=True form: bias rows (input, recurrent)
+                (hidden,) = state
+                from_input = tf.matmul(inputs, kernel) + bias[0]
+                from_hidden = tf.matmul(hidden, recurrent) + bias[1]
+                x_update, x_reset, x_candidate = tf.split(from_input, 3, axis=-1)
+                h_update, h_reset, h_candidate = tf.split(from_hidden, 3, axis=-1)
+                update = tf.sigmoid(x_update + h_update)
+                reset = tf.sigmoid(x_reset + h_reset)
+                candidate = tf.tanh(x_candidate + reset * h_candidate)
+                hidden = update * hidden + (1.0 - update) * candidate
+                new_states.append((hidden,))
+            else:
+                (hidden,) = state
+                hidden = tf.tanh(tf.matmul(inputs, kernel) + tf.matmul(hidden, recurrent) + bias)
+                new_states.append((hidden,))
+            inputs = hidden
+        head_kernel, head_bias = self._head
+        return tf.matmul(inputs, head_kernel) + head_bias, new_states
+
+    def zero_states(self, streams: int):
+        import tensorflow as tf
+
+        zeros = tf.zeros((streams, self.units))
+        return [(zeros, zeros) if self.cell == "lstm" else (zeros,) for _ in range(self.layers)]
+
+    def _prime(self, prime_ids, states):
+        """Feeds (N, P) ids through the recurrence; returns the last logits and the states."""
+        import tensorflow as tf
+
+        logits = tf.zeros((tf.shape(prime_ids)[0], self.vocab.size))
+
+        def body(position, logits, states):
+            logits, states = self._step(prime_ids[:, position], states)
+            return position + 1, logits, states
+
+        _, logits, states = tf.while_loop(lambda position, *_: position < tf.shape(prime_ids)[1], body,
+                                          (tf.constant(0), logits, states))
+        return logits, states
+
+    def _loop(self, logits, states, first_position, length, seed, temperature, top_k, top_p, greedy):
+        """Draws `length` characters for every stream in one compiled loop."""
+        import tensorflow as tf
+
+        streams = tf.shape(logits)[0]
+        drawn = tf.TensorArray(tf.int32, size=length)
+
+        def body(index, logits, states, drawn):
+            ids = _draw(logits, seed, first_position + index, temperature, top_k, top_p, greedy)
+            drawn = drawn.write(index, ids)
+            logits, states = self._step(ids, states)
+            return index + 1, logits, states, drawn
+
+        _, logits, states, drawn = tf.while_loop(lambda index, *_: index < length, body,
+                                                 (tf.constant(0), logits, states, drawn))
+        ids = tf.reshape(tf.transpose(drawn.stack()), (streams, length))
+        return ids, logits, states
+
+    # ------------------------------------------------------------ the public methods
+
+    def _start(self, config: SampleConfig):
+        import tensorflow as tf
+
+        prime = config.prime or ("\n" if "\n" in self.vocab.symbols else self.vocab.symbols[0])
+        try:
+            prime_ids = self.vocab.encode(prime).astype(np.int32)
+        except VocabularyError as error:
+            raise VocabularyError(f"the prime has {error}; this model's vocabulary is "
+                                  f"{''.join(self.vocab.symbols)!r}") from None
+        batch = np.repeat(prime_ids[None, :], config.num_samples, axis=0)
+        logits, states = self._run_prime(tf.constant(batch), self.zero_states(config.num_samples))
+        seed = config.seed if config.seed is not None else secrets.randbits(31)
+        knobs = (tf.constant(seed, tf.int32), tf.constant(config.temperature, tf.float32),
+                 tf.constant(config.top_k or 0, tf.int32), tf.constant(config.top_p or 1.0, tf.float32),
+                 tf.constant(config.argmax))
+        return logits, states, knobs
+
+    def chunks(self, config: SampleConfig | None = None, chunk_sizes=_STREAM_CHUNKS, **options) -> Iterator[list[str]]:
+        """Yields the prime, then the generated text in chunks: one string per stream each time.
+
+        Args:
+            config: a `SampleConfig`; or pass its fields as keyword options.
+            chunk_sizes: characters per compiled call; the last size repeats. Defaults to (16, 64, 256).
+        """
+        import tensorflow as tf
+
+        config = config or SampleConfig(**options)
+        logits, states, knobs = self._start(config)
+        yield [config.prime] * config.num_samples
+        done, sizes = 0, list(chunk_sizes)
+        while done < config.length:
+            size = min(sizes.pop(0) if len(sizes) > 1 else sizes[0], config.length - done)
+            ids, logits, states = self._run_loop(logits, states, tf.constant(done), tf.constant(size), *knobs)
+            done += size
+            yield [self.vocab.decode(row) for row in ids.numpy()]
+
+    def stream(self, config: SampleConfig | None = None, **options) -> Iterator[str]:
+        """Yields the text of the first stream piece by piece, as it is generated."""
+        for pieces in self.chunks(config, **options):
+            yield pieces[0]
+
+    def generate(self, config: SampleConfig | None = None, chunk_size: int | None = None, **options) -> list[str]:
+        """Generates `num_samples` texts (prime included), all streams as one batch.
+
+        Args:
+            config: a `SampleConfig`; or pass its fields (length, temperature, top_k, top_p,
+                argmax, prime, num_samples, seed) as keyword options.
+            chunk_size: characters per compiled call; None = the whole length in one call, 1 =
+                one call per character (the step-by-step path). The text is the same either way.
+
+        Returns:
+            A list of `num_samples` strings.
+        """
+        config = config or SampleConfig(**options)
+        sizes = (chunk_size or max(config.length, 1),)
+        texts = [""] * config.num_samples
+        for pieces in self.chunks(config, chunk_sizes=sizes):
+            texts = [text + piece for text, piece in zip(texts, pieces)]
+        return texts
+
+
+def _draw(logits, seed, position, temperature, top_k, top_p, greedy):
+    """Picks one id per row of logits: argmax, or a draw after temperature, top-k and top-p."""
+    import tensorflow as tf
+
+    def sample():
+        scaled = logits / temperature
+        ordered = tf.sort(scaled, axis=-1, direction="DESCENDING")
+        vocab_size = tf.shape(scaled)[-1]
+        # top-k: the k-th largest logit is the lowest one kept (k = 0 keeps all)
+        k = tf.where(top_k > 0, tf.minimum(top_k, vocab_size), vocab_size)
+        kth = ordered[:, k - 1 : k]
+        # top-p: keep the smallest prefix of the sorted distribution whose mass reaches p
+        probs = tf.nn.softmax(ordered, axis=-1)
+        before = tf.cumsum(probs, axis=-1, exclusive=True)
+        kept = tf.reduce_sum(tf.cast(before < top_p, tf.int32), axis=-1, keepdims=True)
+        pth = tf.gather(ordered, tf.maximum(kept, 1) - 1, batch_dims=1)
+        floor = tf.maximum(kth, pth)
+        masked = tf.where(scaled >= floor, scaled, tf.fill(tf.shape(scaled), -float("inf")))
+        key = tf.stack([seed, position])
+        return tf.cast(tf.random.stateless_categorical(masked, 1, seed=key)[:, 0], tf.int32)
+
+    return tf.cond(greedy, lambda: tf.cast(tf.argmax(logits, axis=-1), tf.int32), sample)

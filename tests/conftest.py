@@ -1,0 +1,52 @@
+"""Shared fixtures: an isolated cache, the shared corpora, and one tiny trained run."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "corpora"
+if SHARED.is_dir() and not os.environ.get("CHARRNN_CORPUS_PATH"):
+    os.environ["CHARRNN_CORPUS_PATH"] = str(SHARED)
+
+TINY_TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\n"
+             "All:\nSpeak, speak.\n\n") * 40
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path, monkeypatch):
+    """Each test gets its own id cache, so none sees another's files."""
+    monkeypatch.setenv("CHARRNN_CACHE_DIR", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("corpus") / "tiny.txt"
+    path.write_text(TINY_TEXT, encoding="utf-8")
+    return path
+
+
+TINY_OPTIONS = dict(layers=1, units=32, embedding_dim=16, seq_length=20, batch_size=8, eval_every=10)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, tiny_corpus) -> Path:
+    """A run trained for 20 steps on a tiny corpus (shared by the sample/eval/info/CLI tests)."""
+    import charrnn
+
+    os.environ["CHARRNN_CACHE_DIR"] = str(tmp_path_factory.getbasetemp() / "cache")
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    charrnn.train(tiny_corpus, out, max_steps=20, progress=False, log=lambda line: None, **TINY_OPTIONS)
+    return out
+
+
+def shakespeare_or_skip() -> Path:
+    """The shared Tiny Shakespeare; skipped only when it is absent and CI is not set."""
+    for folder in filter(None, os.environ.get("CHARRNN_CORPUS_PATH", "").split(os.pathsep)):
+        path = Path(folder) / "tinyshakespeare.txt"
+        if path.is_file():
+            return path
+    if os.environ.get("CI"):
+        pytest.fail("CI must find tinyshakespeare.txt through CHARRNN_CORPUS_PATH")
+    pytest.skip("tinyshakespeare.txt not found through CHARRNN_CORPUS_PATH")

@@ -1,0 +1,64 @@
+import keras
+import numpy as np
+import pytest
+
+from charrnn.config import ModelConfig
+from charrnn.layers import OneHot, StackWiringError, dense_head, recurrent_stack
+from charrnn.model import build_char_model
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("embedding_dim", [0, 8])
+def test_shapes(cell, embedding_dim):
+    model = build_char_model(ModelConfig(vocab_size=11, cell=cell, layers=2, units=16, embedding_dim=embedding_dim),
+                             seq_length=7)
+    logits = model(np.zeros((3, 7), np.int32))
+    assert tuple(logits.shape) == (3, 7, 11)
+
+
+def test_reference_parameter_count():
+    model = build_char_model(ModelConfig(vocab_size=65))
+    lstm = lambda units, inputs: 4 * (units * inputs + units * units + units)  # noqa: E731
+    assert model.count_params() == 65 * 64 + lstm(256, 64) + lstm(256, 256) + 256 * 65 + 65
+
+
+def test_unrolled_and_rolled_agree():
+    config = ModelConfig(vocab_size=9, layers=2, units=12, embedding_dim=4)
+    keras.utils.set_random_seed(1)
+    rolled = build_char_model(config, seq_length=6, unroll=False)
+    unrolled = build_char_model(config, seq_length=6, unroll=True)
+    unrolled.set_weights(rolled.get_weights())
+    ids = np.random.default_rng(0).integers(0, 9, (2, 6)).astype(np.int32)
+    np.testing.assert_allclose(rolled(ids), unrolled(ids), atol=1e-5)
+
+
+def test_wiring_error_explains_return_sequences():
+    inputs = keras.Input((3, 1))
+    with pytest.raises(StackWiringError, match="return_sequences=True on every recurrent layer but the last"):
+        recurrent_stack(inputs, units=[10, 10, 3], return_sequences=[True, False, False])
+    outputs = recurrent_stack(inputs, units=[10, 10, 3], return_sequences=False)
+    assert tuple(outputs.shape) == (None, 3)
+    assert tuple(recurrent_stack(inputs, units=4, layers=2).shape) == (None, 3, 4)
+
+
+def test_builders_validate():
+    inputs = keras.Input((3, 1))
+    with pytest.raises(ValueError, match="cell='cnn'"):
+        recurrent_stack(inputs, cell="cnn")
+    with pytest.raises(ValueError, match="dropout=1.5"):
+        recurrent_stack(inputs, dropout=1.5)
+    with pytest.raises(ValueError, match="one activation per hidden layer"):
+        dense_head(keras.Input((4,)), 1, hidden=[3, 2], activation=["relu"])
+
+
+def test_one_hot_layer_round_trips_config():
+    layer = OneHot(5, name="x")
+    clone = OneHot.from_config(layer.get_config())
+    assert clone.depth == 5
+    assert np.asarray(layer(np.array([[0, 4]]))).tolist() == [[[1, 0, 0, 0, 0], [0, 0, 0, 0, 1]]]
+
+
+def test_config_validation_echoes_value():
+    with pytest.raises(ValueError, match="Received: units=0"):
+        ModelConfig(vocab_size=5, units=0)
+    assert ModelConfig.from_dict({**ModelConfig(vocab_size=5).to_dict(), "future_field": 1}) == ModelConfig(vocab_size=5)

@@ -1,0 +1,111 @@
+import os
+import signal
+import threading
+
+import numpy as np
+import pytest
+
+import charrnn
+from charrnn import runs
+from charrnn.errors import RunError, TrainingError
+
+from .conftest import TINY_OPTIONS
+
+QUIET = dict(progress=False, log=lambda line: None)
+
+
+def test_train_writes_a_complete_run(tmp_path, tiny_corpus):
+    result = charrnn.train(tiny_corpus, tmp_path / "run", max_steps=10, **QUIET, **TINY_OPTIONS)
+    assert result.steps == 10 and result.stopped_by == "max_steps"
+    names = {path.name for path in (tmp_path / "run").iterdir()}
+    assert {"config.json", "vocab.json", "model.keras", "checkpoint.npz", "metrics.jsonl"} <= names
+    row = charrnn.load(tmp_path / "run").metrics()[-1]
+    assert {"step", "epoch", "train_loss", "val_loss", "val_bpc", "chars_per_s", "elapsed_s"} <= set(row)
+    assert row["val_bpc"] == pytest.approx(row["val_loss"] / np.log(2))
+
+
+def test_refuses_to_overwrite_without_force(tmp_path, tiny_corpus):
+    charrnn.train(tiny_corpus, tmp_path / "run", max_steps=2, **QUIET, **TINY_OPTIONS)
+    with pytest.raises(RunError, match="already holds a run; pass --resume.*--force"):
+        charrnn.train(tiny_corpus, tmp_path / "run", max_steps=2, **QUIET, **TINY_OPTIONS)
+    assert charrnn.train(tiny_corpus, tmp_path / "run", max_steps=2, force=True, **QUIET, **TINY_OPTIONS).steps == 2
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    with pytest.raises(RunError, match="not empty and is not a charrnn run"):
+        charrnn.train(tiny_corpus, tmp_path / "other", max_steps=2, force=True, **QUIET, **TINY_OPTIONS)
+    assert (tmp_path / "other" / "notes.txt").read_text() == "mine"
+
+
+def test_resume_continues_the_count(tmp_path, tiny_corpus):
+    charrnn.train(tiny_corpus, tmp_path / "run", max_steps=10, **QUIET, **TINY_OPTIONS)
+    result = charrnn.train(tiny_corpus, tmp_path / "run", resume=True, max_steps=20, **QUIET, **TINY_OPTIONS)
+    assert result.steps == 20
+    assert [row["step"] for row in charrnn.load(tmp_path / "run").metrics()] == [10, 20]
+
+
+def test_deterministic_resume_matches_uninterrupted_run(tmp_path, tiny_corpus):
+    options = dict(TINY_OPTIONS, deterministic=True, seed=4, eval_every=5, dropout=0.0)
+    charrnn.train(tiny_corpus, tmp_path / "whole", max_steps=16, **QUIET, **options)
+    charrnn.train(tiny_corpus, tmp_path / "split", max_steps=7, **QUIET, **options)
+    charrnn.train(tiny_corpus, tmp_path / "split", resume=True, max_steps=16, **QUIET, **options)
+    whole, whole_optimizer, whole_state = runs.load_checkpoint(tmp_path / "whole")
+    split, split_optimizer, split_state = runs.load_checkpoint(tmp_path / "split")
+    assert whole_state["step"] == split_state["step"] == 16
+    for left, right in zip(whole + whole_optimizer, split + split_optimizer):
+        assert np.max(np.abs(left - right)) <= 1e-6
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, tiny_corpus):
+    options = dict(TINY_OPTIONS, eval_every=3)
+    charrnn.train(tiny_corpus, tmp_path / "run", max_steps=3, **QUIET, **options)
+    good = runs.load_checkpoint(tmp_path / "run")[0]
+    with pytest.raises(TrainingError, match=r"loss became (nan|inf) at step \d+.*last good checkpoint \(step 3\)"):
+        charrnn.train(tiny_corpus, tmp_path / "run", resume=True, max_steps=40, learning_rate=1e38,
+                      **QUIET, **options)
+    kept = runs.load_checkpoint(tmp_path / "run")[0]
+    assert all(np.array_equal(left, right) for left, right in zip(good, kept))
+
+
+def test_time_budget_and_patience(tmp_path, tiny_corpus):
+    result = charrnn.train(tiny_corpus, tmp_path / "budget", time_budget=2, **QUIET, **TINY_OPTIONS)
+    assert result.stopped_by == "time_budget" and result.best_val_loss is not None
+    result = charrnn.train(tiny_corpus, tmp_path / "patience", max_steps=200, patience=1, learning_rate=1e-12,
+                           **QUIET, **dict(TINY_OPTIONS, eval_every=2))
+    assert result.stopped_by == "patience" and result.steps == 4
+
+
+def test_sigint_stops_cleanly_and_resumes(tmp_path, tiny_corpus):
+    timer = threading.Timer(4.0, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        result = charrnn.train(tiny_corpus, tmp_path / "run", max_steps=100_000, **QUIET,
+                               **dict(TINY_OPTIONS, eval_every=100_000))
+    finally:
+        timer.cancel()
+    assert result.stopped_by == "interrupted"
+    state = runs.load_checkpoint(tmp_path / "run")[2]
+    assert state["step"] == result.steps > 0
+    again = charrnn.train(tiny_corpus, tmp_path / "run", resume=True, max_steps=result.steps + 3, **QUIET,
+                          **TINY_OPTIONS)
+    assert again.steps == result.steps + 3
+
+
+def test_corpus_shorter_than_a_window(tmp_path):
+    (tmp_path / "short.txt").write_text("abcdefghij" * 3)
+    with pytest.raises(charrnn.CorpusError, match="at least --seq-length \\+ 1 = 101"):
+        charrnn.train(tmp_path / "short.txt", tmp_path / "run", max_steps=1, **QUIET)
+
+
+def test_resume_refuses_another_corpus(tmp_path, tiny_corpus):
+    charrnn.train(tiny_corpus, tmp_path / "run", max_steps=2, **QUIET, **TINY_OPTIONS)
+    other = tmp_path / "other.txt"
+    other.write_text(tiny_corpus.read_text()[::-1])
+    with pytest.raises(RunError, match="is not the corpus this run trained on"):
+        charrnn.train(other, tmp_path / "run", resume=True, max_steps=4, **QUIET, **TINY_OPTIONS)
+
+
+def test_evaluate_scores_a_file(tiny_run, tiny_corpus):
+    result = charrnn.evaluate(charrnn.load(tiny_run), tiny_corpus)
+    assert result["chars"] == len(tiny_corpus.read_text())
+    assert result["bpc"] == pytest.approx(result["loss"] / np.log(2))
+    assert 0 < result["loss"] < np.log(charrnn.load(tiny_run).vocab.size) + 0.5
