@@ -85,15 +85,9 @@ def train_throughput(corpus: str = "tinyshakespeare", seconds: float = 30.0, war
         model.compile(keras.optimizers.Adam(train_config.learning_rate, global_clipnorm=train_config.grad_clip),
                       keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         batches = WindowBatches(data.ids, train_config.seq_length, train_config.batch_size)
-        model.fit(batches.dataset(0, warmup_steps), verbose=0)
-        steps, step = 0, warmup_steps
-        chunk = 10
-        started = time.perf_counter()
-        while time.perf_counter() - started < seconds:
-            model.fit(batches.dataset(step, step + chunk), verbose=0)
-            steps += chunk
-            step += chunk
-        elapsed = time.perf_counter() - started
+        timer = _StepTimer(warmup_steps, seconds)
+        model.fit(batches.dataset(0, 10**7), verbose=0, shuffle=False, callbacks=[timer])
+        steps, elapsed = timer.timed_steps, timer.elapsed
     finally:
         keras.config.set_dtype_policy("float32")
     chars_per_s = steps * train_config.batch_size * train_config.seq_length / elapsed
@@ -103,6 +97,28 @@ def train_throughput(corpus: str = "tinyshakespeare", seconds: float = 30.0, war
             "seconds": round(elapsed, 2), "train_chars_per_s": round(chars_per_s, 1),
             "flops_per_char": flops, "matmul_gflops": round(roof, 1),
             "utilization": round(chars_per_s * flops / (roof * 1e9), 4), "machine": machine()}
+
+
+def _StepTimer(warmup_steps: int, seconds: float):
+    """A callback that times the steps after `warmup_steps` and stops fit after `seconds` of them."""
+    import keras
+
+    class StepTimer(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seen, self.timed_steps, self.elapsed, self.started = 0, 0, 0.0, None
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.seen += 1
+            now = time.perf_counter()
+            if self.seen == warmup_steps:
+                self.started = now
+            elif self.seen > warmup_steps:
+                self.timed_steps, self.elapsed = self.seen - warmup_steps, now - self.started
+                if self.elapsed >= seconds:
+                    self.model.stop_training = True
+
+    return StepTimer()
 
 
 def sample_speed(streams: int = 1, length: int = 2000, run=None, vocab_size: int = 65, repeats: int = 3) -> dict:

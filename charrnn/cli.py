@@ -97,6 +97,7 @@ def main():
 @click.option("--max-steps", type=POSITIVE_INT, help="Stop after this many optimizer steps in all.")
 @click.option("--time-budget", type=POSITIVE_FLOAT, help="Stop after this many seconds of training.")
 @click.option("--learning-rate", type=POSITIVE_FLOAT, help=f"Adam learning rate.  [default: {TRAIN_DEFAULTS['learning_rate']}]")
+@click.option("--lr-schedule", type=click.Choice(["cosine", "constant"]), help="Learning-rate schedule: cosine decays to 0.1 x over the run (by steps, or by time under --time-budget).  [default: cosine]")
 @click.option("--grad-clip", type=click.FloatRange(min=0), help=f"Clip gradients to this global norm; 0 = off.  [default: {TRAIN_DEFAULTS['grad_clip']}]")
 @click.option("--val-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), help=f"Share of the corpus (its end) held out for validation.  [default: {TRAIN_DEFAULTS['val_fraction']}]")
 @click.option("--patience", type=POSITIVE_INT, help="Stop after this many evaluations without a better val loss.")
@@ -125,9 +126,11 @@ def train(corpus, out, resume, force, quiet, **options):
     summary = (f"best val loss {best:.4f} nats/char ({result.best_val_bpc:.4f} bits/char)" if best is not None
                else "no evaluation finished")
     if result.stopped_by == "interrupted":
-        click.echo(f"Stopped at step {result.steps}; {summary}. Resume with:\n  charrnn train "
-                   f"{' '.join(corpus)} --out {result.run_dir} --resume", err=True)
-        sys.exit(130)
+        import signal
+
+        click.echo(f"Stopped by {result.signal} at step {result.steps}; {summary}; checkpoint saved. "
+                   f"Resume with:\n  charrnn train {' '.join(corpus)} --out {result.run_dir} --resume", err=True)
+        sys.exit(128 + getattr(signal, result.signal or "SIGINT"))
     log(f"{summary} after {result.steps} steps (stopped by {result.stopped_by}); "
         f"run saved in {result.run_dir}\nsample it with: charrnn sample {result.run_dir}")
 

@@ -48,12 +48,14 @@ class ModelConfig(_DictMixin):
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig(_DictMixin):
-    seq_length: int = 100  # characters per training window (steps of backprop through time), >= 1
+    seq_length: int = 50  # characters per training window (steps of backprop through time), >= 1
     batch_size: int = 64  # windows per step (global batch when distributed), >= 1
     epochs: float | None = None  # passes over the training split; None = until another limit
     max_steps: int | None = None  # optimizer steps in total (a resumed run counts earlier steps)
     time_budget: float | None = None  # seconds of training (evaluations included), > 0
-    learning_rate: float = 2e-3  # Adam step size, > 0
+    learning_rate: float = 5e-3  # Adam step size, > 0
+    lr_schedule: str = "cosine"  # "cosine": decay to min_lr_ratio x lr over the run | "constant"
+    min_lr_ratio: float = 0.1  # the cosine schedule's final learning rate, as a share of learning_rate
     grad_clip: float = 5.0  # clip gradients to this global norm; 0 = no clipping
     val_fraction: float = 0.1  # tail of the corpus held out for validation, in (0, 1)
     patience: int | None = None  # stop after this many evaluations without a better val loss
@@ -71,6 +73,9 @@ class TrainConfig(_DictMixin):
         _check(self.max_steps is None or self.max_steps >= 1, f"Expected max_steps >= 1. Received: max_steps={self.max_steps}")
         _check(self.time_budget is None or self.time_budget > 0, f"Expected time_budget > 0. Received: time_budget={self.time_budget}")
         _check(self.learning_rate > 0, f"Expected learning_rate > 0. Received: learning_rate={self.learning_rate}")
+        _check(self.lr_schedule in ("cosine", "constant"),
+               f"Expected lr_schedule in ('cosine', 'constant'). Received: lr_schedule={self.lr_schedule!r}")
+        _check(0.0 <= self.min_lr_ratio <= 1.0, f"Expected 0 <= min_lr_ratio <= 1. Received: min_lr_ratio={self.min_lr_ratio}")
         _check(self.grad_clip >= 0, f"Expected grad_clip >= 0. Received: grad_clip={self.grad_clip}")
         _check(0.0 < self.val_fraction < 1.0, f"Expected 0 < val_fraction < 1. Received: val_fraction={self.val_fraction}")
         _check(self.patience is None or self.patience >= 1, f"Expected patience >= 1. Received: patience={self.patience}")

@@ -26,7 +26,7 @@ from .evaluate import bits_per_char, make_scorer, score_ids
 DEFAULT_EPOCHS = 10  # used when no --epochs, --max-steps or --time-budget is given
 # Options a --resume may change; everything else (shape, data order, split) comes from the run.
 RESUME_OVERRIDES = {"epochs", "max_steps", "time_budget", "patience", "eval_every", "checkpoint_every",
-                    "learning_rate"}
+                    "learning_rate", "lr_schedule", "min_lr_ratio"}
 
 
 @dataclasses.dataclass
@@ -39,6 +39,7 @@ class TrainResult:
     best_val_loss: float | None
     best_val_bpc: float | None
     last_metrics: dict | None
+    signal: str | None = None  # "SIGINT" or "SIGTERM" when interrupted
 
 
 def split_options(options: dict) -> tuple[dict, dict]:
@@ -163,7 +164,6 @@ class _Session:
                 variable.assign(value)
         except ValueError as error:
             raise RunError(f"{self.out / runs.CHECKPOINT} does not fit this model: {error}") from None
-        optimizer.learning_rate.assign(self.train_config.learning_rate)
         return state
 
     def _checkpoint(self, model, optimizer, state: dict) -> None:
@@ -194,7 +194,13 @@ class _Session:
             bar.close()
         best = {"best_val_loss": state["best_val_loss"],
                 "best_val_bpc": bits_per_char(state["best_val_loss"]) if state["best_val_loss"] else None}
-        return TrainResult(self.out, state["step"], stopped_by, last_metrics=metrics[-1] if metrics else None, **best)
+        return TrainResult(self.out, state["step"], stopped_by, last_metrics=metrics[-1] if metrics else None,
+                           signal=watcher.signal_name, **best)
+
+    def _progress(self, step: int, watcher: "_Watcher") -> float:
+        """How much of the run is done: the larger of the step share and the time-budget share."""
+        done = step / self.total_steps if self.total_steps != sys.maxsize else 0.0
+        return max(done, watcher.time_share())
 
     def _interval(self, model, optimizer, scorer, state, metrics, watcher, bar) -> str | None:
         """Trains up to the next evaluation or checkpoint boundary; returns why it stopped, if it did."""
@@ -203,7 +209,9 @@ class _Session:
         every = config.checkpoint_every or config.eval_every
         boundary = min(_next_multiple(step, config.eval_every), _next_multiple(step, every), self.total_steps)
         started = time.perf_counter()
-        counter = _StepCounter(watcher, bar)
+        schedule = lambda done: optimizer.learning_rate.assign(  # noqa: E731
+            learning_rate_at(config, self._progress(step + done, watcher)))
+        counter = _StepCounter(watcher, bar, schedule)
         if boundary > step:
             model.fit(self.batches.dataset(step, boundary), epochs=1, verbose=0, shuffle=False,
                       callbacks=[counter])
@@ -232,7 +240,8 @@ class _Session:
         row = {"step": state["step"], "epoch": round(state["step"] / self.batches.steps_per_epoch, 4),
                "train_loss": counter.loss, "val_loss": val_loss, "val_bpc": bits_per_char(val_loss),
                "chars_per_s": counter.steps * config.batch_size * config.seq_length / max(train_seconds, 1e-9),
-               "elapsed_s": round(state["elapsed_s"], 3), "learning_rate": config.learning_rate}
+               "elapsed_s": round(state["elapsed_s"], 3),
+               "learning_rate": float(np.asarray(model.optimizer.learning_rate))}
         metrics.append(row)
         runs.write_metrics(self.out / runs.METRICS, metrics)
         bar.evaluated(row)
@@ -244,6 +253,15 @@ class _Session:
         if config.patience is not None and state["evals_since_best"] >= config.patience:
             return "patience"
         return None
+
+
+def learning_rate_at(config: TrainConfig, progress: float) -> float:
+    """The learning rate when a share `progress` (0..1) of the run is done (cosine or constant)."""
+    if config.lr_schedule == "constant":
+        return config.learning_rate
+    progress = min(max(progress, 0.0), 1.0)
+    floor = config.min_lr_ratio
+    return config.learning_rate * (floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress)))
 
 
 def _next_multiple(step: int, every: int) -> int:
@@ -273,8 +291,13 @@ class _Watcher:
     """Watches the time budget and SIGINT/SIGTERM; training stops after the step in flight."""
 
     def __init__(self, time_budget: float | None):
-        self.deadline = time.perf_counter() + time_budget if time_budget else None
+        self.started = time.perf_counter()
+        self.budget = time_budget
+        self.deadline = self.started + time_budget if time_budget else None
         self.signal_name = None
+
+    def time_share(self) -> float:
+        return (time.perf_counter() - self.started) / self.budget if self.budget else 0.0
 
     @contextlib.contextmanager
     def signals(self):
@@ -316,13 +339,16 @@ def _keras_callback_base():
 class _StepCounter:
     """A Keras callback (built lazily) that counts steps, feeds the bar and stops on demand."""
 
-    def __new__(cls, watcher, bar):
+    def __new__(cls, watcher, bar, schedule):
         base = _keras_callback_base()
 
         class StepCounter(base):
             def __init__(self):
                 super().__init__()
                 self.steps, self.loss, self.bad_loss = 0, None, None
+
+            def on_train_batch_begin(self, batch, logs=None):
+                schedule(self.steps)
 
             def on_train_batch_end(self, batch, logs=None):
                 self.steps += 1

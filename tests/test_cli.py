@@ -55,7 +55,7 @@ def files(tmp_path_factory, tiny_run):
 BAD_INPUTS = [
     (["train", "{f}/missing.txt"], 1, "Error: no such file or corpus: {f}/missing.txt"),
     (["train", "{f}/empty.txt"], 1, "is empty"),
-    (["train", "{f}/short.txt", "--out", "{f}/o1"], 1, "at least --seq-length + 1 = 101"),
+    (["train", "{f}/short.txt", "--out", "{f}/o1", "--seq-length", "100"], 1, "at least --seq-length + 1 = 101"),
     (["train", "{f}/latin.txt", "--out", "{f}/o2"], 1, "not valid utf-8 at byte 3; pass --encoding bytes"),
     (["train", "{f}/binary.dat", "--out", "{f}/o3"], 1, "looks binary (NUL byte at offset 4)"),
     (["train", "{f}/ok.txt", "--encoding", "klingon"], 1, "unknown encoding 'klingon'"),

@@ -1,0 +1,67 @@
+"""Encoding speed and peak memory of training on a large corpus (generated under a temp folder).
+
+    python bench/memory_scale.py [--megabytes 100] [--steps 20]
+
+Writes a corpus of repeated Tiny Shakespeare-like text (a tiny seed text when the shared corpus
+is absent), times the streaming encode into the memory-mapped id cache, then trains a few steps
+of the reference model in a fresh process and reports that process's peak RSS (VmHWM).
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TRAIN = """
+import json, resource, sys
+import charrnn
+result = charrnn.train(sys.argv[1], sys.argv[2], max_steps=int(sys.argv[3]), eval_every=10**9,
+                       max_val_chars=20000, progress=False, log=lambda line: None)
+peak_kb = int(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')))
+print(json.dumps({"steps": result.steps, "peak_rss_mb": peak_kb / 1024}))
+"""
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--megabytes", type=int, default=100)
+    parser.add_argument("--steps", type=int, default=20)
+    args = parser.parse_args()
+    from charrnn.corpus import get_corpus, load_corpus
+
+    try:
+        seed_text = get_corpus("tinyshakespeare", download=False).read_text("utf-8")
+    except Exception:
+        seed_text = "To be, or not to be, that is the question.\n" * 1000
+    with tempfile.TemporaryDirectory() as folder:
+        os.environ["CHARRNN_CACHE_DIR"] = str(Path(folder) / "cache")
+        corpus = Path(folder) / "big.txt"
+        target = args.megabytes * 1_000_000
+        with open(corpus, "w", encoding="utf-8") as handle:
+            written = 0
+            while written < target:
+                handle.write(seed_text)
+                written += len(seed_text.encode("utf-8"))
+        size = corpus.stat().st_size
+        started = time.perf_counter()
+        encoded = load_corpus([corpus])
+        first = time.perf_counter() - started
+        started = time.perf_counter()
+        load_corpus([corpus])
+        cached = time.perf_counter() - started
+        done = subprocess.run([sys.executable, "-c", TRAIN, str(corpus), str(Path(folder) / "run"), str(args.steps)],
+                              capture_output=True, text=True, check=True, env=os.environ)
+        training = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"corpus: {size / 1e6:.1f} MB, {len(encoded.ids):,} chars, ids {encoded.ids.dtype} memory-mapped")
+    print(f"{'measure':<40}{'value':>14}")
+    print(f"{'first encode (scan + hash + write)':<40}{size / 1e6 / first:>10.1f} MB/s")
+    print(f"{'reopen from cache (hash + CRC check)':<40}{size / 1e6 / cached:>10.1f} MB/s")
+    print(f"{'peak RSS, ' + str(training['steps']) + ' training steps':<40}{training['peak_rss_mb']:>10.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

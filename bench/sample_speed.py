@@ -1,0 +1,51 @@
+"""Sampling speed of charrnn's Sampler against the two common ways, on a 2 x LSTM(256) model.
+
+    python bench/sample_speed.py [--length 2000]
+
+Rows: the keras-io way (re-run model.predict on the last 40 characters for each new one),
+the TF-tutorial way (one compiled step per character, called from Python, carrying states:
+here Sampler with chunk_size=1, which also checks that its text equals the compiled loop's),
+and Sampler's compiled loop, for 1 and 64 streams.
+"""
+
+import argparse
+import time
+
+import numpy as np
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--length", type=int, default=2000)
+    args = parser.parse_args()
+    from charrnn.bench import _untrained_run, machine
+    from charrnn.sample import Sampler
+
+    run = _untrained_run(65)
+    sampler = Sampler(run)
+    rows = []
+    model = run.model()
+    ids = np.zeros((1, 40), np.int32)
+    model.predict(ids, verbose=0)
+    started, count = time.perf_counter(), 30
+    for _ in range(count):
+        logits = model.predict(ids, verbose=0)[0, -1]
+        ids = np.concatenate([ids[:, 1:], [[int(np.argmax(logits))]]], axis=1)
+    rows.append(("keras-io: model.predict per char", 1, count / (time.perf_counter() - started)))
+    for streams in (1, 64):
+        for label, chunk in (("step per char from Python", 1), ("Sampler compiled loop", None)):
+            length = args.length if chunk is None else min(args.length, 500)
+            sampler.generate(length=8, num_samples=streams, seed=0, chunk_size=chunk)
+            started = time.perf_counter()
+            text = sampler.generate(length=length, num_samples=streams, seed=1, chunk_size=chunk)
+            rows.append((label, streams, streams * length / (time.perf_counter() - started)))
+            if chunk == 1:
+                assert text == sampler.generate(length=length, num_samples=streams, seed=1), "paths differ"
+    print(f"machine: {machine()}")
+    print(f"{'method':<36}{'streams':>8}{'chars/s':>12}")
+    for label, streams, rate in rows:
+        print(f"{label:<36}{streams:>8}{rate:>12,.0f}")
+
+
+if __name__ == "__main__":
+    main()
