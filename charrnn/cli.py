@@ -97,7 +97,7 @@ def main():
 @click.option("--max-steps", type=POSITIVE_INT, help="Stop after this many optimizer steps in all.")
 @click.option("--time-budget", type=POSITIVE_FLOAT, help="Stop after this many seconds of training.")
 @click.option("--learning-rate", type=POSITIVE_FLOAT, help=f"Adam learning rate.  [default: {TRAIN_DEFAULTS['learning_rate']}]")
-@click.option("--lr-schedule", type=click.Choice(["cosine", "constant"]), help="Learning-rate schedule: cosine decays to 0.1 x over the run (by steps, or by time under --time-budget).  [default: cosine]")
+@click.option("--lr-schedule", type=click.Choice(["anneal", "constant"]), help="anneal: constant, then a cosine down to 0.1 x over the last 20% of the run (of its steps, or of --time-budget).  [default: anneal]")
 @click.option("--grad-clip", type=click.FloatRange(min=0), help=f"Clip gradients to this global norm; 0 = off.  [default: {TRAIN_DEFAULTS['grad_clip']}]")
 @click.option("--val-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), help=f"Share of the corpus (its end) held out for validation.  [default: {TRAIN_DEFAULTS['val_fraction']}]")
 @click.option("--patience", type=POSITIVE_INT, help="Stop after this many evaluations without a better val loss.")
@@ -106,6 +106,8 @@ def main():
 @click.option("--seed", type=int, help="Seed of weights, data order and dropout.  [default: 0]")
 @click.option("--deterministic", is_flag=True, default=None, help="Bit-exact reruns and resumes (TF op determinism).")
 @click.option("--encoding", help="Corpus codec (utf-8, latin-1, ...) or 'bytes' for raw bytes.  [default: utf-8]")
+@click.option("--precision", type=click.Choice(["float32", "mixed_bfloat16"]), help="mixed_bfloat16 computes in bf16 (faster on CPUs with AVX512-BF16/AMX and on GPUs).  [default: float32]")
+@click.option("--tensorboard", is_flag=True, default=None, help="Write TensorBoard scalars and text samples under RUN/tensorboard.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--force", is_flag=True, help="Start over even if --out already holds a run.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or status lines.")
@@ -212,6 +214,34 @@ def info(run, as_json):
         click.echo(f"best        val loss {best['best_val_loss']:.4f} nats/char, "
                    f"{best['best_val_bpc']:.4f} bits/char at step {best['best_step']}")
     click.echo(f"train       " + ", ".join(f"{key}={value}" for key, value in details["train"].items()))
+
+
+@main.command()
+@click.argument("run", type=click.Path())
+@click.option("--out", type=click.Path(dir_okay=False), help="PNG file.  [default: RUN/loss.png]")
+@reports_errors
+def plot(run, out):
+    """Plot RUN's training and validation loss (nats/char and bits/char) against characters seen."""
+    from . import runs
+    from .plot import plot_run
+
+    loaded = runs.load(run, require_model=False)
+    click.echo(str(plot_run(loaded, out or loaded.path / "loss.png")))
+
+
+@main.command()
+@click.argument("run", type=click.Path())
+@click.option("--format", "export_format", type=click.Choice(["saved_model"]), default="saved_model", show_default=True,
+              help="Export format.")
+@click.option("--out", type=click.Path(), help="Output folder.  [default: RUN/saved_model]")
+@reports_errors
+def export(run, export_format, out):
+    """Export RUN as a TF SavedModel with a generate(prime, length, temperature, seed) signature."""
+    from . import runs
+    from .export import export_saved_model
+
+    loaded = runs.load(run)
+    click.echo(str(export_saved_model(loaded, out or loaded.path / "saved_model")))
 
 
 # ---------------------------------------------------------------- corpora

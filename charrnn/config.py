@@ -54,8 +54,10 @@ class TrainConfig(_DictMixin):
     max_steps: int | None = None  # optimizer steps in total (a resumed run counts earlier steps)
     time_budget: float | None = None  # seconds of training (evaluations included), > 0
     learning_rate: float = 5e-3  # Adam step size, > 0
-    lr_schedule: str = "cosine"  # "cosine": decay to min_lr_ratio x lr over the run | "constant"
-    min_lr_ratio: float = 0.1  # the cosine schedule's final learning rate, as a share of learning_rate
+    lr_schedule: str = "anneal"  # "anneal": constant, then cosine to min_lr_ratio x over the last
+    #                              anneal_fraction of the run (steps, or time under a budget) | "constant"
+    anneal_fraction: float = 0.2  # share of the run spent decaying, in (0, 1]
+    min_lr_ratio: float = 0.1  # the final learning rate, as a share of learning_rate, in [0, 1]
     grad_clip: float = 5.0  # clip gradients to this global norm; 0 = no clipping
     val_fraction: float = 0.1  # tail of the corpus held out for validation, in (0, 1)
     patience: int | None = None  # stop after this many evaluations without a better val loss
@@ -65,6 +67,8 @@ class TrainConfig(_DictMixin):
     max_val_chars: int = 200_000  # cap on validation characters scored at each evaluation
     deterministic: bool = False  # TF op determinism: bit-exact reruns and resumes, a little slower
     encoding: str = "utf-8"  # how corpus bytes become characters; "bytes" = one symbol per byte
+    precision: str = "float32"  # "float32" | "mixed_bfloat16" (bf16 compute, float32 weights and logits)
+    tensorboard: bool = False  # write TensorBoard scalars and a text sample under <run>/tensorboard
 
     def __post_init__(self):
         _check(self.seq_length >= 1, f"Expected seq_length >= 1. Received: seq_length={self.seq_length}")
@@ -73,8 +77,10 @@ class TrainConfig(_DictMixin):
         _check(self.max_steps is None or self.max_steps >= 1, f"Expected max_steps >= 1. Received: max_steps={self.max_steps}")
         _check(self.time_budget is None or self.time_budget > 0, f"Expected time_budget > 0. Received: time_budget={self.time_budget}")
         _check(self.learning_rate > 0, f"Expected learning_rate > 0. Received: learning_rate={self.learning_rate}")
-        _check(self.lr_schedule in ("cosine", "constant"),
-               f"Expected lr_schedule in ('cosine', 'constant'). Received: lr_schedule={self.lr_schedule!r}")
+        _check(self.lr_schedule in ("anneal", "constant"),
+               f"Expected lr_schedule in ('anneal', 'constant'). Received: lr_schedule={self.lr_schedule!r}")
+        _check(0.0 < self.anneal_fraction <= 1.0,
+               f"Expected 0 < anneal_fraction <= 1. Received: anneal_fraction={self.anneal_fraction}")
         _check(0.0 <= self.min_lr_ratio <= 1.0, f"Expected 0 <= min_lr_ratio <= 1. Received: min_lr_ratio={self.min_lr_ratio}")
         _check(self.grad_clip >= 0, f"Expected grad_clip >= 0. Received: grad_clip={self.grad_clip}")
         _check(0.0 < self.val_fraction < 1.0, f"Expected 0 < val_fraction < 1. Received: val_fraction={self.val_fraction}")
@@ -82,6 +88,8 @@ class TrainConfig(_DictMixin):
         _check(self.eval_every >= 1, f"Expected eval_every >= 1. Received: eval_every={self.eval_every}")
         _check(self.checkpoint_every is None or self.checkpoint_every >= 1,
                f"Expected checkpoint_every >= 1. Received: checkpoint_every={self.checkpoint_every}")
+        _check(self.precision in ("float32", "mixed_bfloat16"),
+               f"Expected precision in ('float32', 'mixed_bfloat16'). Received: precision={self.precision!r}")
         _check(self.max_val_chars >= 1, f"Expected max_val_chars >= 1. Received: max_val_chars={self.max_val_chars}")
 
 

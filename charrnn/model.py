@@ -35,4 +35,6 @@ def build_char_model(config: ModelConfig, seq_length: int | None = None,
     hidden = recurrent_stack(features, units=config.units, layers=config.layers, cell=config.cell,
                              dropout=config.dropout, return_sequences=True, unroll=unroll)
     logits = dense_head(hidden, config.vocab_size, name="logits")
+    if logits.dtype != "float32":  # mixed precision: the loss and the sampler want float32 logits
+        logits = keras.layers.Activation("linear", dtype="float32", name="logits_float32")(logits)
     return keras.Model(ids, logits, name=f"charrnn_{config.cell}")

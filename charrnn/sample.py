@@ -39,15 +39,24 @@ class Sampler:
     """
 
     def __init__(self, run):
-        import tensorflow as tf
-
         from . import runs
 
         self.run = runs.load(run) if not isinstance(run, runs.Run) else run
-        self.vocab = self.run.vocab
-        config = self.run.model_config
+        self._setup(self.run.model(), self.run.vocab, self.run.model_config)
+
+    @classmethod
+    def from_model(cls, model, vocab, config) -> "Sampler":
+        """A sampler over an in-memory char model (e.g. during training), holding a copy of its weights."""
+        sampler = cls.__new__(cls)
+        sampler.run = None
+        sampler._setup(model, vocab, config)
+        return sampler
+
+    def _setup(self, model, vocab, config) -> None:
+        import tensorflow as tf
+
+        self.vocab = vocab
         self.cell, self.layers, self.units = config.cell, config.layers, config.units
-        model = self.run.model()
         encoding = model.get_layer("encoding").get_weights()
         embedding = encoding[0] if encoding else np.eye(self.vocab.size, dtype=np.float32)
         cells = _cell_weights(model, config)

@@ -26,7 +26,7 @@ from .evaluate import bits_per_char, make_scorer, score_ids
 DEFAULT_EPOCHS = 10  # used when no --epochs, --max-steps or --time-budget is given
 # Options a --resume may change; everything else (shape, data order, split) comes from the run.
 RESUME_OVERRIDES = {"epochs", "max_steps", "time_budget", "patience", "eval_every", "checkpoint_every",
-                    "learning_rate", "lr_schedule", "min_lr_ratio"}
+                    "learning_rate", "lr_schedule", "anneal_fraction", "min_lr_ratio"}
 
 
 @dataclasses.dataclass
@@ -122,6 +122,11 @@ class _Session:
                        "model": model_config.to_dict(), "train": train_config.to_dict(),
                        "corpus": corpus.describe()}
         self.resuming = saved is not None
+        if train_config.tensorboard:
+            import importlib.util
+
+            if importlib.util.find_spec("tensorboard") is None:
+                raise CharRNNError("--tensorboard needs the tensorboard package: pip install 'charrnn[tensorboard]'")
         return self
 
     def _total_steps(self) -> int:
@@ -147,7 +152,12 @@ class _Session:
         keras.utils.set_random_seed(config.seed)
         if config.deterministic:
             tf.config.experimental.enable_op_determinism()
-        model = build_char_model(self.model_config, seq_length=config.seq_length)
+        policy = keras.config.dtype_policy()
+        keras.config.set_dtype_policy(config.precision)
+        try:
+            model = build_char_model(self.model_config, seq_length=config.seq_length)
+        finally:
+            keras.config.set_dtype_policy(policy)
         optimizer = keras.optimizers.Adam(config.learning_rate, global_clipnorm=config.grad_clip or None)
         model.compile(optimizer, keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         optimizer.build(model.trainable_variables)
@@ -232,6 +242,23 @@ class _Session:
             self._checkpoint(model, optimizer, state)
         return stop
 
+    def _tensorboard(self, model, row: dict) -> None:
+        """Writes the evaluation's scalars and a 300-character sample (seed 0, temperature 0.8)."""
+        import tensorflow as tf
+
+        from .sample import Sampler
+
+        if getattr(self, "_writer", None) is None:
+            self._writer = _tensorboard_writer(self.out / "tensorboard")
+        text = Sampler.from_model(model, self.corpus.vocab, self.model_config).generate(
+            length=300, temperature=0.8, seed=0)[0]
+        with self._writer.as_default(step=row["step"]):
+            for name in ("train_loss", "val_loss", "val_bpc", "learning_rate", "chars_per_s"):
+                if row[name] is not None:
+                    tf.summary.scalar(name, row[name])
+            tf.summary.text("sample", "    " + text.replace("\n", "\n    "))  # indented: shown verbatim
+        self._writer.flush()
+
     def _evaluate(self, model, scorer, state, metrics, counter, train_seconds, bar) -> str | None:
         config = self.train_config
         started = time.perf_counter()
@@ -244,6 +271,8 @@ class _Session:
                "learning_rate": float(np.asarray(model.optimizer.learning_rate))}
         metrics.append(row)
         runs.write_metrics(self.out / runs.METRICS, metrics)
+        if config.tensorboard:
+            self._tensorboard(model, row)
         bar.evaluated(row)
         if state["best_val_loss"] is None or val_loss < state["best_val_loss"]:
             state["best_val_loss"], state["evals_since_best"] = val_loss, 0
@@ -255,13 +284,24 @@ class _Session:
         return None
 
 
+def _tensorboard_writer(folder: Path):
+    import tensorflow as tf
+
+    return tf.summary.create_file_writer(str(folder))
+
+
 def learning_rate_at(config: TrainConfig, progress: float) -> float:
-    """The learning rate when a share `progress` (0..1) of the run is done (cosine or constant)."""
-    if config.lr_schedule == "constant":
+    """The learning rate when a share `progress` (0..1) of the run is done.
+
+    "anneal" holds the rate, then follows a half cosine down to min_lr_ratio x over the last
+    anneal_fraction of the run: short runs keep the high rate they need, long runs settle.
+    """
+    decay_start = 1.0 - config.anneal_fraction
+    if config.lr_schedule == "constant" or progress <= decay_start:
         return config.learning_rate
-    progress = min(max(progress, 0.0), 1.0)
+    phase = min((progress - decay_start) / config.anneal_fraction, 1.0)
     floor = config.min_lr_ratio
-    return config.learning_rate * (floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress)))
+    return config.learning_rate * (floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * phase)))
 
 
 def _next_multiple(step: int, every: int) -> int:

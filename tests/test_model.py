@@ -62,3 +62,4 @@ def test_config_validation_echoes_value():
     with pytest.raises(ValueError, match="Received: units=0"):
         ModelConfig(vocab_size=5, units=0)
     assert ModelConfig.from_dict({**ModelConfig(vocab_size=5).to_dict(), "future_field": 1}) == ModelConfig(vocab_size=5)
+

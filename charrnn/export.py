@@ -1,0 +1,57 @@
+"""`charrnn export`: a TF SavedModel that generates text with plain TensorFlow (no charrnn).
+
+The serving signature is `generate(prime: string, length: int32, temperature: float32,
+seed: int32) -> string` (the prime followed by `length` characters). It runs the same compiled
+recurrence and draws as `Sampler`, so the same seed gives the same text as `charrnn sample`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .errors import CharRNNError
+
+
+def export_saved_model(run, out: str | Path) -> Path:
+    """Writes `run` as a SavedModel folder at `out` and returns its path.
+
+    Raises:
+        CharRNNError: `out` already exists.
+    """
+    import tensorflow as tf
+
+    from .sample import Sampler
+
+    out = Path(out)
+    if out.exists():
+        raise CharRNNError(f"{out} already exists; choose another --out or remove it")
+    sampler = Sampler(run)
+    codes = np.array([ord(symbol) for symbol in sampler.vocab.symbols], np.int32)
+    start = "\n" if "\n" in sampler.vocab.symbols else sampler.vocab.symbols[0]
+
+    class Generator(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.codepoints = tf.constant(codes)
+            self.table = tf.lookup.StaticHashTable(
+                tf.lookup.KeyValueTensorInitializer(codes, np.arange(len(codes), dtype=np.int32)), default_value=-1)
+
+        @tf.function(input_signature=[tf.TensorSpec([], tf.string), tf.TensorSpec([], tf.int32),
+                                      tf.TensorSpec([], tf.float32), tf.TensorSpec([], tf.int32)])
+        def generate(self, prime, length, temperature, seed):
+            given = tf.strings.unicode_decode(prime, "UTF-8")
+            fed = tf.cond(tf.size(given) > 0, lambda: given, lambda: tf.constant([ord(start)], tf.int32))
+            ids = self.table.lookup(fed)
+            checks = [tf.debugging.assert_non_negative(ids, message="the prime has characters not in the vocabulary")]
+            with tf.control_dependencies(checks):
+                logits, states = sampler._prime(ids[None, :], sampler.zero_states(1))
+            drawn, _, _ = sampler._run_loop(logits, states, tf.constant(0), length, seed, temperature,
+                                            tf.constant(0), tf.constant(1.0), tf.constant(False))
+            text = tf.gather(self.codepoints, drawn[0])
+            return tf.strings.unicode_encode(tf.concat([given, text], axis=0), "UTF-8")
+
+    generator = Generator()
+    tf.saved_model.save(generator, str(out), signatures={"generate": generator.generate})
+    return out

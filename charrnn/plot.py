@@ -1,0 +1,49 @@
+"""`charrnn plot`: training and validation loss against characters seen (matplotlib, optional)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from .errors import CharRNNError
+
+
+def plot_run(run, out: str | Path) -> Path:
+    """Draws train and val loss (left axis nats/char, right axis bits/char) and saves a PNG.
+
+    Raises:
+        CharRNNError: matplotlib is not installed, or the run has no evaluations yet.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise CharRNNError("charrnn plot needs matplotlib: pip install 'charrnn[plot]'") from None
+    rows = run.metrics()
+    if not rows:
+        raise CharRNNError(f"{run.path} has no evaluations to plot yet")
+    chars_per_step = run.train_config.batch_size * run.train_config.seq_length
+    seen = [row["step"] * chars_per_step / 1e6 for row in rows]
+    figure, axis = plt.subplots(figsize=(8, 4.5), dpi=120)
+    train = [(x, row["train_loss"]) for x, row in zip(seen, rows) if row.get("train_loss") is not None]
+    axis.plot(*zip(*train), marker="o", label="train (mean over the interval)")
+    axis.plot(seen, [row["val_loss"] for row in rows], marker="o", label="validation")
+    axis.set_xlabel("characters seen (millions)")
+    axis.set_ylabel("loss (nats/char)")
+    bits = axis.secondary_yaxis("right", functions=(lambda n: n / math.log(2), lambda b: b * math.log(2)))
+    bits.set_ylabel("bits/char")
+    best = min(rows, key=lambda row: row["val_loss"])
+    axis.set_title(f"{run.path.name}: best val {best['val_loss']:.3f} nats/char "
+                   f"({best['val_bpc']:.3f} bits/char) at step {best['step']}")
+    axis.grid(alpha=0.3)
+    axis.legend()
+    figure.tight_layout()
+    out = Path(out)
+    from .runs import atomic_path
+
+    with atomic_path(out, suffix=".png") as temporary:
+        figure.savefig(temporary, format="png")
+    plt.close(figure)
+    return out

@@ -1,0 +1,59 @@
+"""TensorBoard, plots and SavedModel export."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+import charrnn
+from charrnn.cli import main
+
+from .conftest import TINY_OPTIONS
+
+LOAD_WITHOUT_CHARRNN = """
+import sys
+sys.modules["charrnn"] = None  # prove the SavedModel needs no charrnn
+import tensorflow as tf
+model = tf.saved_model.load(sys.argv[1])
+text = model.signatures["generate"](prime=tf.constant(sys.argv[2]), length=tf.constant(40),
+                                    temperature=tf.constant(0.8), seed=tf.constant(7))["output_0"]
+sys.stdout.write(text.numpy().decode("utf-8"))
+"""
+
+
+def test_export_runs_with_plain_tensorflow_and_matches_sample(tmp_path, tiny_run):
+    out = tmp_path / "exported"
+    result = CliRunner().invoke(main, ["export", str(tiny_run), "--format", "saved_model", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-c", LOAD_WITHOUT_CHARRNN, str(out), "All:"], capture_output=True,
+                          text=True, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    sampled = CliRunner().invoke(main, ["sample", str(tiny_run), "--prime", "All:", "--length", "40",
+                                        "--temperature", "0.8", "--seed", "7"])
+    assert done.stdout == sampled.output.rstrip("\n")
+    again = CliRunner().invoke(main, ["export", str(tiny_run), "--out", str(out)])
+    assert again.exit_code == 1 and "already exists" in again.output
+
+
+def test_tensorboard_and_plot(tmp_path, tiny_corpus):
+    result = charrnn.train(tiny_corpus, tmp_path / "run", max_steps=20, tensorboard=True, progress=False,
+                           log=lambda line: None, **TINY_OPTIONS)
+    events = list((result.run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 0
+    import tensorflow as tf
+
+    tags = {value.tag for event in tf.compat.v1.train.summary_iterator(str(events[0])) for value in event.summary.value}
+    assert {"val_loss", "val_bpc", "train_loss", "learning_rate", "chars_per_s", "sample"} <= tags
+    pytest.importorskip("matplotlib")
+    plotted = CliRunner().invoke(main, ["plot", str(result.run_dir), "--out", str(tmp_path / "loss.png")])
+    assert plotted.exit_code == 0, plotted.output
+    assert (tmp_path / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_without_matplotlib_says_how_to_get_it(tiny_run, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    result = CliRunner().invoke(main, ["plot", str(tiny_run)])
+    assert result.exit_code == 1 and "pip install 'charrnn[plot]'" in result.output
