@@ -17,7 +17,10 @@ import numpy as np
 from .config import SampleConfig
 from .errors import VocabularyError
 
-_STREAM_CHUNKS = (16, 64, 256)  # streamed chunk sizes: the first text appears at once
+# The compiled loop runs only these chunk lengths (XLA compiles once per length, so one size means
+# one compilation per process); the last size repeats, and a final partial chunk is rounded up to
+# an allowed size and trimmed (draws are keyed by position, so the text is the same).
+_STREAM_CHUNKS = (64,)
 
 
 def _cell_weights(model, config) -> list[tuple]:
@@ -171,7 +174,8 @@ class Sampler:
 
         Args:
             config: a `SampleConfig`; or pass its fields as keyword options.
-            chunk_sizes: characters per compiled call; the last size repeats. Defaults to (16, 64, 256).
+            chunk_sizes: characters per compiled call, in order; the last size repeats.
+                Defaults to (64,).
         """
         import tensorflow as tf
 
@@ -180,10 +184,14 @@ class Sampler:
         yield [config.prime] * config.num_samples
         done, sizes = 0, list(chunk_sizes)
         while done < config.length:
-            size = min(sizes.pop(0) if len(sizes) > 1 else sizes[0], config.length - done)
+            size = sizes.pop(0) if len(sizes) > 1 else sizes[0]
+            left = config.length - done
+            if left < size:  # the last chunk: the smallest allowed size that covers it
+                size = min(candidate for candidate in (*chunk_sizes, size) if candidate >= left)
             ids, logits, states = self._run_loop(logits, states, tf.constant(done), tf.constant(size), *knobs)
-            done += size
-            yield [self.vocab.decode(row) for row in ids.numpy()]
+            ids = ids.numpy()[:, :left]
+            done += ids.shape[1]
+            yield [self.vocab.decode(row) for row in ids]
 
     def stream(self, config: SampleConfig | None = None, **options) -> Iterator[str]:
         """Yields the text of the first stream piece by piece, as it is generated."""
@@ -196,14 +204,14 @@ class Sampler:
         Args:
             config: a `SampleConfig`; or pass its fields (length, temperature, top_k, top_p,
                 argmax, prime, num_samples, seed) as keyword options.
-            chunk_size: characters per compiled call; None = the whole length in one call, 1 =
-                one call per character (the step-by-step path). The text is the same either way.
+            chunk_size: characters per compiled call; None = 64, 1 = one call per character
+                (the step-by-step path). The text is the same either way.
 
         Returns:
             A list of `num_samples` strings.
         """
         config = config or SampleConfig(**options)
-        sizes = (chunk_size or max(config.length, 1),)
+        sizes = (chunk_size or _STREAM_CHUNKS[-1],)
         texts = [""] * config.num_samples
         for pieces in self.chunks(config, chunk_sizes=sizes):
             texts = [text + piece for text, piece in zip(texts, pieces)]
