@@ -107,6 +107,8 @@ def main():
 @click.option("--deterministic", is_flag=True, default=None, help="Bit-exact reruns and resumes (TF op determinism).")
 @click.option("--encoding", help="Corpus codec (utf-8, latin-1, ...) or 'bytes' for raw bytes.  [default: utf-8]")
 @click.option("--precision", type=click.Choice(["float32", "mixed_bfloat16"]), help="mixed_bfloat16 computes in bf16 (faster on CPUs with AVX512-BF16/AMX and on GPUs).  [default: float32]")
+@click.option("--distribute", type=click.Choice(["mirrored", "multi-worker"]), help="tf.distribute: all local GPUs (or --replicas CPU devices), or the workers in TF_CONFIG. --batch-size stays global.")
+@click.option("--replicas", type=POSITIVE_INT, help="With --distribute mirrored and no GPU: logical CPU devices.  [default: 2]")
 @click.option("--tensorboard", is_flag=True, default=None, help="Write TensorBoard scalars and text samples under RUN/tensorboard.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--force", is_flag=True, help="Start over even if --out already holds a run.")
@@ -242,6 +244,23 @@ def export(run, export_format, out):
 
     loaded = runs.load(run)
     click.echo(str(export_saved_model(loaded, out or loaded.path / "saved_model")))
+
+
+@main.command()
+@click.argument("run", type=click.Path())
+@click.argument("file", type=click.Path())
+@click.option("--out", type=click.Path(dir_okay=False), default="report.html", show_default=True, help="HTML file.")
+@click.option("--max-chars", type=POSITIVE_INT, default=3000, show_default=True, help="Characters of FILE shown.")
+@click.option("--layer", type=POSITIVE_INT, help="With --cell: the layer of the cell shown first.")
+@click.option("--cell", type=click.IntRange(min=0), help="Show this cell first.  [default: the most interpretable]")
+@reports_errors
+def inspect(run, file, out, max_chars, layer, cell):
+    """Write an HTML page of FILE coloured by RUN's surprise and by cell activations."""
+    from . import runs
+    from .inspect_html import inspect_run
+
+    chosen = (layer or 1, cell) if cell is not None else None
+    click.echo(str(inspect_run(runs.load(run), file, out, max_chars, chosen)))
 
 
 # ---------------------------------------------------------------- corpora

@@ -68,6 +68,8 @@ class TrainConfig(_DictMixin):
     deterministic: bool = False  # TF op determinism: bit-exact reruns and resumes, a little slower
     encoding: str = "utf-8"  # how corpus bytes become characters; "bytes" = one symbol per byte
     precision: str = "float32"  # "float32" | "mixed_bfloat16" (bf16 compute, float32 weights and logits)
+    distribute: str | None = None  # None | "mirrored" (local GPUs, or CPU replicas) | "multi-worker" (TF_CONFIG)
+    replicas: int = 2  # with "mirrored" and no GPU: logical CPU devices to split the CPU into, >= 1
     tensorboard: bool = False  # write TensorBoard scalars and a text sample under <run>/tensorboard
 
     def __post_init__(self):
@@ -90,6 +92,9 @@ class TrainConfig(_DictMixin):
                f"Expected checkpoint_every >= 1. Received: checkpoint_every={self.checkpoint_every}")
         _check(self.precision in ("float32", "mixed_bfloat16"),
                f"Expected precision in ('float32', 'mixed_bfloat16'). Received: precision={self.precision!r}")
+        _check(self.distribute in (None, "mirrored", "multi-worker"),
+               f"Expected distribute in (None, 'mirrored', 'multi-worker'). Received: distribute={self.distribute!r}")
+        _check(self.replicas >= 1, f"Expected replicas >= 1. Received: replicas={self.replicas}")
         _check(self.max_val_chars >= 1, f"Expected max_val_chars >= 1. Received: max_val_chars={self.max_val_chars}")
 
 

@@ -81,7 +81,7 @@ def demo_sequence(seed: int) -> dict:
     x = np.array([[1, 2, 3], [2, 3, 4], [3, 4, 5], [4, 5, 6]], dtype=np.float32)[..., None]
     y = np.array([4, 5, 6, 7], dtype=np.float32)
     model = build_forecaster(window=3, recurrent=(10,), dense=(5,))
-    _fit(model, x, y, epochs=100, batch_size=1)
+    _fit(model, x, y, epochs=100, batch_size=1, learning_rate=1e-2)  # 1e-3 leaves 2 of 6 seeds > 1 off
     lstm = lstm_parameter_count(10, 1)
     notes = (f"parameters: LSTM 4*(units*inputs + units^2 + units) = 4*(10*1 + 100 + 10) = {lstm}; "
              f"Dense(5) 10*5+5 = 55; Dense(1) 5*1+1 = 6; total {lstm + 61} "

@@ -108,8 +108,13 @@ class _Session:
                                "least 2: use a longer corpus or a larger --val-fraction")
         self.val_ids = self.val_ids[: train_config.max_val_chars + 1]
         self.out = Path(out) if out is not None else Path("runs") / corpus.name
+        if train_config.distribute == "multi-worker" and train_config.time_budget is not None:
+            raise CharRNNError("--distribute multi-worker needs --max-steps or --epochs, not --time-budget: "
+                               "each worker's clock would stop it at a different step")
+        self.chief = _chief_by_tf_config() if train_config.distribute == "multi-worker" else True
         if saved is None:  # the data is usable: only now touch the run directory
-            _claim_run_dir(self.out, force)
+            if self.chief:
+                _claim_run_dir(self.out, force)
             model_config = ModelConfig(vocab_size=corpus.vocab.size, **model_options)
         else:
             model_config = saved.model_config
@@ -143,6 +148,14 @@ class _Session:
     # ------------------------------------------------------------ setup
 
     def _build(self):
+        import contextlib
+
+        self.strategy = make_strategy(self.train_config)
+        self.chief = is_chief(self.strategy)
+        with self.strategy.scope() if self.strategy is not None else contextlib.nullcontext():
+            return self._build_model()
+
+    def _build_model(self):
         import keras
         import tensorflow as tf
 
@@ -191,7 +204,8 @@ class _Session:
             state.update(self._restore(model, optimizer))
             metrics = [row for row in runs.read_metrics(self.out / runs.METRICS) if row["step"] <= state["step"]]
             self.log(f"resuming {self.out} at step {state['step']}")
-        runs.write_run_files(self.out, self.config, self.corpus.vocab)
+        if self.chief:
+            runs.write_run_files(self.out, self.config, self.corpus.vocab)
         scorer = make_scorer(model)
         watcher = _Watcher(self.train_config.time_budget)
         bar = _ProgressBar(progress, self.total_steps, state["step"], self.train_config)
@@ -222,7 +236,9 @@ class _Session:
         schedule = lambda done: optimizer.learning_rate.assign(  # noqa: E731
             learning_rate_at(config, self._progress(step + done, watcher)))
         counter = _StepCounter(watcher, bar, schedule)
-        if boundary > step:
+        if boundary > step and config.distribute == "multi-worker":
+            self._fit_multi_worker(model, optimizer, self.batches.dataset(step, boundary), counter)
+        elif boundary > step:
             model.fit(self.batches.dataset(step, boundary), epochs=1, verbose=0, shuffle=False,
                       callbacks=[counter])
         train_seconds = time.perf_counter() - started
@@ -238,9 +254,43 @@ class _Session:
             stop = "epochs"
         if step % config.eval_every == 0 or stop:
             stop = self._evaluate(model, scorer, state, metrics, counter, train_seconds, bar) or stop
-        if step % every == 0 or stop or step % config.eval_every == 0:
+        if self.chief and (step % every == 0 or stop or step % config.eval_every == 0):
             self._checkpoint(model, optimizer, state)
         return stop
+
+    def _fit_multi_worker(self, model, optimizer, dataset, counter) -> None:
+        """`fit` for MultiWorkerMirroredStrategy, which Keras 3's own `fit` does not support
+        (keras-team/keras#20585): the same step (mean cross-entropy over the global batch,
+        clipped Adam update) run on every replica with `strategy.run`, feeding the same callback."""
+        import tensorflow as tf
+
+        strategy = self.strategy
+        if getattr(self, "_distributed_step", None) is None:
+            global_batch = self.train_config.batch_size
+
+            def replica_step(inputs, targets):
+                with tf.GradientTape() as tape:
+                    logits = model(inputs, training=True)
+                    losses = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(targets, logits), axis=-1)
+                    loss = tf.nn.compute_average_loss(losses, global_batch_size=global_batch)
+                gradients = tape.gradient(loss, model.trainable_variables)
+                optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+                return loss
+
+            @tf.function
+            def distributed_step(inputs, targets):
+                losses = strategy.run(replica_step, args=(inputs, targets))
+                return strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
+
+            self._distributed_step = distributed_step
+        counter.set_model(model)
+        total = 0.0
+        for index, (inputs, targets) in enumerate(strategy.experimental_distribute_dataset(dataset)):
+            counter.on_train_batch_begin(index)
+            total += float(self._distributed_step(inputs, targets))
+            counter.on_train_batch_end(index, {"loss": total / (index + 1)})
+            if model.stop_training:
+                break
 
     def _tensorboard(self, model, row: dict) -> None:
         """Writes the evaluation's scalars and a 300-character sample (seed 0, temperature 0.8)."""
@@ -270,18 +320,75 @@ class _Session:
                "elapsed_s": round(state["elapsed_s"], 3),
                "learning_rate": float(np.asarray(model.optimizer.learning_rate))}
         metrics.append(row)
-        runs.write_metrics(self.out / runs.METRICS, metrics)
-        if config.tensorboard:
-            self._tensorboard(model, row)
+        if self.chief:  # with several workers only the chief writes (they hold the same weights)
+            runs.write_metrics(self.out / runs.METRICS, metrics)
+            if config.tensorboard:
+                self._tensorboard(model, row)
         bar.evaluated(row)
         if state["best_val_loss"] is None or val_loss < state["best_val_loss"]:
             state["best_val_loss"], state["evals_since_best"] = val_loss, 0
-            runs.atomic_save_model(model, self.out / runs.MODEL)
+            if self.chief:
+                runs.atomic_save_model(model, self.out / runs.MODEL)
             return None
         state["evals_since_best"] += 1
         if config.patience is not None and state["evals_since_best"] >= config.patience:
             return "patience"
         return None
+
+
+def make_strategy(config: TrainConfig):
+    """The tf.distribute strategy for `config.distribute` (None: the default, no strategy).
+
+    "mirrored" uses every local GPU; with none, it splits the CPU into `config.replicas` logical
+    devices (which must happen before TensorFlow starts: a fresh process). "multi-worker" reads
+    the cluster from the TF_CONFIG environment variable. The batch size stays global.
+    """
+    if config.distribute is None:
+        return None
+    import tensorflow as tf
+
+    if config.distribute == "multi-worker":
+        import os
+
+        if "TF_CONFIG" not in os.environ:
+            raise CharRNNError("--distribute multi-worker reads the cluster from TF_CONFIG, which is not set")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if tf.config.list_physical_devices("GPU"):
+        return tf.distribute.MirroredStrategy()
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    try:
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * config.replicas)
+    except RuntimeError:
+        if len(tf.config.list_logical_devices("CPU")) != config.replicas:
+            raise CharRNNError("--distribute mirrored on CPUs must be set before TensorFlow starts; "
+                               "run it in a fresh process") from None
+    return tf.distribute.MirroredStrategy([device.name for device in tf.config.list_logical_devices("CPU")])
+
+
+def _chief_by_tf_config() -> bool:
+    """Whether TF_CONFIG names this process the chief (or worker 0 of a cluster with no chief)."""
+    import json
+    import os
+
+    try:
+        spec = json.loads(os.environ.get("TF_CONFIG", "{}"))
+    except json.JSONDecodeError:
+        raise CharRNNError("TF_CONFIG is not valid JSON") from None
+    task = spec.get("task", {})
+    if task.get("type") == "chief":
+        return True
+    return task.get("type") == "worker" and int(task.get("index", 0)) == 0 and "chief" not in spec.get("cluster", {})
+
+
+def is_chief(strategy) -> bool:
+    """Whether this process writes the run directory (always, unless a non-chief worker)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
 
 
 def _tensorboard_writer(folder: Path):

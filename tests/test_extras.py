@@ -57,3 +57,38 @@ def test_plot_without_matplotlib_says_how_to_get_it(tiny_run, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     result = CliRunner().invoke(main, ["plot", str(tiny_run)])
     assert result.exit_code == 1 and "pip install 'charrnn[plot]'" in result.output
+
+
+def test_inspect_writes_a_self_contained_page(tmp_path, tiny_run, tiny_corpus):
+    import json
+    import shutil
+
+    out = tmp_path / "report.html"
+    result = CliRunner().invoke(main, ["inspect", str(tiny_run), str(tiny_corpus), "--out", str(out),
+                                       "--max-chars", "400"])
+    assert result.exit_code == 0, result.output
+    page = out.read_text()
+    assert "<script src" not in page and "<link" not in page  # nothing fetched from elsewhere
+    data = json.loads(page.split('type="application/json">')[1].split("</script>")[0])
+    assert len(data["text"]) == 400 and data["surprise"][0] is None
+    assert all(value >= 0 for value in data["surprise"][1:])
+    correlations = [abs(cell["correlation"]) for cell in data["cells"]]
+    assert correlations == sorted(correlations, reverse=True)
+    assert len(data["cells"][0]["activations"]) == 400
+    chosen = CliRunner().invoke(main, ["inspect", str(tiny_run), str(tiny_corpus), "--out", str(out),
+                                       "--layer", "1", "--cell", "5"])
+    assert chosen.exit_code == 0
+    data = json.loads(out.read_text().split('type="application/json">')[1].split("</script>")[0])
+    assert (data["cells"][0]["layer"], data["cells"][0]["cell"]) == (1, 5)
+    bad = CliRunner().invoke(main, ["inspect", str(tiny_run), str(tiny_corpus), "--cell", "999"])
+    assert bad.exit_code == 1 and "--cell in 0..31" in bad.output
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("no chromium to render the page")
+    shot = tmp_path / "report.png"
+    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                    "--disable-component-update", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+                    f"--screenshot={shot}", "--window-size=1100,1400", out.as_uri()],
+                   check=True, capture_output=True, timeout=120)
+    png = shot.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000  # a blank page compresses to a few KB
