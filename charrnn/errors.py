@@ -19,3 +19,10 @@ class RunError(CharRNNError):
 
 class TrainingError(CharRNNError):
     """Training cannot go on (a NaN loss, a full disk, a monitored metric that is never logged)."""
+
+
+class WriteError(CharRNNError, OSError):
+    """A file could not be written (disk full, read-only folder, permission denied).
+
+    Also an OSError, so code that can do without a write (the id cache) can catch it as one.
+    """

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .config import ModelConfig, TrainConfig
-from .errors import CharRNNError, RunError
+from .errors import RunError, WriteError
 from .vocab import Vocabulary
 
 FORMAT_VERSION = 1
@@ -48,7 +48,7 @@ def atomic_path(path: str | Path, suffix: str = ""):
     """Yields a temporary path beside `path`; on success it is fsynced and renamed over `path`.
 
     On any failure the temporary file is removed and `path` is left as it was; an OSError (disk
-    full, permission denied, read-only folder) becomes a `CharRNNError` that says so.
+    full, permission denied, read-only folder) becomes a `WriteError` that says so.
     """
     path = Path(path)
     try:
@@ -56,7 +56,7 @@ def atomic_path(path: str | Path, suffix: str = ""):
         os.close(handle)
         os.chmod(name, 0o666 & ~_umask())  # mkstemp makes 0600; give the user's usual mode
     except OSError as error:
-        raise CharRNNError(f"cannot write in {path.parent}: {error.strerror or error}") from None
+        raise WriteError(f"cannot write in {path.parent}: {error.strerror or error}") from None
     temporary = Path(name)
     try:
         yield temporary
@@ -65,7 +65,7 @@ def atomic_path(path: str | Path, suffix: str = ""):
         os.replace(temporary, path)
         _fsync_dir(path.parent)
     except OSError as error:
-        raise CharRNNError(f"could not write {path}: {error.strerror or error}; "
+        raise WriteError(f"could not write {path}: {error.strerror or error}; "
                            "the previous version (if any) is intact") from None
     finally:
         with contextlib.suppress(OSError):

@@ -105,6 +105,19 @@ def test_unwritable_output_folder(tmp_path, tiny_corpus, monkeypatch):
     assert result.output.strip().splitlines()[-1] == f"Error: cannot create {tmp_path / 'ro' / 'run'}: Permission denied"
 
 
+def test_read_only_output_folder(tmp_path, tiny_corpus, monkeypatch):
+    out = tmp_path / "run"
+    out.mkdir()  # exists and is empty, but nothing can be written in it
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(runs.tempfile, "mkstemp", read_only)
+    result = CliRunner().invoke(main, ["train", str(tiny_corpus), "--out", str(out), *CLI_OPTIONS, "--max-steps", "2"])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1] == f"Error: cannot write in {out}: Read-only file system"
+
+
 def test_hundreds_of_symbols_train_and_sample(tmp_path):
     rng = np.random.default_rng(0)
     syllables = [chr(0xAC00 + index * 7) for index in range(400)]  # 400 Hangul syllables
