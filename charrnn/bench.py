@@ -71,10 +71,11 @@ def train_throughput(corpus: str = "tinyshakespeare", seconds: float = 30.0, war
 
     from .corpus import load_corpus
     from .data import WindowBatches
-    from .model import build_char_model
+    from .model import build_char_model, configure_cpu_threads
 
     model_options = {**REFERENCE_MODEL, **{k: v for k, v in overrides.items() if k in REFERENCE_MODEL}}
     train_options = {**REFERENCE_TRAIN, **{k: v for k, v in overrides.items() if k in REFERENCE_TRAIN}}
+    configure_cpu_threads(model_options["layers"])  # as charrnn train does
     keras.config.set_dtype_policy(precision)
     try:
         data = load_corpus([corpus])

@@ -150,6 +150,10 @@ class _Session:
     def _build(self):
         import contextlib
 
+        from .model import configure_cpu_threads
+
+        if self.train_config.distribute is None:
+            configure_cpu_threads(self.model_config.layers)
         self.strategy = make_strategy(self.train_config)
         self.chief = is_chief(self.strategy)
         with self.strategy.scope() if self.strategy is not None else contextlib.nullcontext():
