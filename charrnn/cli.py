@@ -259,6 +259,8 @@ def inspect(run, file, out, max_chars, layer, cell):
     from . import runs
     from .inspect_html import inspect_run
 
+    if layer is not None and cell is None:
+        raise click.UsageError("--layer picks the layer of --cell; give --cell too")
     chosen = (layer or 1, cell) if cell is not None else None
     click.echo(str(inspect_run(runs.load(run), file, out, max_chars, chosen)))
 

@@ -29,7 +29,7 @@ def export_saved_model(run, out: str | Path) -> Path:
         raise CharRNNError(f"{out} already exists; choose another --out or remove it")
     sampler = Sampler(run)
     codes = np.array([ord(symbol) for symbol in sampler.vocab.symbols], np.int32)
-    start = "\n" if "\n" in sampler.vocab.symbols else sampler.vocab.symbols[0]
+    start = sampler.default_prime
 
     class Generator(tf.Module):
         def __init__(self):

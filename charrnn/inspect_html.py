@@ -51,8 +51,9 @@ def analyse(run, text: str) -> dict:
     probe = keras.Model(model.inputs, [model.output, *[layer.output for layer in layers]])
     logits, *hidden = probe(ids)
     log_probs = np.asarray(keras.ops.log_softmax(logits, axis=-1))[0]
-    surprise = [None] + [float(-log_probs[position - 1, ids[0, position]] / math.log(2))
-                         for position in range(1, ids.shape[1])]
+    targets = ids[0, 1:]  # position p predicts the character at p + 1
+    bits = -log_probs[np.arange(len(targets)), targets] / math.log(2)
+    surprise = [None] + bits.astype(float).tolist()
     features = text_features(text)
     cells = []
     for layer_index, states in enumerate(hidden, start=1):

@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 from .errors import CharRNNError
+from .runs import atomic_path
 
 
 def plot_run(run, out: str | Path) -> Path:
@@ -41,8 +42,6 @@ def plot_run(run, out: str | Path) -> Path:
     axis.legend()
     figure.tight_layout()
     out = Path(out)
-    from .runs import atomic_path
-
     with atomic_path(out, suffix=".png") as temporary:
         figure.savefig(temporary, format="png")
     plt.close(figure)

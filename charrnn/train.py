@@ -155,7 +155,6 @@ class _Session:
         if self.train_config.distribute is None:
             configure_cpu_threads(self.model_config.layers)
         self.strategy = make_strategy(self.train_config)
-        self.chief = is_chief(self.strategy)
         with self.strategy.scope() if self.strategy is not None else contextlib.nullcontext():
             return self._build_model()
 
@@ -212,7 +211,7 @@ class _Session:
             runs.write_run_files(self.out, self.config, self.corpus.vocab)
         scorer = make_scorer(model)
         watcher = _Watcher(self.train_config.time_budget)
-        bar = _ProgressBar(progress, self.total_steps, state["step"], self.train_config)
+        bar = _ProgressBar(progress, self.total_steps, state["step"], self.train_config, watcher)
         stopped_by = None
         try:
             with watcher.signals():
@@ -224,6 +223,12 @@ class _Session:
                 "best_val_bpc": bits_per_char(state["best_val_loss"]) if state["best_val_loss"] else None}
         return TrainResult(self.out, state["step"], stopped_by, last_metrics=metrics[-1] if metrics else None,
                            signal=watcher.signal_name, **best)
+
+    def _set_learning_rate(self, optimizer, rate: float) -> None:
+        """Assigns the optimizer's rate only when the schedule changes it (most steps it does not)."""
+        if rate != getattr(self, "_rate", None):
+            optimizer.learning_rate.assign(rate)
+            self._rate = rate
 
     def _progress(self, step: int, watcher: "_Watcher") -> float:
         """How much of the run is done: the larger of the step share and the time-budget share."""
@@ -237,8 +242,8 @@ class _Session:
         every = config.checkpoint_every or config.eval_every
         boundary = min(_next_multiple(step, config.eval_every), _next_multiple(step, every), self.total_steps)
         started = time.perf_counter()
-        schedule = lambda done: optimizer.learning_rate.assign(  # noqa: E731
-            learning_rate_at(config, self._progress(step + done, watcher)))
+        schedule = lambda done: self._set_learning_rate(  # noqa: E731
+            optimizer, learning_rate_at(config, self._progress(step + done, watcher)))
         counter = _StepCounter(watcher, bar, schedule)
         if boundary > step and config.distribute == "multi-worker":
             self._fit_multi_worker(model, optimizer, self.batches.dataset(step, boundary), counter)
@@ -303,7 +308,7 @@ class _Session:
         from .sample import Sampler
 
         if getattr(self, "_writer", None) is None:
-            self._writer = _tensorboard_writer(self.out / "tensorboard")
+            self._writer = tf.summary.create_file_writer(str(self.out / "tensorboard"))
         text = Sampler.from_model(model, self.corpus.vocab, self.model_config).generate(
             length=300, temperature=0.8, seed=0)[0]
         with self._writer.as_default(step=row["step"]):
@@ -384,23 +389,6 @@ def _chief_by_tf_config() -> bool:
     return task.get("type") == "worker" and int(task.get("index", 0)) == 0 and "chief" not in spec.get("cluster", {})
 
 
-def is_chief(strategy) -> bool:
-    """Whether this process writes the run directory (always, unless a non-chief worker)."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.task_type:
-        return True
-    if resolver.task_type == "chief":
-        return True
-    has_chief = "chief" in resolver.cluster_spec().as_dict()
-    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
-
-
-def _tensorboard_writer(folder: Path):
-    import tensorflow as tf
-
-    return tf.summary.create_file_writer(str(folder))
-
-
 def learning_rate_at(config: TrainConfig, progress: float) -> float:
     """The learning rate when a share `progress` (0..1) of the run is done.
 
@@ -444,11 +432,14 @@ class _Watcher:
     def __init__(self, time_budget: float | None):
         self.started = time.perf_counter()
         self.budget = time_budget
-        self.deadline = self.started + time_budget if time_budget else None
         self.signal_name = None
 
     def time_share(self) -> float:
+        """The share of the time budget used so far (0 without a budget)."""
         return (time.perf_counter() - self.started) / self.budget if self.budget else 0.0
+
+    def seconds_left(self) -> float | None:
+        return max(0.0, self.budget * (1.0 - self.time_share())) if self.budget else None
 
     @contextlib.contextmanager
     def signals(self):
@@ -476,7 +467,7 @@ class _Watcher:
     def reason(self) -> str | None:
         if self.signal_name is not None:
             return "interrupted"
-        if self.deadline is not None and time.perf_counter() >= self.deadline:
+        if self.budget and self.time_share() >= 1.0:
             return "time_budget"
         return None
 
@@ -519,9 +510,9 @@ class _StepCounter:
 class _ProgressBar:
     """The tqdm bar on stderr: step, loss, val loss, bits/char, chars/s and ETA."""
 
-    def __init__(self, enabled: bool, total_steps: int, initial: int, config: TrainConfig):
+    def __init__(self, enabled: bool, total_steps: int, initial: int, config: TrainConfig, watcher: _Watcher):
         self.chars_per_step = config.batch_size * config.seq_length
-        self.deadline = time.perf_counter() + config.time_budget if config.time_budget else None
+        self.watcher = watcher
         self.total_steps = total_steps
         self.postfix = {}
         self.bar = None
@@ -540,8 +531,9 @@ class _ProgressBar:
         if self.bar is None:
             return
         rate = (self.steps - 1) * self.chars_per_step / max(time.perf_counter() - self.started, 1e-9)
-        if self.deadline is not None:  # a time budget: the ETA is whichever limit comes first
-            left = max(0.0, self.deadline - time.perf_counter()) * rate / self.chars_per_step
+        seconds_left = self.watcher.seconds_left()
+        if seconds_left is not None:  # a time budget: the ETA is whichever limit comes first
+            left = seconds_left * rate / self.chars_per_step
             self.bar.total = int(min(self.total_steps, self.bar.n + 1 + left))
         self.postfix.update(loss=f"{loss:.3f}", chars_s=f"{rate:,.0f}")
         self.bar.set_postfix(self.postfix, refresh=False)

@@ -90,6 +90,7 @@ BAD_INPUTS = [
     (["eval", "{run}", "{f}/missing.txt"], 1, "no such file or corpus"),
     (["eval", "{run}", "{f}/latin.txt", "--encoding", "latin-1"], 1, "characters not in the vocabulary"),
     (["info", "{f}/nope"], 1, "no such run directory"),
+    (["inspect", "{run}", "{f}/ok.txt", "--layer", "1"], 2, "--layer picks the layer of --cell; give --cell too"),
     (["corpus", "get", "nope"], 1, "no such file or corpus: nope"),
     (["demo", "forecast", "nope"], 2, "unknown demo 'nope'"),
     (["forecast", "train", "{f}/missing.csv", "--column", "x"], 1, "no such file"),
