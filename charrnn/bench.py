@@ -71,7 +71,7 @@ def train_throughput(corpus: str = "tinyshakespeare", seconds: float = 30.0, war
 
     from .corpus import load_corpus
     from .data import WindowBatches
-    from .model import build_char_model, configure_cpu_threads
+    from .model import build_char_model, configure_cpu_threads, fused_available
 
     model_options = {**REFERENCE_MODEL, **{k: v for k, v in overrides.items() if k in REFERENCE_MODEL}}
     train_options = {**REFERENCE_TRAIN, **{k: v for k, v in overrides.items() if k in REFERENCE_TRAIN}}
@@ -82,7 +82,8 @@ def train_throughput(corpus: str = "tinyshakespeare", seconds: float = 30.0, war
         model_config = ModelConfig(vocab_size=data.vocab.size, **model_options)
         train_config = TrainConfig(**train_options)
         keras.utils.set_random_seed(0)
-        model = build_char_model(model_config, seq_length=train_config.seq_length)
+        fused = overrides.get("fused", fused_available(model_config, train_config.seq_length))
+        model = build_char_model(model_config, seq_length=train_config.seq_length, fused=fused)
         model.compile(keras.optimizers.Adam(train_config.learning_rate, global_clipnorm=train_config.grad_clip),
                       keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         batches = WindowBatches(data.ids, train_config.seq_length, train_config.batch_size)
@@ -94,7 +95,7 @@ def train_throughput(corpus: str = "tinyshakespeare", seconds: float = 30.0, war
     chars_per_s = steps * train_config.batch_size * train_config.seq_length / elapsed
     flops = flops_per_char(data.vocab.size, **model_options)
     roof = matmul_gflops()
-    return {"config": {**model_options, **train_options, "precision": precision}, "steps": steps,
+    return {"config": {**model_options, **train_options, "precision": precision, "fused": fused}, "steps": steps,
             "seconds": round(elapsed, 2), "train_chars_per_s": round(chars_per_s, 1),
             "flops_per_char": flops, "matmul_gflops": round(roof, 1),
             "utilization": round(chars_per_s * flops / (roof * 1e9), 4), "machine": machine()}

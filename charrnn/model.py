@@ -35,8 +35,15 @@ def configure_cpu_threads(layers: int) -> bool:
     return True
 
 
+def fused_available(config: ModelConfig, seq_length: int | None) -> bool:
+    """Whether `FusedLSTMStack` can train this model: an LSTM, a fixed window, no GPU (where the
+    rolled layers use cuDNN) and Keras on the TensorFlow backend."""
+    return (config.cell == "lstm" and seq_length is not None and keras.backend.backend() == "tensorflow"
+            and not gpu_available())
+
+
 def build_char_model(config: ModelConfig, seq_length: int | None = None,
-                     unroll: bool | None = None) -> keras.Model:
+                     unroll: bool | None = None, fused: bool = False) -> keras.Model:
     """Builds the Functional next-character model (logits, not probabilities).
 
     Args:
@@ -45,6 +52,9 @@ def build_char_model(config: ModelConfig, seq_length: int | None = None,
         unroll: unroll the recurrence. None unrolls when `seq_length` is fixed and no GPU is
             visible: on CPUs it lets TensorFlow overlap the layers' steps (about 2x faster here),
             while on a GPU the rolled LSTM/GRU keeps the fused cuDNN kernel. Defaults to None.
+        fused: use `FusedLSTMStack` for the recurrent layers (training on CPUs; needs
+            `fused_available`). Its weights list is the same as the plain model's, so
+            `set_weights` copies between the two. Defaults to False.
 
     Returns:
         A `keras.Model` mapping int ids (batch, time) to logits (batch, time, vocab_size).
@@ -53,9 +63,27 @@ def build_char_model(config: ModelConfig, seq_length: int | None = None,
         unroll = seq_length is not None and not gpu_available()
     ids = keras.Input(shape=(seq_length,), dtype="int32", name="ids")
     features = input_encoding(ids, config.vocab_size, config.embedding_dim)
-    hidden = recurrent_stack(features, units=config.units, layers=config.layers, cell=config.cell,
-                             dropout=config.dropout, return_sequences=True, unroll=unroll)
+    if fused:
+        from .fused_lstm import FusedLSTMStack
+
+        hidden = FusedLSTMStack([config.units] * config.layers, dropout=config.dropout, name="rnn")(features)
+    else:
+        hidden = recurrent_stack(features, units=config.units, layers=config.layers, cell=config.cell,
+                                 dropout=config.dropout, return_sequences=True, unroll=unroll)
     logits = dense_head(hidden, config.vocab_size, name="logits")
     if logits.dtype != "float32":  # mixed precision: the loss and the sampler want float32 logits
         logits = keras.layers.Activation("linear", dtype="float32", name="logits_float32")(logits)
     return keras.Model(ids, logits, name=f"charrnn_{config.cell}")
+
+
+def recurrent_weights(model, layers: int) -> list[tuple]:
+    """(kernel, recurrent_kernel, bias) of each recurrent layer, as float32 numpy arrays, from a
+    plain char model (layers rnn_1 ... rnn_N) or a fused one (one layer called rnn)."""
+    import numpy as np
+
+    names = {layer.name for layer in model.layers}
+    if "rnn" in names:
+        cells = model.get_layer("rnn").cell_weights()
+    else:
+        cells = [model.get_layer(f"rnn_{index}").get_weights() for index in range(1, layers + 1)]
+    return [tuple(np.asarray(weight, np.float32) for weight in cell) for cell in cells]

@@ -23,12 +23,6 @@ from .errors import VocabularyError
 _STREAM_CHUNKS = (64,)
 
 
-def _cell_weights(model, config) -> list[tuple]:
-    """(kernel, recurrent_kernel, bias) of each recurrent layer, as float32 constants."""
-    return [tuple(np.asarray(weight, np.float32) for weight in model.get_layer(f"rnn_{index}").get_weights())
-            for index in range(1, config.layers + 1)]
-
-
 class Sampler:
     """Generates text from a trained run with a compiled, batched one-step model.
 
@@ -58,11 +52,13 @@ class Sampler:
     def _setup(self, model, vocab, config) -> None:
         import tensorflow as tf
 
+        from .model import recurrent_weights
+
         self.vocab = vocab
         self.cell, self.layers, self.units = config.cell, config.layers, config.units
         encoding = model.get_layer("encoding").get_weights()
         embedding = encoding[0] if encoding else np.eye(self.vocab.size, dtype=np.float32)
-        cells = _cell_weights(model, config)
+        cells = recurrent_weights(model, config.layers)
         # Layer 1's input is a table row, so its input projection (embedding @ kernel + bias) is a
         # table too: one gather replaces a matmul. For every layer the input and recurrent
         # kernels are stacked so each step is one (streams x (inputs+units)) @ ((inputs+units) x gates) GEMM.

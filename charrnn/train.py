@@ -162,22 +162,36 @@ class _Session:
         import keras
         import tensorflow as tf
 
-        from .model import build_char_model
+        from .model import build_char_model, fused_available
 
         config = self.train_config
+        # The fused CPU stack is not used under tf.distribute (its custom gradient is untested there)
+        self.fused = config.distribute is None and fused_available(self.model_config, config.seq_length)
         keras.utils.set_random_seed(config.seed)
         if config.deterministic:
             tf.config.experimental.enable_op_determinism()
         policy = keras.config.dtype_policy()
         keras.config.set_dtype_policy(config.precision)
         try:
-            model = build_char_model(self.model_config, seq_length=config.seq_length)
+            model = build_char_model(self.model_config, seq_length=config.seq_length, fused=self.fused)
         finally:
             keras.config.set_dtype_policy(policy)
         optimizer = keras.optimizers.Adam(config.learning_rate, global_clipnorm=config.grad_clip or None)
         model.compile(optimizer, keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         optimizer.build(model.trainable_variables)
         return model, optimizer
+
+    def _plain(self, model):
+        """The model as saved in model.keras: plain Keras layers (a fused stack's weights copied
+        into keras.layers.LSTM layers), so runs load and sample the same whichever way they trained."""
+        if not self.fused:
+            return model
+        from .model import build_char_model
+
+        if getattr(self, "_plain_model", None) is None:
+            self._plain_model = build_char_model(self.model_config)
+        self._plain_model.set_weights(model.get_weights())
+        return self._plain_model
 
     def _restore(self, model, optimizer) -> dict:
         weights, optimizer_values, state = runs.load_checkpoint(self.out)
@@ -337,7 +351,7 @@ class _Session:
         if state["best_val_loss"] is None or val_loss < state["best_val_loss"]:
             state["best_val_loss"], state["evals_since_best"] = val_loss, 0
             if self.chief:
-                runs.atomic_save_model(model, self.out / runs.MODEL)
+                runs.atomic_save_model(self._plain(model), self.out / runs.MODEL)
             return None
         state["evals_since_best"] += 1
         if config.patience is not None and state["evals_since_best"] >= config.patience:

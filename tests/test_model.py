@@ -63,3 +63,50 @@ def test_config_validation_echoes_value():
         ModelConfig(vocab_size=5, units=0)
     assert ModelConfig.from_dict({**ModelConfig(vocab_size=5).to_dict(), "future_field": 1}) == ModelConfig(vocab_size=5)
 
+
+
+def _fused_and_plain(seq_length, dropout=0.0):
+    config = ModelConfig(vocab_size=11, layers=2, units=16, embedding_dim=8, dropout=dropout)
+    keras.utils.set_random_seed(2)
+    fused = build_char_model(config, seq_length=seq_length, fused=True)
+    plain = build_char_model(config, seq_length=seq_length)
+    plain.set_weights(fused.get_weights())
+    return fused, plain
+
+
+@pytest.mark.parametrize("seq_length", [12, 5, 3])  # chunks of 5 with a short last one; one chunk; shorter than a chunk
+def test_fused_stack_matches_keras_lstm_values_and_gradients(seq_length):
+    import tensorflow as tf
+
+    fused, plain = _fused_and_plain(seq_length)
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 11, (3, seq_length)).astype(np.int32)
+    targets = rng.integers(0, 11, (3, seq_length))
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    def gradients(model):
+        with tf.GradientTape() as tape:
+            value = loss(targets, model(ids, training=True))
+        return value, [tf.convert_to_tensor(g).numpy() for g in tape.gradient(value, model.trainable_variables)]
+
+    fused_loss, fused_grads = gradients(fused)
+    plain_loss, plain_grads = gradients(plain)
+    np.testing.assert_allclose(fused_loss, plain_loss, rtol=1e-6)
+    assert len(fused_grads) == len(plain_grads) == 9
+    for mine, theirs in zip(fused_grads, plain_grads):
+        np.testing.assert_allclose(mine, theirs, atol=1e-6)
+        assert np.abs(theirs).max() > 0
+
+
+def test_fused_stack_starts_like_keras_lstm():
+    fused, _ = _fused_and_plain(6)
+    bias = fused.get_weights()[3]  # layer 1's bias: gates i, f, c, o; Keras's unit_forget_bias
+    np.testing.assert_array_equal(bias[16:32], 1.0)
+    np.testing.assert_array_equal(np.delete(bias, np.s_[16:32]), 0.0)
+
+
+def test_fused_stack_dropout_only_while_training():
+    fused, plain = _fused_and_plain(6, dropout=0.5)
+    ids = np.arange(12, dtype=np.int32).reshape(2, 6) % 11
+    np.testing.assert_allclose(fused(ids), plain(ids), atol=1e-5)
+    assert np.abs(np.asarray(fused(ids, training=True)) - np.asarray(fused(ids))).max() > 1e-3

@@ -22,6 +22,9 @@ def test_train_writes_a_complete_run(tmp_path, tiny_corpus):
     row = charrnn.load(tmp_path / "run").metrics()[-1]
     assert {"step", "epoch", "train_loss", "val_loss", "val_bpc", "chars_per_s", "elapsed_s"} <= set(row)
     assert row["val_bpc"] == pytest.approx(row["val_loss"] / np.log(2))
+    # trained with the fused CPU stack (TINY_OPTIONS: one LSTM layer, on a CPU), saved as plain Keras layers
+    saved = charrnn.load(tmp_path / "run").keras_model()
+    assert [type(layer).__name__ for layer in saved.layers if "rnn" in layer.name] == ["LSTM"]
 
 
 def test_refuses_to_overwrite_without_force(tmp_path, tiny_corpus):
