@@ -14,7 +14,7 @@ import sys
 
 import click
 
-from .config import ModelConfig, SampleConfig, TrainConfig
+from .config import LONG_SEQ_LENGTH, SHORT_BUDGET_S, SHORT_SEQ_LENGTH, ModelConfig, SampleConfig, TrainConfig
 
 POSITIVE_INT = click.IntRange(min=1)
 POSITIVE_FLOAT = click.FloatRange(min=0, min_open=True)
@@ -90,8 +90,8 @@ def main():
 @click.option("--layers", type=POSITIVE_INT, help=f"Stacked recurrent layers.  [default: {MODEL_DEFAULTS['layers']}]")
 @click.option("--units", type=POSITIVE_INT, help=f"Units per recurrent layer.  [default: {MODEL_DEFAULTS['units']}]")
 @click.option("--embedding-dim", type=click.IntRange(min=0), help=f"Embedding width; 0 = one-hot inputs.  [default: {MODEL_DEFAULTS['embedding_dim']}]")
-@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), help="Dropout between layers, in [0, 1).  [default: 0]")
-@click.option("--seq-length", type=POSITIVE_INT, help=f"Characters per training window.  [default: {TRAIN_DEFAULTS['seq_length']}]")
+@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), help=f"Dropout between layers, in [0, 1).  [default: {MODEL_DEFAULTS['dropout']}]")
+@click.option("--seq-length", type=POSITIVE_INT, help=f"Characters per training window.  [default: {SHORT_SEQ_LENGTH} under a --time-budget below {SHORT_BUDGET_S} s, else {LONG_SEQ_LENGTH}]")
 @click.option("--batch-size", type=POSITIVE_INT, help=f"Windows per step.  [default: {TRAIN_DEFAULTS['batch_size']}]")
 @click.option("--epochs", type=POSITIVE_FLOAT, help="Passes over the training text.  [default: 10 if no other limit]")
 @click.option("--max-steps", type=POSITIVE_INT, help="Stop after this many optimizer steps in all.")

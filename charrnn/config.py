@@ -35,7 +35,7 @@ class ModelConfig(_DictMixin):
     layers: int = 2  # stacked recurrent layers, >= 1
     units: int = 256  # width of each recurrent layer, >= 1
     embedding_dim: int = 64  # input embedding width; 0 = one-hot input vectors
-    dropout: float = 0.0  # dropout between layers and before the head, in [0, 1)
+    dropout: float = 0.1  # dropout between layers and before the head, in [0, 1)
 
     def __post_init__(self):
         _check(self.vocab_size >= 1, f"Expected vocab_size >= 1. Received: vocab_size={self.vocab_size}")
@@ -46,9 +46,16 @@ class ModelConfig(_DictMixin):
         _check(0.0 <= self.dropout < 1.0, f"Expected 0 <= dropout < 1. Received: dropout={self.dropout}")
 
 
+# The default window: short windows (more optimizer steps per second) win under short budgets,
+# long ones (more context) win in longer runs.
+SHORT_SEQ_LENGTH, LONG_SEQ_LENGTH, SHORT_BUDGET_S = 50, 100, 300
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig(_DictMixin):
-    seq_length: int = 50  # characters per training window (steps of backprop through time), >= 1
+    seq_length: int | None = None  # characters per training window (steps of backprop through time),
+    #                                >= 1; None = SHORT_SEQ_LENGTH under a time budget below
+    #                                SHORT_BUDGET_S seconds, else LONG_SEQ_LENGTH
     batch_size: int = 64  # windows per step (global batch when distributed), >= 1
     epochs: float | None = None  # passes over the training split; None = until another limit
     max_steps: int | None = None  # optimizer steps in total (a resumed run counts earlier steps)
@@ -73,6 +80,9 @@ class TrainConfig(_DictMixin):
     tensorboard: bool = False  # write TensorBoard scalars and a text sample under <run>/tensorboard
 
     def __post_init__(self):
+        if self.seq_length is None:  # measured on Tiny Shakespeare: see the README's quality table
+            short = self.time_budget is not None and self.time_budget < SHORT_BUDGET_S
+            object.__setattr__(self, "seq_length", SHORT_SEQ_LENGTH if short else LONG_SEQ_LENGTH)
         _check(self.seq_length >= 1, f"Expected seq_length >= 1. Received: seq_length={self.seq_length}")
         _check(self.batch_size >= 1, f"Expected batch_size >= 1. Received: batch_size={self.batch_size}")
         _check(self.epochs is None or self.epochs > 0, f"Expected epochs > 0. Received: epochs={self.epochs}")

@@ -22,12 +22,11 @@ import tensorflow as tf
 CHUNK = 5  # steps per compiled call: 5 and 10 measured best of 4, 5, 10, 25 on 2 cores
 
 
-@tf.function(jit_compile=True, autograph=False)
-def _forward_chunk(inputs, kernel, recurrent, bias, hidden, carry):
-    """Steps (K, B, in) -> hidden states (K, B, U), carries (K, B, U), gate activations (K, B, 4U)."""
-    projected = tf.einsum("kbi,ig->kbg", inputs, kernel) + bias
+def _recurrence(projected, recurrent, hidden, carry):
+    """The steps of a chunk, given their input projections (K, B, 4U) -> hidden states (K, B, U),
+    carries (K, B, U), gate activations (K, B, 4U)."""
     hiddens, carries, gates = [], [], []
-    for step in range(inputs.shape[0]):
+    for step in range(projected.shape[0]):
         z = projected[step] + tf.matmul(hidden, recurrent)
         gate_in, gate_forget, candidate, gate_out = tf.split(z, 4, axis=-1)
         gate_in, gate_forget, gate_out = tf.sigmoid(gate_in), tf.sigmoid(gate_forget), tf.sigmoid(gate_out)
@@ -38,6 +37,23 @@ def _forward_chunk(inputs, kernel, recurrent, bias, hidden, carry):
         carries.append(carry)
         gates.append(tf.concat([gate_in, gate_forget, candidate, gate_out], axis=-1))
     return tf.stack(hiddens), tf.stack(carries), tf.stack(gates)
+
+
+@tf.function(jit_compile=True, autograph=False)
+def _forward_chunk(inputs, kernel, recurrent, bias, hidden, carry):
+    """Steps (K, B, in) -> hidden states, carries, gate activations (see `_recurrence`)."""
+    return _recurrence(tf.einsum("kbi,ig->kbg", inputs, kernel) + bias, recurrent, hidden, carry)
+
+
+_projected_chunk = tf.function(_recurrence, jit_compile=True, autograph=False)
+
+
+def _product(equation: str, left, right, low_precision: bool):
+    """einsum in float32, or with bfloat16 operands (oneDNN's AMX/AVX-512 kernels; XLA's CPU
+    dot is slower than float32 in bfloat16) and a float32 result."""
+    if not low_precision:
+        return tf.einsum(equation, left, right)
+    return tf.cast(tf.einsum(equation, tf.cast(left, tf.bfloat16), tf.cast(right, tf.bfloat16)), tf.float32)
 
 
 @tf.function(jit_compile=True, autograph=False)
@@ -61,9 +77,11 @@ def _backward_chunk(d_hiddens, d_hidden, d_carry, gates, carries, carry_before, 
     return tf.stack(d_gates), d_hidden, d_carry
 
 
-def lstm_layer(chunks: list, kernel, recurrent, bias) -> list:
+def lstm_layer(chunks: list, kernel, recurrent, bias, low_precision: bool = False) -> list:
     """One LSTM layer over a list of time-major chunks (K, B, in); returns the list of (K, B, U)
-    hidden-state chunks. Differentiable with respect to the chunks and the three weights."""
+    hidden-state chunks. Differentiable with respect to the chunks and the three weights.
+    `low_precision` computes the input projections and the weight gradients from bfloat16
+    operands (the recurrence and the gate arithmetic stay float32)."""
     count = len(chunks)
     units = recurrent.shape[0]
 
@@ -75,7 +93,11 @@ def lstm_layer(chunks: list, kernel, recurrent, bias) -> list:
         hiddens, carries, gates, starts = [], [], [], []
         for chunk in inputs:
             starts.append((hidden, carry))
-            chunk_hiddens, chunk_carries, chunk_gates = _forward_chunk(chunk, kernel, recurrent, bias, hidden, carry)
+            if low_precision:
+                projected = _product("kbi,ig->kbg", chunk, kernel, True) + bias
+                chunk_hiddens, chunk_carries, chunk_gates = _projected_chunk(projected, recurrent, hidden, carry)
+            else:
+                chunk_hiddens, chunk_carries, chunk_gates = _forward_chunk(chunk, kernel, recurrent, bias, hidden, carry)
             hidden, carry = chunk_hiddens[-1], chunk_carries[-1]
             hiddens.append(chunk_hiddens)
             carries.append(chunk_carries)
@@ -88,12 +110,12 @@ def lstm_layer(chunks: list, kernel, recurrent, bias) -> list:
             for index in reversed(range(count)):
                 d_z, d_hidden, d_carry = _backward_chunk(d_chunks[index], d_hidden, d_carry, gates[index],
                                                          carries[index], starts[index][1], recurrent)
-                d_inputs[index] = tf.einsum("kbg,ig->kbi", d_z, kernel)
+                d_inputs[index] = _product("kbg,ig->kbi", d_z, kernel, low_precision)
                 # kernel and recurrent kernel gradients as one product per chunk: [x_t, h_t-1]^T dz_t
                 before = tf.concat([starts[index][0][None], hiddens[index][:-1]], axis=0)
                 stacked = tf.reshape(tf.concat([inputs[index], before], axis=-1), (-1, width + units))
                 d_z = tf.reshape(d_z, (-1, 4 * units))
-                d_weights.append(tf.matmul(stacked, d_z, transpose_a=True))
+                d_weights.append(_product("ni,ng->ig", stacked, d_z, low_precision))
                 d_biases.append(tf.reduce_sum(d_z, axis=0))
             d_both = tf.add_n(d_weights)
             return (*d_inputs, d_both[:width], d_both[width:], tf.add_n(d_biases))
@@ -109,20 +131,23 @@ class FusedLSTMStack(keras.layers.Layer):
 
     Takes (batch, time, features) with a fixed time length and returns every step of the last
     layer, (batch, time, units[-1]); dropout applies to each layer's output, as in
-    `recurrent_stack`. Always computes in float32.
+    `recurrent_stack`. Weights, states and gate arithmetic are float32 whatever the dtype policy.
 
     Args:
         units: one width per layer.
         dropout: dropout rate on each layer's output while training. Defaults to 0.0.
         chunk: steps per compiled call. Defaults to `CHUNK`.
+        low_precision: take the input projections and weight gradients from bfloat16 operands
+            (what `--precision mixed_bfloat16` selects). Defaults to False.
     """
 
-    def __init__(self, units, dropout: float = 0.0, chunk: int = CHUNK, **kwargs):
+    def __init__(self, units, dropout: float = 0.0, chunk: int = CHUNK, low_precision: bool = False, **kwargs):
         kwargs["dtype"] = "float32"
         super().__init__(**kwargs)
         self.units = [int(width) for width in units]
         self.dropout = float(dropout)
         self.chunk = int(chunk)
+        self.low_precision = bool(low_precision)
         self.cells = [keras.layers.LSTMCell(width, name=f"cell_{index}")
                       for index, width in enumerate(self.units, start=1)]
         self.seed_generator = keras.random.SeedGenerator() if self.dropout else None
@@ -141,8 +166,8 @@ class FusedLSTMStack(keras.layers.Layer):
         sizes = [self.chunk] * (steps // self.chunk) + ([steps % self.chunk] if steps % self.chunk else [])
         chunks = tf.split(sequence, sizes, axis=0)
         for cell in self.cells:
-            chunks = lstm_layer(chunks, *(tf.convert_to_tensor(weight) for weight in
-                                          (cell.kernel, cell.recurrent_kernel, cell.bias)))
+            weights = (tf.convert_to_tensor(weight) for weight in (cell.kernel, cell.recurrent_kernel, cell.bias))
+            chunks = lstm_layer(chunks, *weights, low_precision=self.low_precision)
             if self.dropout and training:
                 chunks = [keras.random.dropout(chunk, self.dropout, seed=self.seed_generator) for chunk in chunks]
         return tf.transpose(tf.concat(chunks, axis=0), (1, 0, 2))
@@ -156,6 +181,7 @@ class FusedLSTMStack(keras.layers.Layer):
                 for cell in self.cells]
 
     def get_config(self):
-        config = {**super().get_config(), "units": self.units, "dropout": self.dropout, "chunk": self.chunk}
+        config = {**super().get_config(), "units": self.units, "dropout": self.dropout, "chunk": self.chunk,
+                  "low_precision": self.low_precision}
         config.pop("dtype", None)
         return config

@@ -66,7 +66,9 @@ def build_char_model(config: ModelConfig, seq_length: int | None = None,
     if fused:
         from .fused_lstm import FusedLSTMStack
 
-        hidden = FusedLSTMStack([config.units] * config.layers, dropout=config.dropout, name="rnn")(features)
+        low_precision = keras.config.dtype_policy().compute_dtype == "bfloat16"
+        hidden = FusedLSTMStack([config.units] * config.layers, dropout=config.dropout,
+                                low_precision=low_precision, name="rnn")(features)
     else:
         hidden = recurrent_stack(features, units=config.units, layers=config.layers, cell=config.cell,
                                  dropout=config.dropout, return_sequences=True, unroll=unroll)

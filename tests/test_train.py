@@ -24,7 +24,8 @@ def test_train_writes_a_complete_run(tmp_path, tiny_corpus):
     assert row["val_bpc"] == pytest.approx(row["val_loss"] / np.log(2))
     # trained with the fused CPU stack (TINY_OPTIONS: one LSTM layer, on a CPU), saved as plain Keras layers
     saved = charrnn.load(tmp_path / "run").keras_model()
-    assert [type(layer).__name__ for layer in saved.layers if "rnn" in layer.name] == ["LSTM"]
+    assert [layer.name for layer in saved.layers if type(layer).__name__ == "LSTM"] == ["rnn_1"]
+    assert "rnn" not in [layer.name for layer in saved.layers]
 
 
 def test_refuses_to_overwrite_without_force(tmp_path, tiny_corpus):
@@ -113,3 +114,14 @@ def test_evaluate_scores_a_file(tiny_run, tiny_corpus):
     assert result["chars"] == len(tiny_corpus.read_text())
     assert result["bpc"] == pytest.approx(result["loss"] / np.log(2))
     assert 0 < result["loss"] < np.log(charrnn.load(tiny_run).vocab.size) + 0.5
+
+
+def test_mixed_bfloat16_trains_and_saves_a_float32_model(tmp_path, tiny_corpus):
+    import keras
+
+    result = charrnn.train(tiny_corpus, tmp_path / "run", max_steps=4, precision="mixed_bfloat16",
+                           **QUIET, **TINY_OPTIONS)
+    assert result.steps == 4 and np.isfinite(result.best_val_loss)
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
+    text = charrnn.Sampler(tmp_path / "run").generate(length=20, seed=0)[0]
+    assert len(text) == 20  # an empty prime adds nothing to the text
