@@ -1,9 +1,11 @@
 """Validation loss on Tiny Shakespeare after a time budget, with the default settings.
 
-    python bench/quality.py [--budgets 90 600] [charrnn train options, e.g. --dropout 0.1]
+    python bench/quality.py [--budgets 90 600] [--window 100] [charrnn train options, e.g. --dropout 0.1]
 
 Each budget runs `charrnn train tinyshakespeare --time-budget N` (graph building and
-evaluations count against the budget) and prints the final validation loss and bits/char.
+evaluations count against the budget) and prints the last validation loss and bits/char as
+training scored them (windows of the run's --seq-length), and the best model's validation loss
+rescored on windows of `--window` characters, so runs with different window lengths compare.
 Options it does not know are passed to `charrnn train` (the defaults are what it measures).
 """
 
@@ -14,22 +16,40 @@ import sys
 import tempfile
 from pathlib import Path
 
+RESCORE = """
+import json, sys
+import charrnn
+from charrnn.corpus import load_corpus, split
+from charrnn.evaluate import score_ids
+run = charrnn.load(sys.argv[1])
+window = int(sys.argv[2])
+config = run.train_config
+ids = split(load_corpus(["tinyshakespeare"]).ids, config.val_fraction)[1][: config.max_val_chars + 1]
+print(json.dumps(score_ids(run.model(seq_length=window), ids, window, config.batch_size)))
+"""
+
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--budgets", type=float, nargs="+", default=[90, 600])
+    parser.add_argument("--window", type=int, default=100, help="window length of the rescoring")
     args, train_options = parser.parse_known_args()
     if train_options:
         print("charrnn train options:", " ".join(train_options))
-    print(f"{'budget s':>9}{'steps':>8}{'val loss nats/char':>20}{'val bits/char':>15}{'train chars/s':>15}")
+    print(f"{'budget s':>9}{'seq':>5}{'steps':>7}{'val nats/char':>15}{'val bits/char':>15}"
+          f"{'best, window ' + str(args.window):>20}")
     for budget in args.budgets:
         with tempfile.TemporaryDirectory() as folder:
             out = Path(folder) / "run"
             subprocess.run([sys.executable, "-m", "charrnn", "train", "tinyshakespeare", "--out", str(out),
                             "--time-budget", str(budget), "--quiet", *train_options], check=True)
             last = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
-        print(f"{budget:>9.0f}{last['step']:>8}{last['val_loss']:>20.4f}{last['val_bpc']:>15.4f}"
-              f"{last['chars_per_s']:>15,.0f}")
+            seq = json.loads((out / "config.json").read_text())["train"]["seq_length"]
+            done = subprocess.run([sys.executable, "-c", RESCORE, str(out), str(args.window)],
+                                  check=True, capture_output=True, text=True)
+            rescored = json.loads(done.stdout.strip().splitlines()[-1])
+        print(f"{budget:>9.0f}{seq:>5}{last['step']:>7}{last['val_loss']:>15.4f}{last['val_bpc']:>15.4f}"
+              f"{rescored:>20.4f}")
 
 
 if __name__ == "__main__":

@@ -18,8 +18,9 @@ rows = charrnn.load(sys.argv[2], require_model=False).metrics() if result.run_di
 print(json.dumps({"steps": result.steps, "val_loss": result.last_metrics["val_loss"],
                   "train_loss": result.last_metrics["train_loss"], "curve": [row["val_loss"] for row in rows]}))
 """
+# No dropout: its masks are drawn per replica, so with it the curves differ by more than summation order.
 OPTIONS = dict(layers=1, units=32, embedding_dim=16, seq_length=20, batch_size=8, eval_every=6, max_steps=12,
-               seed=3, lr_schedule="constant")
+               seed=3, lr_schedule="constant", dropout=0.0)
 
 
 def train_in_process(corpus, out, env=None, **options):
