@@ -93,7 +93,8 @@ def train_throughput(corpus: str = "tinyshakespeare", seconds: float = 30.0, war
     finally:
         keras.config.set_dtype_policy("float32")
     chars_per_s = steps * train_config.batch_size * train_config.seq_length / elapsed
-    flops = flops_per_char(data.vocab.size, **{k: v for k, v in model_options.items() if k != "dropout"})
+    flops = flops_per_char(data.vocab.size, model_config.cell, model_config.layers, model_config.units,
+                           model_config.embedding_dim)
     roof = matmul_gflops()
     return {"config": {**model_options, **train_options, "precision": precision, "fused": fused}, "steps": steps,
             "seconds": round(elapsed, 2), "train_chars_per_s": round(chars_per_s, 1),

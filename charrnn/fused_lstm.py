@@ -20,6 +20,7 @@ import keras
 import tensorflow as tf
 
 CHUNK = 5  # steps per compiled call; on 2 cores 4 / 5 / 10 steps gave 29.0k / 29.3k / 25.4k chars/s
+#           (measured with the projections inside the compiled call)
 
 
 def _recurrence(projected, recurrent, hidden, carry):
@@ -39,13 +40,10 @@ def _recurrence(projected, recurrent, hidden, carry):
     return tf.stack(hiddens), tf.stack(carries), tf.stack(gates)
 
 
-@tf.function(jit_compile=True, autograph=False)
-def _forward_chunk(inputs, kernel, recurrent, bias, hidden, carry):
-    """Steps (K, B, in) -> hidden states, carries, gate activations (see `_recurrence`)."""
-    return _recurrence(tf.einsum("kbi,ig->kbg", inputs, kernel) + bias, recurrent, hidden, carry)
-
-
-_projected_chunk = tf.function(_recurrence, jit_compile=True, autograph=False)
+# One compiled call per chunk. The input projections are taken outside it, as one product per
+# chunk by oneDNN: one code path for both precisions, and no slower than projecting inside XLA
+# (30,163 vs 28,852 chars/s, medians of 3 interleaved 20 s rounds of the reference config).
+_recurrence_chunk = tf.function(_recurrence, jit_compile=True, autograph=False)
 
 
 def _product(equation: str, left, right, low_precision: bool):
@@ -93,11 +91,8 @@ def lstm_layer(chunks: list, kernel, recurrent, bias, low_precision: bool = Fals
         hiddens, carries, gates, starts = [], [], [], []
         for chunk in inputs:
             starts.append((hidden, carry))
-            if low_precision:
-                projected = _product("kbi,ig->kbg", chunk, kernel, True) + bias
-                chunk_hiddens, chunk_carries, chunk_gates = _projected_chunk(projected, recurrent, hidden, carry)
-            else:
-                chunk_hiddens, chunk_carries, chunk_gates = _forward_chunk(chunk, kernel, recurrent, bias, hidden, carry)
+            projected = _product("kbi,ig->kbg", chunk, kernel, low_precision) + bias
+            chunk_hiddens, chunk_carries, chunk_gates = _recurrence_chunk(projected, recurrent, hidden, carry)
             hidden, carry = chunk_hiddens[-1], chunk_carries[-1]
             hiddens.append(chunk_hiddens)
             carries.append(chunk_carries)
