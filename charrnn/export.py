@@ -48,7 +48,7 @@ def export_saved_model(run, out: str | Path) -> Path:
             with tf.control_dependencies(checks):
                 logits, states = sampler._prime(ids[None, :], sampler.zero_states(1))
             drawn, _, _ = sampler._run_loop(logits, states, tf.constant(0), length, seed, temperature,
-                                            tf.constant(0), tf.constant(1.0), tf.constant(False))
+                                            tf.constant(0), tf.constant(1.0), "plain")
             text = tf.gather(self.codepoints, drawn[0])
             return tf.strings.unicode_encode(tf.concat([given, text], axis=0), "UTF-8")
 

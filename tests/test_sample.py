@@ -29,22 +29,25 @@ def test_one_step_recurrence_matches_keras(tmp_path, cell, embedding_dim):
     ids = np.array([[1, 4, 2, 0, 7]], np.int32)
     expected = np.asarray(model(ids))[0]
     states = sampler.zero_states(1)
+    recurrent = sampler._recurrent(states)
     for position in range(ids.shape[1]):
-        logits, states = sampler._step(ids[:, position], states)
+        logits, states, recurrent = sampler._step(ids[:, position], states, recurrent)
         np.testing.assert_allclose(np.asarray(logits)[0], expected[position], atol=1e-5)
 
 
 def test_same_seed_same_text_and_chunking_does_not_matter(tmp_path):
     run, _ = make_run(tmp_path)
     sampler = Sampler(run)
-    options = dict(length=60, temperature=0.9, top_k=5, top_p=0.95, prime="abc", seed=11)
+    # 200 characters: the streamed chunks grow (64, 128, then the last 8)
+    options = dict(length=200, temperature=0.9, top_k=5, top_p=0.95, prime="abc", seed=11)
     whole = sampler.generate(**options)
     assert whole == sampler.generate(**options)
     assert whole == sampler.generate(chunk_size=1, **options)  # the step-by-step path
     assert whole == sampler.generate(chunk_size=7, **options)
     assert "".join(sampler.stream(SampleConfig(**options))) == whole[0]
     assert whole != sampler.generate(**{**options, "seed": 12})
-    assert whole[0].startswith("abc") and len(whole[0]) == 63
+    assert whole[0].startswith("abc") and len(whole[0]) == 203
+    assert [len(piece) for piece in sampler.stream(SampleConfig(**options))] == [3, 64, 128, 8]
 
 
 def test_greedy_options_agree(tmp_path):
@@ -58,6 +61,29 @@ def test_greedy_options_agree(tmp_path):
     for _ in range(30):
         ids.append(int(np.argmax(np.asarray(model(np.array([ids], np.int32)))[0, -1])))
     assert run.vocab.decode(ids) == greedy
+
+
+@pytest.mark.parametrize("mode", ["plain", "truncated"])
+def test_draws_follow_the_softmax_at_the_temperature(mode):
+    import tensorflow as tf
+
+    from charrnn.sample import _draw
+
+    logits = np.tile(np.array([[2.0, 1.0, 0.0, -1.0, -6.0]], np.float32), (20000, 1))
+    temperature = 0.7
+    draw = tf.function(lambda logits, position: _draw(logits, tf.constant(3), position, tf.constant(temperature),
+                                                      tf.constant(4 if mode == "truncated" else 0),
+                                                      tf.constant(1.0), mode), jit_compile=True)
+    ids = np.concatenate([draw(logits, tf.constant(position)).numpy() for position in range(2)])
+    expected = np.exp(logits[0] / temperature)
+    if mode == "truncated":  # top-k = 4 drops the last symbol
+        expected[-1] = 0.0
+    expected /= expected.sum()
+    seen = np.bincount(ids, minlength=5) / ids.size
+    # 40,000 draws: one standard deviation is at most 0.0025
+    np.testing.assert_allclose(seen, expected, atol=0.01)
+    if mode == "truncated":
+        assert seen[-1] == 0.0
 
 
 def test_top_k_only_draws_from_the_k_best(tmp_path):
