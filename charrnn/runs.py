@@ -217,11 +217,14 @@ def write_metrics(path: Path, rows: list[dict]) -> None:
 # ---------------------------------------------------------------- resumable checkpoints
 
 def save_checkpoint(path: Path, weights: list[np.ndarray], optimizer_values: list[np.ndarray],
-                    state: dict) -> None:
-    """Writes weights, optimizer slots and the training position as one atomic .npz file."""
+                    state: dict, generator_states: list[np.ndarray] = ()) -> None:
+    """Writes weights, optimizer slots, the training position and the random generators' states
+    (dropout masks) as one atomic .npz file."""
     arrays = {f"weight_{index}": value for index, value in enumerate(weights)}
     arrays.update({f"optimizer_{index}": value for index, value in enumerate(optimizer_values)})
-    state = {**state, "weights": len(weights), "optimizer_values": len(optimizer_values)}
+    arrays.update({f"generator_{index}": value for index, value in enumerate(generator_states)})
+    state = {**state, "weights": len(weights), "optimizer_values": len(optimizer_values),
+             "generator_states": len(generator_states)}
     arrays["state"] = np.frombuffer(json.dumps(state).encode("utf-8"), dtype=np.uint8)
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
@@ -245,3 +248,15 @@ def load_checkpoint(path: Path) -> tuple[list[np.ndarray], list[np.ndarray], dic
     except Exception as error:  # zipfile.BadZipFile, KeyError, ValueError, OSError, ...
         raise RunError(f"{file} is corrupt ({type(error).__name__}: {error})") from None
     return weights, optimizer, state
+
+
+def load_generator_states(path: Path) -> list[np.ndarray]:
+    """The random generators' states saved with the checkpoint ([] for checkpoints written
+    before they were saved). Call after `load_checkpoint`, which checks the file."""
+    file = path / CHECKPOINT
+    try:
+        with np.load(file, allow_pickle=False) as archive:
+            state = json.loads(archive["state"].tobytes().decode("utf-8"))
+            return [archive[f"generator_{index}"] for index in range(state.get("generator_states", 0))]
+    except Exception as error:
+        raise RunError(f"{file} is corrupt ({type(error).__name__}: {error})") from None

@@ -195,6 +195,7 @@ class _Session:
 
     def _restore(self, model, optimizer) -> dict:
         weights, optimizer_values, state = runs.load_checkpoint(self.out)
+        generator_states = runs.load_generator_states(self.out)
         try:
             model.set_weights(weights)
             if len(optimizer_values) != len(optimizer.variables):
@@ -202,6 +203,12 @@ class _Session:
                                  f"{len(optimizer.variables)} variables")
             for variable, value in zip(optimizer.variables, optimizer_values):
                 variable.assign(value)
+            # dropout masks continue where they stopped (checkpoints older than this have none:
+            # such a run resumes with fresh masks, statistically the same run)
+            generators = _generator_states(model)
+            if generator_states and len(generator_states) == len(generators):
+                for variable, value in zip(generators, generator_states):
+                    variable.assign(value)
         except ValueError as error:
             raise RunError(f"{self.out / runs.CHECKPOINT} does not fit this model: {error}") from None
         return state
@@ -209,7 +216,8 @@ class _Session:
     def _checkpoint(self, model, optimizer, state: dict) -> None:
         weights = model.get_weights()
         values = [np.asarray(variable) for variable in optimizer.variables]
-        runs.save_checkpoint(self.out, weights, values, state)
+        generators = [np.asarray(variable) for variable in _generator_states(model)]
+        runs.save_checkpoint(self.out, weights, values, state, generators)
 
     # ------------------------------------------------------------ the loop
 
@@ -415,6 +423,11 @@ def learning_rate_at(config: TrainConfig, progress: float) -> float:
     phase = min((progress - decay_start) / config.anneal_fraction, 1.0)
     floor = config.min_lr_ratio
     return config.learning_rate * (floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * phase)))
+
+
+def _generator_states(model) -> list:
+    """The state variables of the model's random generators (dropout), in model order."""
+    return [variable for variable in model.variables if variable.path.endswith("seed_generator_state")]
 
 
 def _next_multiple(step: int, every: int) -> int:

@@ -47,9 +47,12 @@ def test_resume_continues_the_count(tmp_path, tiny_corpus):
     assert [row["step"] for row in charrnn.load(tmp_path / "run").metrics()] == [10, 20]
 
 
-def test_deterministic_resume_matches_uninterrupted_run(tmp_path, tiny_corpus):
-    # a constant rate: a cosine schedule depends on each session's --max-steps, which differ here
-    options = dict(TINY_OPTIONS, deterministic=True, seed=4, eval_every=5, dropout=0.0, lr_schedule="constant")
+@pytest.mark.parametrize("cell,dropout", [("lstm", 0.0), ("lstm", 0.3), ("gru", 0.3)])
+def test_deterministic_resume_matches_uninterrupted_run(tmp_path, tiny_corpus, cell, dropout):
+    # a constant rate: a cosine schedule depends on each session's --max-steps, which differ here;
+    # with dropout, the checkpoint carries the generators' states, so the masks continue too
+    options = dict(TINY_OPTIONS, deterministic=True, seed=4, eval_every=5, dropout=dropout, lr_schedule="constant",
+                   cell=cell)
     charrnn.train(tiny_corpus, tmp_path / "whole", max_steps=16, **QUIET, **options)
     charrnn.train(tiny_corpus, tmp_path / "split", max_steps=7, **QUIET, **options)
     charrnn.train(tiny_corpus, tmp_path / "split", resume=True, max_steps=16, **QUIET, **options)
