@@ -22,6 +22,9 @@ from .errors import VocabularyError
 # per length). Streaming starts with short chunks (text appears at once) and grows them, because
 # each call costs about a millisecond on top of its steps.
 _CAPACITY = 512
+# Vocabularies up to this size apply top-k / top-p from pairwise comparisons (V^2 per stream and
+# step), larger ones by sorting; at 65 symbols and 64 streams, top-k 20 went from 74k to 90k chars/s.
+_PAIRWISE_LIMIT = 256
 _STREAM_CHUNKS = (64, 128, 256, 512)
 
 
@@ -278,6 +281,16 @@ def _draw(logits, seed, position, temperature, top_k, top_p, mode):
 
     def truncated():
         scaled = logits / temperature
+        vocab_size = scaled.shape[-1]
+        if vocab_size is not None and vocab_size <= _PAIRWISE_LIMIT:
+            # Each symbol's rank and the probability mass above it, from all pairs (V x V per
+            # stream); no sort. A symbol is kept when fewer than k symbols are above it (top-k)
+            # and the mass above it is below p (top-p): the smallest prefix reaching p.
+            above = tf.cast(scaled[:, None, :] > scaled[:, :, None], tf.float32)  # [n, i, j]: j above i
+            rank = tf.reduce_sum(above, axis=-1)
+            mass = tf.linalg.matvec(above, tf.nn.softmax(scaled, axis=-1))
+            kept = tf.logical_and(tf.logical_or(top_k <= 0, rank < tf.cast(top_k, tf.float32)), mass < top_p)
+            return pick(tf.where(kept, scaled, tf.fill(tf.shape(scaled), -float("inf"))), masked=True)
         ordered = tf.sort(scaled, axis=-1, direction="DESCENDING")
         vocab_size = tf.shape(scaled)[-1]
         # top-k: the k-th largest logit is the lowest one kept (k = 0 keeps all)

@@ -86,6 +86,26 @@ def test_draws_follow_the_softmax_at_the_temperature(mode):
         assert seen[-1] == 0.0
 
 
+@pytest.mark.parametrize("top_k,top_p", [(7, 1.0), (0, 0.8), (12, 0.6), (1, 1.0), (0, 1e-6)])
+def test_top_k_top_p_pairwise_and_sorted_agree(monkeypatch, top_k, top_p):
+    import tensorflow as tf
+
+    from charrnn import sample
+
+    logits = np.random.default_rng(0).normal(0, 2, (300, 65)).astype(np.float32)
+
+    def draw():
+        return tf.function(lambda: sample._draw(tf.constant(logits), tf.constant(5), tf.constant(0),
+                                                tf.constant(0.9), tf.constant(top_k), tf.constant(top_p),
+                                                "truncated"), jit_compile=True)().numpy()
+
+    pairwise = draw()
+    monkeypatch.setattr(sample, "_PAIRWISE_LIMIT", 0)
+    np.testing.assert_array_equal(pairwise, draw())
+    if top_k == 1 or top_p < 1e-3:
+        np.testing.assert_array_equal(pairwise, np.argmax(logits, axis=-1))
+
+
 def test_top_k_only_draws_from_the_k_best(tmp_path):
     run, _ = make_run(tmp_path)
     sampler = Sampler(run)
