@@ -5,7 +5,7 @@
 Rows: the keras-io way (re-run model.predict on the last 40 characters for each new one),
 the TF-tutorial way (one compiled step per character, called from Python, carrying states:
 here Sampler with chunk_size=1, which also checks that its text equals the compiled loop's),
-and Sampler's compiled loop, for 1 and 64 streams.
+and Sampler's compiled loop, for 1 and 64 streams, plain and with --top-k 20.
 """
 
 import argparse
@@ -41,6 +41,10 @@ def main():
             rows.append((label, streams, streams * length / (time.perf_counter() - started)))
             if chunk == 1:
                 assert text == sampler.generate(length=length, num_samples=streams, seed=1), "paths differ"
+        sampler.generate(length=8, num_samples=streams, seed=0, top_k=20)
+        started = time.perf_counter()
+        sampler.generate(length=args.length, num_samples=streams, seed=1, top_k=20)
+        rows.append(("Sampler compiled loop, top-k 20", streams, streams * args.length / (time.perf_counter() - started)))
     print(f"machine: {machine()}")
     print(f"{'method':<36}{'streams':>8}{'chars/s':>12}")
     for label, streams, rate in rows:
