@@ -34,6 +34,7 @@ def export_saved_model(run, out: str | Path) -> Path:
     class Generator(tf.Module):
         def __init__(self):
             super().__init__()
+            self.weights = list(sampler._variables)  # tracked, so the SavedModel holds them
             self.codepoints = tf.constant(codes)
             self.table = tf.lookup.StaticHashTable(
                 tf.lookup.KeyValueTensorInitializer(codes, np.arange(len(codes), dtype=np.int32)), default_value=-1)

@@ -57,36 +57,57 @@ class Sampler:
     def _setup(self, model, vocab, config) -> None:
         import tensorflow as tf
 
-        from .model import recurrent_weights
-
         self.vocab = vocab
         self.cell, self.layers, self.units = config.cell, config.layers, config.units
-        encoding = model.get_layer("encoding").get_weights()
-        embedding = encoding[0] if encoding else np.eye(self.vocab.size, dtype=np.float32)
-        cells = recurrent_weights(model, config.layers)
-        # Layout: inside the sampler a stream is a column, (features, streams), so every product
-        # is kernel.T @ states; XLA's CPU dots run ~10% faster that way than states @ kernel at
-        # 64 streams (measured, 2-core CPU).
-        # Each layer's step is (input part) + (recurrent part). Layer 1's input is a table row, so
-        # its input part (embedding @ kernel + bias) is a table too: a gather replaces a GEMM. The
-        # recurrent part recurrent_kernel.T @ h only needs the layer's previous output, so the loop
-        # computes it as soon as that output exists and carries it to the next step, out of the
-        # chain of dependent products between one draw and the next.
-        transposed = lambda array: tf.constant(np.ascontiguousarray(np.asarray(array, np.float32).T))
-        column = lambda vector: tf.constant(np.asarray(vector, np.float32).reshape(-1, 1))
-        self._input_parts, self._recurrent_parts = [], []
-        for index, (kernel, recurrent, bias) in enumerate(cells):
-            input_bias, recurrent_bias = (bias[0], column(bias[1])) if self.cell == "gru" else (bias, None)
-            if index == 0:  # rows of the table, (V, gates)
-                self._input_parts.append((tf.constant(embedding @ kernel + input_bias), None))
-            else:
-                self._input_parts.append((transposed(kernel), column(input_bias)))
-            self._recurrent_parts.append((transposed(recurrent), recurrent_bias))
-        head_kernel, head_bias = model.get_layer("logits").get_weights()
-        self._head = (transposed(head_kernel), column(head_bias))
+        self._config = config
+        # Variables, not constants (same speed here), so `update_weights` reuses the compiled loop
+        arrays = self._arrays(model)
+        self._variables = [tf.Variable(array, trainable=False) for array in arrays if array is not None]
+        parts = iter(self._variables)
+        variables = [None if array is None else next(parts) for array in arrays]
+        self._input_parts = [tuple(variables[4 * index : 4 * index + 2]) for index in range(self.layers)]
+        self._recurrent_parts = [tuple(variables[4 * index + 2 : 4 * index + 4]) for index in range(self.layers)]
+        self._head = tuple(variables[-2:])
         # XLA fuses each step's elementwise work: about 1.3x for one stream on a CPU
         self._run_loop = tf.function(self._loop, jit_compile=True, reduce_retracing=True)
         self._run_prime = tf.function(self._prime, reduce_retracing=True)
+
+    def update_weights(self, model) -> None:
+        """Copies new weights from a char model of the same shape (e.g. later in training); the
+        compiled loop is kept."""
+        for variable, array in zip(self._variables, [array for array in self._arrays(model) if array is not None]):
+            variable.assign(array)
+
+    def _arrays(self, model) -> list:
+        """The sampler's weights from a char model, as float32 arrays: per layer (input table or
+        kernel.T, its bias column or None, recurrent_kernel.T, its bias column or None), then
+        the head (kernel.T, bias column).
+
+        Layout: inside the sampler a stream is a column, (features, streams), so every product is
+        kernel.T @ states; XLA's CPU dots run ~10% faster that way than states @ kernel at 64
+        streams (measured, 2-core CPU). Each layer's step is (input part) + (recurrent part).
+        Layer 1's input is a table row, so its input part (embedding @ kernel + bias) is a table
+        too: a gather replaces a GEMM. The recurrent part recurrent_kernel.T @ h only needs the
+        layer's previous output, so the loop computes it as soon as that output exists and
+        carries it to the next step, out of the chain of dependent products between one draw
+        and the next.
+        """
+        from .model import recurrent_weights
+
+        encoding = model.get_layer("encoding").get_weights()
+        embedding = encoding[0] if encoding else np.eye(self.vocab.size, dtype=np.float32)
+        transposed = lambda array: np.ascontiguousarray(np.asarray(array, np.float32).T)
+        column = lambda vector: np.asarray(vector, np.float32).reshape(-1, 1)
+        arrays = []
+        for index, (kernel, recurrent, bias) in enumerate(recurrent_weights(model, self.layers)):
+            input_bias, recurrent_bias = (bias[0], column(bias[1])) if self.cell == "gru" else (bias, None)
+            if index == 0:  # rows of the table, (V, gates)
+                arrays += [np.asarray(embedding @ kernel + input_bias, np.float32), None]
+            else:
+                arrays += [transposed(kernel), column(input_bias)]
+            arrays += [transposed(recurrent), recurrent_bias]
+        head_kernel, head_bias = model.get_layer("logits").get_weights()
+        return arrays + [transposed(head_kernel), column(head_bias)]
 
     # ------------------------------------------------------------ the recurrence (TF ops)
     # States are lists (one entry per layer) of (h,) or (h, c) tuples, each (units, streams).

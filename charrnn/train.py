@@ -331,8 +331,12 @@ class _Session:
 
         if getattr(self, "_writer", None) is None:
             self._writer = tf.summary.create_file_writer(str(self.out / "tensorboard"))
-        text = Sampler.from_model(model, self.corpus.vocab, self.model_config).generate(
-            length=300, temperature=0.8, seed=0)[0]
+        # one sampler for the run, its weights refreshed: the loop compiles once, not per evaluation
+        if getattr(self, "_sampler", None) is None:
+            self._sampler = Sampler.from_model(model, self.corpus.vocab, self.model_config)
+        else:
+            self._sampler.update_weights(model)
+        text = self._sampler.generate(length=300, temperature=0.8, seed=0)[0]
         with self._writer.as_default(step=row["step"]):
             for name in ("train_loss", "val_loss", "val_bpc", "learning_rate", "chars_per_s"):
                 if row[name] is not None:

@@ -116,6 +116,21 @@ def test_top_k_only_draws_from_the_k_best(tmp_path):
     assert seen <= best_two and len(seen) == 2
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_update_weights_gives_the_new_models_text(tmp_path, cell):
+    run, model = make_run(tmp_path, cell)
+    other = build_char_model(run.model_config)  # larger weights than an untrained model's
+    rng = np.random.default_rng(1)
+    other.set_weights([rng.normal(0, 0.7, weight.shape).astype(np.float32) for weight in model.get_weights()])
+    options = dict(length=40, temperature=0.9, prime="ab", seed=3)
+    sampler = Sampler.from_model(model, run.vocab, run.model_config)
+    before = sampler.generate(**options)
+    sampler.update_weights(other)
+    after = sampler.generate(**options)
+    assert after == Sampler.from_model(other, run.vocab, run.model_config).generate(**options)
+    assert after != before
+
+
 def test_many_streams_are_independent(tmp_path):
     run, _ = make_run(tmp_path)
     texts = Sampler(run).generate(length=40, num_samples=8, seed=2)
