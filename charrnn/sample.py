@@ -59,7 +59,6 @@ class Sampler:
 
         self.vocab = vocab
         self.cell, self.layers, self.units = config.cell, config.layers, config.units
-        self._config = config
         # Variables, not constants (same speed here), so `update_weights` reuses the compiled loop
         arrays = self._arrays(model)
         self._variables = [tf.Variable(array, trainable=False) for array in arrays if array is not None]
