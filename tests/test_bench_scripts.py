@@ -1,0 +1,29 @@
+"""The sampling benchmark scripts run and print their tables (tiny sizes; the figures are not checked)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+
+def run_script(name: str, *args: str) -> str:
+    done = subprocess.run([sys.executable, str(BENCH / name), *args], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+@pytest.mark.slow
+def test_sample_loop_variants_prints_every_variant():
+    lines = run_script("sample_loop_variants.py", "--streams", "2", "--steps", "4", "--rounds", "1").splitlines()
+    rows = [line.split() for line in lines if line.startswith(("rows ", "columns "))]
+    assert len(rows) == 8 and {row[1] for row in rows} == {"stacked", "carried"}
+    assert all(float(row[-1].replace(",", "")) > 0 for row in rows)
+
+
+@pytest.mark.slow
+def test_sample_speed_prints_its_table():
+    output = run_script("sample_speed.py", "--length", "8")
+    assert output.count("Sampler compiled loop") == 4 and "keras-io" in output
