@@ -22,7 +22,7 @@ def export_saved_model(run, out: str | Path) -> Path:
     """
     import tensorflow as tf
 
-    from .sample import Sampler
+    from .sample import _CAPACITY as CAPACITY, Sampler
 
     out = Path(out)
     if out.exists():
@@ -48,9 +48,20 @@ def export_saved_model(run, out: str | Path) -> Path:
             checks = [tf.debugging.assert_non_negative(ids, message="the prime has characters not in the vocabulary")]
             with tf.control_dependencies(checks):
                 logits, states = sampler._prime(ids[None, :], sampler.zero_states(1))
-            drawn, _, _ = sampler._run_loop(logits, states, tf.constant(0), length, seed, temperature,
-                                            tf.constant(0), tf.constant(1.0), "plain")
-            text = tf.gather(self.codepoints, drawn[0])
+
+            # chunks of up to CAPACITY characters through the one compiled loop, as `charrnn sample` does
+            def chunk(done, logits, states, text):
+                size = tf.minimum(CAPACITY, length - done)
+                drawn, logits, states = sampler._run_loop(logits, states, done, size, seed, temperature,
+                                                          tf.constant(0), tf.constant(1.0), "plain",
+                                                          capacity=CAPACITY)
+                return done + size, logits, states, tf.concat([text, drawn[0, :size]], axis=0)
+
+            _, _, _, drawn = tf.while_loop(
+                lambda done, *_: done < length, chunk, (tf.constant(0), logits, states, tf.zeros([0], tf.int32)),
+                shape_invariants=(tf.TensorShape([]), logits.shape, tf.nest.map_structure(lambda t: t.shape, states),
+                                  tf.TensorShape([None])))
+            text = tf.gather(self.codepoints, drawn)
             return tf.strings.unicode_encode(tf.concat([given, text], axis=0), "UTF-8")
 
     generator = Generator()

@@ -161,19 +161,18 @@ class Sampler:
                                              (tf.constant(0), logits, states, self._recurrent(states)))
         return logits, states
 
-    def _loop(self, logits, states, first_position, length, seed, temperature, top_k, top_p, mode, capacity=None):
-        """Draws `length` characters for every stream in one compiled loop.
+    def _loop(self, logits, states, first_position, length, seed, temperature, top_k, top_p, mode,
+              capacity=_CAPACITY):
+        """Draws `length` (<= `capacity`) characters for every stream in one compiled loop; the ids
+        come back as (streams, capacity), of which the first `length` columns were drawn.
 
         `mode` is a Python string (each mode is its own compiled loop, without branches inside):
-        see `_draw`. With a Python int `capacity` (>= length), the ids come back as
-        (streams, capacity), of which the first `length` columns were drawn; without it, as
-        (streams, length), which makes XLA compile once per length.
+        see `_draw`. `capacity` is a Python int: XLA compiles once per capacity, not per length.
         """
         import tensorflow as tf
 
         streams = tf.shape(logits)[0]
-        size = length if capacity is None else capacity
-        drawn = tf.TensorArray(tf.int32, size=size)
+        drawn = tf.TensorArray(tf.int32, size=capacity)
 
         def body(index, logits, states, recurrent, drawn):
             ids = _draw(logits, seed, first_position + index, temperature, top_k, top_p, mode)
@@ -183,7 +182,7 @@ class Sampler:
 
         _, logits, states, _, drawn = tf.while_loop(lambda index, *_: index < length, body,
                                                     (tf.constant(0), logits, states, self._recurrent(states), drawn))
-        ids = tf.reshape(tf.transpose(drawn.stack()), (streams, size))
+        ids = tf.reshape(tf.transpose(drawn.stack()), (streams, capacity))
         return ids, logits, states
 
     # ------------------------------------------------------------ the public methods
@@ -227,8 +226,7 @@ class Sampler:
         while done < config.length:
             size = sizes.pop(0) if len(sizes) > 1 else sizes[0]
             size = min(size, _CAPACITY, config.length - done)
-            ids, logits, states = self._run_loop(logits, states, tf.constant(done), tf.constant(size), *knobs,
-                                                 capacity=_CAPACITY)
+            ids, logits, states = self._run_loop(logits, states, tf.constant(done), tf.constant(size), *knobs)
             done += size
             yield [self.vocab.decode(row) for row in ids.numpy()[:, :size]]
 

@@ -17,7 +17,7 @@ import sys
 sys.modules["charrnn"] = None  # prove the SavedModel needs no charrnn
 import tensorflow as tf
 model = tf.saved_model.load(sys.argv[1])
-text = model.signatures["generate"](prime=tf.constant(sys.argv[2]), length=tf.constant(40),
+text = model.signatures["generate"](prime=tf.constant(sys.argv[2]), length=tf.constant(int(sys.argv[3])),
                                     temperature=tf.constant(0.8), seed=tf.constant(7))["output_0"]
 sys.stdout.write(text.numpy().decode("utf-8"))
 """
@@ -28,10 +28,12 @@ def test_export_runs_with_plain_tensorflow_and_matches_sample(tmp_path, tiny_run
     result = CliRunner().invoke(main, ["export", str(tiny_run), "--format", "saved_model", "--out", str(out)])
     assert result.exit_code == 0, result.output
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    done = subprocess.run([sys.executable, "-c", LOAD_WITHOUT_CHARRNN, str(out), "All:"], capture_output=True,
+    # 600 characters: more than one 512-character chunk of the compiled loop
+    done = subprocess.run([sys.executable, "-c", LOAD_WITHOUT_CHARRNN, str(out), "All:", "600"], capture_output=True,
                           text=True, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
-    sampled = CliRunner().invoke(main, ["sample", str(tiny_run), "--prime", "All:", "--length", "40",
+    assert len(done.stdout) == 4 + 600
+    sampled = CliRunner().invoke(main, ["sample", str(tiny_run), "--prime", "All:", "--length", "600",
                                         "--temperature", "0.8", "--seed", "7"])
     assert done.stdout == sampled.output.rstrip("\n")
     again = CliRunner().invoke(main, ["export", str(tiny_run), "--out", str(out)])
