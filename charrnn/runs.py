@@ -232,31 +232,40 @@ def save_checkpoint(path: Path, weights: list[np.ndarray], optimizer_values: lis
 
 
 def load_checkpoint(path: Path) -> tuple[list[np.ndarray], list[np.ndarray], dict]:
-    """Reads a checkpoint written by `save_checkpoint`.
+    """Reads a checkpoint written by `save_checkpoint`: (weights, optimizer values, state).
 
     Raises:
         RunError: no checkpoint, or a damaged one.
     """
+    arrays, state = _read_checkpoint(path)
+    return ([arrays[f"weight_{index}"] for index in range(state["weights"])],
+            [arrays[f"optimizer_{index}"] for index in range(state["optimizer_values"])], state)
+
+
+def load_generator_states(path: Path) -> list[np.ndarray]:
+    """The random generators' states saved with the checkpoint ([] for checkpoints written
+    before they were saved).
+
+    Raises:
+        RunError: no checkpoint, or a damaged one.
+    """
+    arrays, state = _read_checkpoint(path)
+    return [arrays[f"generator_{index}"] for index in range(state.get("generator_states", 0))]
+
+
+def _read_checkpoint(path: Path) -> tuple[dict[str, np.ndarray], dict]:
     file = path / CHECKPOINT
     if not file.is_file():
         raise RunError(f"{path} has no {CHECKPOINT} to resume from")
     try:
         with np.load(file, allow_pickle=False) as archive:
-            state = json.loads(archive["state"].tobytes().decode("utf-8"))
-            weights = [archive[f"weight_{index}"] for index in range(state["weights"])]
-            optimizer = [archive[f"optimizer_{index}"] for index in range(state["optimizer_values"])]
+            arrays = {name: archive[name] for name in archive.files}
+        state = json.loads(arrays.pop("state").tobytes().decode("utf-8"))
+        counts = {"weight": state["weights"], "optimizer": state["optimizer_values"],
+                  "generator": state.get("generator_states", 0)}
+        missing = sorted({f"{kind}_{index}" for kind, count in counts.items() for index in range(count)} - set(arrays))
+        if missing:
+            raise KeyError(missing[0])
     except Exception as error:  # zipfile.BadZipFile, KeyError, ValueError, OSError, ...
         raise RunError(f"{file} is corrupt ({type(error).__name__}: {error})") from None
-    return weights, optimizer, state
-
-
-def load_generator_states(path: Path) -> list[np.ndarray]:
-    """The random generators' states saved with the checkpoint ([] for checkpoints written
-    before they were saved). Call after `load_checkpoint`, which checks the file."""
-    file = path / CHECKPOINT
-    try:
-        with np.load(file, allow_pickle=False) as archive:
-            state = json.loads(archive["state"].tobytes().decode("utf-8"))
-            return [archive[f"generator_{index}"] for index in range(state.get("generator_states", 0))]
-    except Exception as error:
-        raise RunError(f"{file} is corrupt ({type(error).__name__}: {error})") from None
+    return arrays, state
