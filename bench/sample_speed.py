@@ -4,8 +4,9 @@
 
 Rows: the keras-io way (re-run model.predict on the last 40 characters for each new one),
 the TF-tutorial way (one compiled step per character, called from Python, carrying states:
-here Sampler with chunk_size=1, which also checks that its text equals the compiled loop's),
-and Sampler's compiled loop, for 1 and 64 streams, plain and with --top-k 20.
+here Sampler with chunk_size=1, whose text the script checks equals the compiled loop's),
+and Sampler's compiled loop, for 1 and 64 streams, plain and with --top-k 20. The Sampler rows
+are `charrnn bench sample`'s measure: the best of 3 timed calls after a warm-up.
 """
 
 import argparse
@@ -18,7 +19,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--length", type=int, default=2000)
     args = parser.parse_args()
-    from charrnn.bench import _untrained_run, machine
+    from charrnn.bench import _untrained_run, machine, sample_speed
     from charrnn.sample import Sampler
 
     run = _untrained_run(65)
@@ -33,18 +34,14 @@ def main():
         ids = np.concatenate([ids[:, 1:], [[int(np.argmax(logits))]]], axis=1)
     rows.append(("keras-io: model.predict per char", 1, count / (time.perf_counter() - started)))
     for streams in (1, 64):
-        for label, chunk in (("step per char from Python", 1), ("Sampler compiled loop", None)):
-            length = args.length if chunk is None else min(args.length, 500)
-            sampler.generate(length=8, num_samples=streams, seed=0, chunk_size=chunk)
-            started = time.perf_counter()
-            text = sampler.generate(length=length, num_samples=streams, seed=1, chunk_size=chunk)
-            rows.append((label, streams, streams * length / (time.perf_counter() - started)))
-            if chunk == 1:
-                assert text == sampler.generate(length=length, num_samples=streams, seed=1), "paths differ"
-        sampler.generate(length=8, num_samples=streams, seed=0, top_k=20)
-        started = time.perf_counter()
-        sampler.generate(length=args.length, num_samples=streams, seed=1, top_k=20)
-        rows.append(("Sampler compiled loop, top-k 20", streams, streams * args.length / (time.perf_counter() - started)))
+        for label, length, options in (("step per char from Python", min(args.length, 500), {"chunk_size": 1}),
+                                       ("Sampler compiled loop", args.length, {}),
+                                       ("Sampler compiled loop, top-k 20", args.length, {"top_k": 20})):
+            result = sample_speed(streams, length, sampler=sampler, **options)
+            rows.append((label, streams, result["chars_per_s"]))
+        length = min(args.length, 500)
+        text = sampler.generate(length=length, num_samples=streams, seed=1)
+        assert text == sampler.generate(length=length, num_samples=streams, seed=1, chunk_size=1), "paths differ"
     print(f"machine: {machine()}")
     print(f"{'method':<36}{'streams':>8}{'chars/s':>12}")
     for label, streams, rate in rows:

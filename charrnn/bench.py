@@ -124,16 +124,20 @@ def _StepTimer(warmup_steps: int, seconds: float):
     return StepTimer()
 
 
-def sample_speed(streams: int = 1, length: int = 2000, run=None, vocab_size: int = 65, repeats: int = 3) -> dict:
-    """Characters per second of `Sampler` (a 2 x LSTM(256) model unless `run` is given)."""
+def sample_speed(streams: int = 1, length: int = 2000, run=None, vocab_size: int = 65, repeats: int = 3,
+                 sampler=None, **options) -> dict:
+    """Characters per second of `Sampler` (a 2 x LSTM(256) model unless `run` or `sampler` is
+    given), the best of `repeats` timed calls after a warm-up; `options` go to `generate`
+    (e.g. top_k=20, or chunk_size=1 for one call per character)."""
     from .sample import Sampler
 
-    sampler = Sampler(run) if run is not None else Sampler(_untrained_run(vocab_size))
-    sampler.generate(length=min(length, 64), num_samples=streams, seed=0)  # trace and warm up
+    if sampler is None:
+        sampler = Sampler(run) if run is not None else Sampler(_untrained_run(vocab_size))
+    sampler.generate(length=min(length, 64), num_samples=streams, seed=0, **options)  # trace and warm up
     best = float("inf")
     for repeat in range(repeats):
         started = time.perf_counter()
-        sampler.generate(length=length, num_samples=streams, seed=repeat)
+        sampler.generate(length=length, num_samples=streams, seed=repeat, **options)
         best = min(best, time.perf_counter() - started)
     return {"streams": streams, "length": length, "seconds": round(best, 4),
             "chars_per_s": round(streams * length / best, 1), "machine": machine()}

@@ -22,7 +22,7 @@ def export_saved_model(run, out: str | Path) -> Path:
     """
     import tensorflow as tf
 
-    from .sample import _CAPACITY as CAPACITY, Sampler
+    from .sample import CHUNK_CAPACITY, Sampler
 
     out = Path(out)
     if out.exists():
@@ -49,12 +49,11 @@ def export_saved_model(run, out: str | Path) -> Path:
             with tf.control_dependencies(checks):
                 logits, states = sampler._prime(ids[None, :], sampler.zero_states(1))
 
-            # chunks of up to CAPACITY characters through the one compiled loop, as `charrnn sample` does
+            # chunks of up to CHUNK_CAPACITY characters through the one compiled loop, as `charrnn sample` does
             def chunk(done, logits, states, text):
-                size = tf.minimum(CAPACITY, length - done)
+                size = tf.minimum(CHUNK_CAPACITY, length - done)
                 drawn, logits, states = sampler._run_loop(logits, states, done, size, seed, temperature,
-                                                          tf.constant(0), tf.constant(1.0), "plain",
-                                                          capacity=CAPACITY)
+                                                          tf.constant(0), tf.constant(1.0), "plain")
                 return done + size, logits, states, tf.concat([text, drawn[0, :size]], axis=0)
 
             _, _, _, drawn = tf.while_loop(
