@@ -34,7 +34,7 @@ def export_saved_model(run, out: str | Path) -> Path:
     class Generator(tf.Module):
         def __init__(self):
             super().__init__()
-            self.weights = list(sampler._variables)  # tracked, so the SavedModel holds them
+            self.weights = list(sampler.variables)  # tracked, so the SavedModel holds them
             self.codepoints = tf.constant(codes)
             self.table = tf.lookup.StaticHashTable(
                 tf.lookup.KeyValueTensorInitializer(codes, np.arange(len(codes), dtype=np.int32)), default_value=-1)
@@ -47,12 +47,12 @@ def export_saved_model(run, out: str | Path) -> Path:
             ids = self.table.lookup(fed)
             checks = [tf.debugging.assert_non_negative(ids, message="the prime has characters not in the vocabulary")]
             with tf.control_dependencies(checks):
-                logits, states = sampler._prime(ids[None, :], sampler.zero_states(1))
+                logits, states = sampler.feed(ids[None, :], sampler.zero_states(1))
 
             # chunks of up to CHUNK_CAPACITY characters through the one compiled loop, as `charrnn sample` does
             def chunk(done, logits, states, text):
                 size = tf.minimum(CHUNK_CAPACITY, length - done)
-                drawn, logits, states = sampler._run_loop(logits, states, done, size, seed, temperature,
+                drawn, logits, states = sampler.draw_chunk(logits, states, done, size, seed, temperature,
                                                           tf.constant(0), tf.constant(1.0), "plain")
                 return done + size, logits, states, tf.concat([text, drawn[0, :size]], axis=0)
 

@@ -40,24 +40,30 @@ class Sampler:
     >>> print(sampler.generate(length=200, temperature=0.8, prime="ROMEO:", seed=1)[0])
     """
 
-    def __init__(self, run):
+    def __init__(self, run=None, *, model=None, vocab=None, config=None):
         from . import runs
 
-        self.run = runs.load(run) if not isinstance(run, runs.Run) else run
-        self._setup(self.run.model(), self.run.vocab, self.run.model_config)
+        if model is None:
+            if run is None:
+                raise TypeError("Sampler needs a run (a path or a charrnn.runs.Run) or model=, vocab= and config=")
+            self.run = runs.load(run) if not isinstance(run, runs.Run) else run
+            model, vocab, config = self.run.model(), self.run.vocab, self.run.model_config
+        elif vocab is None or config is None:
+            raise TypeError("Sampler(model=...) needs vocab= and config= too")
+        else:
+            self.run = run
+        self._setup(model, vocab, config)
 
     @classmethod
     def from_model(cls, model, vocab, config) -> "Sampler":
         """A sampler over an in-memory char model (e.g. during training), holding a copy of its weights."""
-        sampler = cls.__new__(cls)
-        sampler.run = None
-        sampler._setup(model, vocab, config)
-        return sampler
+        return cls(model=model, vocab=vocab, config=config)
 
     def _setup(self, model, vocab, config) -> None:
         import tensorflow as tf
 
         self.vocab = vocab
+        self.config = config
         self.cell, self.layers, self.units = config.cell, config.layers, config.units
         # Variables, not constants (same speed here), so `update_weights` reuses the compiled loop
         variable = lambda array: None if array is None else tf.Variable(array, trainable=False)
@@ -66,17 +72,17 @@ class Sampler:
         self._input_parts = [layer[:2] for layer in layers]
         self._recurrent_parts = [layer[2:] for layer in layers]
         self._head = tuple(map(variable, head))
-        self._variables = _flat(layers, [self._head])
+        self.variables = _flat(layers, [self._head])
         # XLA fuses each step's elementwise work: 103-113k vs 70-73k chars/s for 64 streams, 8.3-8.6k
-        # vs 7.2-8.1k for one, against the same loop as a plain tf.function (2-core CPU)
-        self._run_loop = tf.function(self._loop, jit_compile=True, reduce_retracing=True)
-        self._run_prime = tf.function(self._prime, reduce_retracing=True)
+        # vs 7.2-8.1k for one, against the same loop as a plain tf.function (2-core CPU, November 2026)
+        self.draw_chunk = tf.function(self._loop, jit_compile=True, reduce_retracing=True)
+        self._run_prime = tf.function(self.feed, reduce_retracing=True)
 
     def update_weights(self, model) -> None:
         """Copies new weights from a char model of the same shape (e.g. later in training); the
         compiled loop is kept."""
         layers, head = self._arrays(model)
-        for variable, array in zip(self._variables, _flat(layers, [head])):
+        for variable, array in zip(self.variables, _flat(layers, [head])):
             variable.assign(array)
 
     def _arrays(self, model) -> list:
@@ -149,8 +155,14 @@ class Sampler:
         zeros = tf.zeros((self.units, streams))
         return [(zeros, zeros) if self.cell == "lstm" else (zeros,) for _ in range(self.layers)]
 
-    def _prime(self, prime_ids, states):
-        """Feeds (N, P) ids through the recurrence; returns the last logits and the states."""
+    def step(self, ids, states):
+        """One step for every stream (TF ops, for use inside tf.function): ids (N,) and states ->
+        logits (N, V) and the new states."""
+        logits, states, _ = self._step(ids, states, self._recurrent(states))
+        return logits, states
+
+    def feed(self, prime_ids, states):
+        """Feeds (N, P) ids through the recurrence (TF ops); returns the last logits and the states."""
         import tensorflow as tf
 
         logits = tf.zeros((tf.shape(prime_ids)[0], self.vocab.size))
@@ -164,7 +176,7 @@ class Sampler:
         return logits, states
 
     def _loop(self, logits, states, first_position, length, seed, temperature, top_k, top_p, mode):
-        """Draws `length` (<= CHUNK_CAPACITY) characters for every stream in one compiled loop; the
+        """The body of `draw_chunk` (compiled with XLA): draws `length` (<= CHUNK_CAPACITY) characters for every stream in one compiled loop; the
         ids come back as (streams, CHUNK_CAPACITY), of which the first `length` columns were drawn.
 
         `mode` is a Python string (each mode is its own compiled loop, without branches inside):
@@ -227,7 +239,7 @@ class Sampler:
         while done < config.length:
             size = sizes.pop(0) if len(sizes) > 1 else sizes[0]
             size = min(size, CHUNK_CAPACITY, config.length - done)
-            ids, logits, states = self._run_loop(logits, states, tf.constant(done), tf.constant(size), *knobs)
+            ids, logits, states = self.draw_chunk(logits, states, tf.constant(done), tf.constant(size), *knobs)
             done += size
             yield [self.vocab.decode(row) for row in ids.numpy()[:, :size]]
 

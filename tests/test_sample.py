@@ -29,9 +29,8 @@ def test_one_step_recurrence_matches_keras(tmp_path, cell, embedding_dim):
     ids = np.array([[1, 4, 2, 0, 7]], np.int32)
     expected = np.asarray(model(ids))[0]
     states = sampler.zero_states(1)
-    recurrent = sampler._recurrent(states)
     for position in range(ids.shape[1]):
-        logits, states, recurrent = sampler._step(ids[:, position], states, recurrent)
+        logits, states = sampler.step(ids[:, position], states)
         np.testing.assert_allclose(np.asarray(logits)[0], expected[position], atol=1e-5)
 
 
@@ -109,7 +108,7 @@ def test_top_k_top_p_pairwise_and_sorted_agree(monkeypatch, top_k, top_p):
 def test_top_k_only_draws_from_the_k_best(tmp_path):
     run, _ = make_run(tmp_path)
     sampler = Sampler(run)
-    logits, _ = sampler._run_prime(np.array([run.vocab.encode("a")], np.int32), sampler.zero_states(1))
+    logits, _ = sampler.feed(np.array([run.vocab.encode("a")], np.int32), sampler.zero_states(1))
     best_two = set(np.argsort(np.asarray(logits)[0])[-2:].tolist())
     seen = {run.vocab.encode(text[1])[0] for text in sampler.generate(length=1, prime="a", top_k=2,
                                                                         num_samples=200, seed=1)}
