@@ -110,21 +110,34 @@ def bench():
 
 
 @bench.command(name="train")
-@click.option("--seconds", type=POSITIVE_FLOAT, default=30, show_default=True, help="Timed training seconds.")
+@click.option("--steps", type=POSITIVE_INT, default=300, show_default=True, help="Training steps in all.")
+@click.option("--eval-every", type=POSITIVE_INT, default=50, show_default=True, help="Steps per interval (an evaluation and a checkpoint after each).")
+@click.option("--precision", type=click.Choice(["float32", "mixed_bfloat16"]), help="Compute precision.  [default: what charrnn train picks here]")
 @click.option("--corpus", default="tinyshakespeare", show_default=True, help="Corpus to train on.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @reports_errors
-def bench_train(seconds, corpus, as_json):
-    """Train chars/s of 2 x LSTM(256), emb 64, seq 100, batch 64, against the matmul roof."""
-    from .bench import train_throughput
+def bench_train(steps, eval_every, precision, corpus, as_json):
+    """Train chars/s of each interval of charrnn train (2 x LSTM(256), emb 64, seq 100, batch 64).
 
-    result = train_throughput(corpus, seconds)
+    Exits 1 if an interval ran below 0.6 x the median of the others (the first, which builds the
+    graphs, is not judged)."""
+    from .bench import SLOW_SHARE, train_intervals
+
+    if steps < 2 * eval_every:
+        raise click.UsageError(f"--steps {steps} gives fewer than two intervals of --eval-every {eval_every}")
+    result = train_intervals(corpus, steps, eval_every, precision)
     if as_json:
         click.echo(json.dumps(result))
-        return
-    click.echo(f"train_chars_per_s {result['train_chars_per_s']:,.0f}  flops_per_char "
-               f"{result['flops_per_char'] / 1e6:.2f} M  matmul_gflops {result['matmul_gflops']:.1f}  "
-               f"utilization {result['utilization']:.1%}  ({result['steps']} steps, {result['machine']})")
+    else:
+        click.echo(f"median train_chars_per_s {result['median_chars_per_s']:,.0f} ({result['precision']})  "
+                   f"flops_per_char {result['flops_per_char'] / 1e6:.2f} M  matmul_gflops "
+                   f"{result['matmul_gflops']:.1f}  utilization {result['utilization']:.1%}  val_loss "
+                   f"{result['val_loss']:.4f} after {result['steps']} steps  ({result['machine']})")
+        click.echo("intervals (chars/s; the first builds the graphs): "
+                   + " / ".join(f"{rate:,.0f}" for rate in result["intervals"]))
+    if result["slow_intervals"]:
+        numbers = ", ".join(map(str, result["slow_intervals"]))
+        raise click.ClickException(f"interval {numbers} ran below {SLOW_SHARE} x the median rate")
 
 
 @bench.command(name="sample")
