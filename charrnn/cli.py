@@ -106,7 +106,7 @@ def main():
 @click.option("--seed", type=int, help="Seed of weights, data order and dropout.  [default: 0]")
 @click.option("--deterministic", is_flag=True, default=None, help="Bit-exact reruns and resumes (TF op determinism).")
 @click.option("--encoding", help="Corpus codec (utf-8, latin-1, ...) or 'bytes' for raw bytes.  [default: utf-8]")
-@click.option("--precision", type=click.Choice(["float32", "mixed_bfloat16"]), help="mixed_bfloat16 computes in bf16 (faster on CPUs with AVX512-BF16/AMX and on GPUs).  [default: float32]")
+@click.option("--precision", type=click.Choice(["auto", "float32", "mixed_bfloat16"]), help="mixed_bfloat16 computes in bf16 (float32 weights and logits); auto picks it for an LSTM on a CPU with bf16 matrix units (AMX / AVX512-BF16), float32 elsewhere.  [default: auto]")
 @click.option("--distribute", type=click.Choice(["mirrored", "multi-worker"]), help="tf.distribute: all local GPUs (or --replicas CPU devices), or the workers in TF_CONFIG. --batch-size stays global.")
 @click.option("--replicas", type=POSITIVE_INT, help="With --distribute mirrored and no GPU: logical CPU devices.  [default: 2]")
 @click.option("--tensorboard", is_flag=True, default=None, help="Write TensorBoard scalars and text samples under RUN/tensorboard.")

@@ -74,7 +74,9 @@ class TrainConfig(_DictMixin):
     max_val_chars: int = 200_000  # cap on validation characters scored at each evaluation
     deterministic: bool = False  # TF op determinism: bit-exact reruns and resumes, a little slower
     encoding: str = "utf-8"  # how corpus bytes become characters; "bytes" = one symbol per byte
-    precision: str = "float32"  # "float32" | "mixed_bfloat16" (bf16 compute, float32 weights and logits)
+    precision: str = "auto"  # "float32" | "mixed_bfloat16" (bf16 compute, float32 weights and logits) |
+    #                          "auto": chosen when training starts (charrnn.precision.choose_precision);
+    #                          a run's config.json records the concrete one
     distribute: str | None = None  # None | "mirrored" (local GPUs, or CPU replicas) | "multi-worker" (TF_CONFIG)
     replicas: int = 2  # with "mirrored" and no GPU: logical CPU devices to split the CPU into, >= 1
     tensorboard: bool = False  # write TensorBoard scalars and a text sample under <run>/tensorboard
@@ -100,8 +102,8 @@ class TrainConfig(_DictMixin):
         _check(self.eval_every >= 1, f"Expected eval_every >= 1. Received: eval_every={self.eval_every}")
         _check(self.checkpoint_every is None or self.checkpoint_every >= 1,
                f"Expected checkpoint_every >= 1. Received: checkpoint_every={self.checkpoint_every}")
-        _check(self.precision in ("float32", "mixed_bfloat16"),
-               f"Expected precision in ('float32', 'mixed_bfloat16'). Received: precision={self.precision!r}")
+        _check(self.precision in ("auto", "float32", "mixed_bfloat16"),
+               f"Expected precision in ('auto', 'float32', 'mixed_bfloat16'). Received: precision={self.precision!r}")
         _check(self.distribute in (None, "mirrored", "multi-worker"),
                f"Expected distribute in (None, 'mirrored', 'multi-worker'). Received: distribute={self.distribute!r}")
         _check(self.replicas >= 1, f"Expected replicas >= 1. Received: replicas={self.replicas}")

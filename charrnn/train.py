@@ -121,6 +121,7 @@ class _Session:
             if saved.corpus.get("sha256") not in (None, corpus.sha256):
                 raise RunError(f"{sources[0]} is not the corpus this run trained on (sha256 "
                                f"{corpus.sha256[:12]}..., the run has {saved.corpus['sha256'][:12]}...)")
+        train_config = resolve_precision(train_config, model_config, log)
         self.model_config, self.train_config, self.corpus = model_config, train_config, corpus
         self.total_steps = self._total_steps()
         self.config = {"format": runs.FORMAT_VERSION, "charrnn_version": __version__,
@@ -369,6 +370,18 @@ class _Session:
         if config.patience is not None and state["evals_since_best"] >= config.patience:
             return "patience"
         return None
+
+
+def resolve_precision(config: TrainConfig, model: ModelConfig, log: Callable[[str], None]) -> TrainConfig:
+    """`config` with precision "auto" replaced by the one chosen for this machine and model
+    (`charrnn.precision.choose_precision`), said in one status line; other precisions as given."""
+    if config.precision != "auto":
+        return config
+    from .precision import choose_precision
+
+    precision, reason = choose_precision(model.cell, config.distribute)
+    log(f"precision: {precision} ({reason}; --precision float32 or mixed_bfloat16 overrides)")
+    return dataclasses.replace(config, precision=precision)
 
 
 def make_strategy(config: TrainConfig):

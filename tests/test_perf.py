@@ -1,0 +1,107 @@
+"""The training benchmark (every interval, the slow-interval check) and the precision default."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import charrnn
+from charrnn import precision
+from charrnn.bench import slow_intervals, steady_median, train_intervals
+from charrnn.cli import main
+
+from .conftest import TINY_OPTIONS
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+
+def test_slow_intervals_flags_half_speed_but_not_noise_or_the_first():
+    # the first interval builds the graphs: slow, never flagged, left out of the median
+    assert slow_intervals([9_000, 30_000, 28_000, 15_600, 31_000, 15_601]) == [4, 6]
+    assert slow_intervals([9_000, 30_000, 22_000, 36_000, 27_000]) == []  # +/-30% is noise
+    assert steady_median([9_000, 30_000, 20_000, 40_000]) == 30_000
+    assert slow_intervals([12_000]) == []
+
+
+def test_train_intervals_reads_every_interval_of_a_real_run(tiny_corpus):
+    options = {key: value for key, value in TINY_OPTIONS.items() if key != "eval_every"}
+    result = train_intervals(str(tiny_corpus), steps=6, eval_every=2, roof=False, **options)
+    assert result["steps"] == 6 and len(result["intervals"]) == 3
+    assert all(rate > 0 for rate in result["intervals"])
+    assert result["median_chars_per_s"] == pytest.approx(steady_median(result["intervals"]), abs=0.1)
+    assert result["precision"] in ("float32", "mixed_bfloat16") and np.isfinite(result["val_loss"])
+    assert result["config"]["units"] == TINY_OPTIONS["units"] and result["config"]["seq_length"] == 20
+
+
+def test_bench_train_refuses_fewer_than_two_intervals():
+    result = CliRunner().invoke(main, ["bench", "train", "--steps", "50", "--eval-every", "50"])
+    assert result.exit_code == 2 and "fewer than two intervals" in result.output
+
+
+@pytest.mark.slow
+def test_train_speed_script_prints_its_table():
+    done = subprocess.run([sys.executable, str(BENCH / "train_speed.py"), "--rounds", "1", "--steps", "4",
+                           "--eval-every", "2", "--precision", "float32"], capture_output=True, text=True, timeout=600)
+    # 2 intervals of 2 steps: the second is the only judged one, so it cannot be flagged slow
+    assert done.returncode == 0, done.stderr[-2000:]
+    row = next(line for line in done.stdout.splitlines() if line.startswith("charrnn float32"))
+    assert float(row.split()[2].replace(",", "")) > 0 and "[" in row
+
+
+# ------------------------------------------------------------------ the precision default
+
+def test_cpu_bf16_units_reads_the_flags(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse avx512f avx512_bf16 amx_tile amx_bf16\n\n"
+                    "processor\t: 1\nflags\t\t: fpu sse avx512f avx512_bf16 amx_tile amx_bf16\n")
+    assert precision.cpu_bf16_units(info) == ("amx_bf16", "avx512_bf16")
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f\n")
+    assert precision.cpu_bf16_units(info) == ()
+    assert precision.cpu_bf16_units(tmp_path / "absent") == ()
+
+
+def _train(tiny_corpus, out, **options):
+    lines = []
+    charrnn.train(tiny_corpus, out, max_steps=2, progress=False, log=lines.append, **{**TINY_OPTIONS, **options})
+    recorded = json.loads((out / "config.json").read_text())["train"]["precision"]
+    return recorded, [line for line in lines if line.startswith("precision:")]
+
+
+@pytest.mark.parametrize("units,expected", [(("amx_bf16",), "mixed_bfloat16"), ((), "float32")])
+def test_auto_precision_follows_the_cpu_and_says_so(tmp_path, tiny_corpus, monkeypatch, units, expected):
+    monkeypatch.setattr(precision, "cpu_bf16_units", lambda: units)
+    recorded, lines = _train(tiny_corpus, tmp_path / "run")
+    assert recorded == expected  # config.json holds the concrete precision, never "auto"
+    assert len(lines) == 1 and lines[0].startswith(f"precision: {expected} (")
+    assert ("amx_bf16" in lines[0]) == bool(units)
+
+
+def test_explicit_precision_and_other_cells_keep_float32_on_a_bf16_cpu(tmp_path, tiny_corpus, monkeypatch):
+    monkeypatch.setattr(precision, "cpu_bf16_units", lambda: ("amx_bf16",))
+    assert _train(tiny_corpus, tmp_path / "forced", precision="float32") == ("float32", [])
+    recorded, lines = _train(tiny_corpus, tmp_path / "gru", cell="gru")
+    assert recorded == "float32" and "fused CPU LSTM" in lines[0]
+
+
+def test_resume_keeps_the_precision_the_run_started_with(tmp_path, tiny_corpus, monkeypatch):
+    monkeypatch.setattr(precision, "cpu_bf16_units", lambda: ("amx_bf16",))
+    _train(tiny_corpus, tmp_path / "run")
+    monkeypatch.setattr(precision, "cpu_bf16_units", lambda: ())  # e.g. resumed on an older CPU
+    lines = []
+    charrnn.train(tiny_corpus, tmp_path / "run", resume=True, max_steps=4, progress=False, log=lines.append,
+                  **TINY_OPTIONS)
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["train"]["precision"] == "mixed_bfloat16"
+    assert not [line for line in lines if line.startswith("precision:")]
+
+
+def test_cli_precision_choices(tmp_path, tiny_corpus):
+    options = [f"--{key.replace('_', '-')}={value}" for key, value in TINY_OPTIONS.items()]
+    result = CliRunner().invoke(main, ["train", str(tiny_corpus), "--out", str(tmp_path / "run"), "--max-steps", "2",
+                                       "--precision", "float32", "--quiet", *options])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(main, ["train", str(tiny_corpus), "--out", str(tmp_path / "bad"), "--precision", "fp8"])
+    assert result.exit_code == 2 and "fp8" in result.output
