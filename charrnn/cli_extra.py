@@ -7,7 +7,7 @@ import json
 
 import click
 
-from .cli_common import POSITIVE_FLOAT, POSITIVE_INT, reports_errors
+from .cli_common import POSITIVE_INT, reports_errors
 from .forecast import train_csv
 
 # `charrnn forecast train` shows the library's own defaults (forecast.py imports no TensorFlow)
