@@ -77,7 +77,7 @@ def test_auto_precision_follows_the_cpu_and_says_so(tmp_path, tiny_corpus, monke
     recorded, lines = _train(tiny_corpus, tmp_path / "run")
     assert recorded == expected  # config.json holds the concrete precision, never "auto"
     assert len(lines) == 1 and lines[0].startswith(f"precision: {expected} (")
-    assert ("amx_bf16" in lines[0]) == bool(units)
+    assert ("has no bf16 matrix units" in lines[0]) == (not units)
 
 
 def test_explicit_precision_and_other_cells_keep_float32_on_a_bf16_cpu(tmp_path, tiny_corpus, monkeypatch):
