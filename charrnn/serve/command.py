@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..cli import POSITIVE_INT, reports_errors
+from ..cli_common import POSITIVE_INT, reports_errors
 
 
 @click.command()
