@@ -112,6 +112,7 @@ def main():
 @click.option("--tensorboard", is_flag=True, default=None, help="Write TensorBoard scalars and text samples under RUN/tensorboard.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--force", is_flag=True, help="Start over even if --out already holds a run.")
+@click.option("--init-from", type=click.Path(), help="Fine-tune: start from this run's best weights, its vocabulary grown by CORPUS's new characters (shape options must match it; --dropout may change).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or status lines.")
 @reports_errors
 def train(corpus, out, resume, force, quiet, **options):
@@ -122,6 +123,8 @@ def train(corpus, out, resume, force, quiet, **options):
         raise click.UsageError("--resume and --force contradict each other; pick one")
     if resume and out is None:
         raise click.UsageError("--resume needs --out DIR (the run to continue)")
+    if resume and options.get("init_from"):
+        raise click.UsageError("--init-from starts a new run and --resume continues one; pick one")
     _setup_logging(quiet)
     log = (lambda line: None) if quiet else (lambda line: click.echo(line, err=True))
     result = train_model(list(corpus), out, resume=resume, force=force, progress=not quiet, log=log,

@@ -22,6 +22,7 @@ from .corpus import load_corpus, split
 from .data import WindowBatches
 from .errors import CharRNNError, RunError, TrainingError
 from .evaluate import bits_per_char, make_scorer, score_ids
+from .finetune import FineTune
 
 DEFAULT_EPOCHS = 10  # used when no --epochs, --max-steps or --time-budget is given
 # Options a --resume may change; everything else (shape, data order, split) comes from the run.
@@ -55,7 +56,8 @@ def split_options(options: dict) -> tuple[dict, dict]:
 
 def train(sources: str | Path | Sequence[str | Path], out: str | Path | None = None, *,
           resume: bool = False, force: bool = False, progress: bool = True,
-          log: Callable[[str], None] | None = None, **options) -> TrainResult:
+          log: Callable[[str], None] | None = None, init_from: str | Path | None = None,
+          **options) -> TrainResult:
     """Trains a next-character model on a corpus and writes a run directory.
 
     Args:
@@ -65,6 +67,9 @@ def train(sources: str | Path | Sequence[str | Path], out: str | Path | None = N
         force: start over even if `out` already holds a run. Defaults to False.
         progress: show a tqdm bar on stderr. Defaults to True.
         log: where to send status lines. Defaults to printing to stderr.
+        init_from: a trained run to start from (fine-tuning): its best weights, its shape and its
+            vocabulary, grown by the corpus's new characters (see `charrnn.finetune`). Defaults
+            to None (fresh weights).
         **options: any `ModelConfig` field (cell, layers, units, embedding_dim, dropout) or
             `TrainConfig` field (seq_length, batch_size, epochs, max_steps, time_budget, ...).
 
@@ -79,7 +84,10 @@ def train(sources: str | Path | Sequence[str | Path], out: str | Path | None = N
     log = log or (lambda line: print(line, file=sys.stderr))
     sources = [sources] if isinstance(sources, (str, Path)) else list(sources)
     model_options, train_options = split_options(options)
-    session = _Session.prepare(sources, out, resume, force, model_options, train_options, log)
+    if init_from is not None and resume:
+        raise CharRNNError("--init-from starts a new run and --resume continues one; pick one")
+    tune = FineTune.load(init_from) if init_from is not None else None
+    session = _Session.prepare(sources, out, resume, force, model_options, train_options, log, tune)
     return session.run(progress)
 
 
@@ -87,9 +95,9 @@ class _Session:
     """One invocation of `train`: the configs, data, model and loop state."""
 
     @classmethod
-    def prepare(cls, sources, out, resume, force, model_options, train_options, log) -> "_Session":
+    def prepare(cls, sources, out, resume, force, model_options, train_options, log, tune=None) -> "_Session":
         self = cls()
-        self.log = log
+        self.log, self.tune = log, tune
         saved = None
         if resume:
             if out is None:
@@ -98,8 +106,9 @@ class _Session:
             train_config = dataclasses.replace(
                 saved.train_config, **{key: value for key, value in train_options.items() if key in RESUME_OVERRIDES})
         else:
-            train_config = TrainConfig(**train_options)
-        corpus = load_corpus(sources, train_config.encoding, vocab=saved.vocab if saved else None)
+            train_config = TrainConfig(**(tune.train_options(train_options) if tune else train_options))
+        vocab = saved.vocab if saved else tune.vocabulary(sources, train_config.encoding) if tune else None
+        corpus = load_corpus(sources, train_config.encoding, vocab=vocab)
         train_ids, self.val_ids = split(corpus.ids, train_config.val_fraction)
         self.batches = WindowBatches(train_ids, train_config.seq_length, train_config.batch_size,
                                      train_config.seed)
@@ -108,14 +117,17 @@ class _Session:
                                "least 2: use a longer corpus or a larger --val-fraction")
         self.val_ids = self.val_ids[: train_config.max_val_chars + 1]
         self.out = Path(out) if out is not None else Path("runs") / corpus.name
+        if tune is not None:
+            tune.check_out(self.out)
         if train_config.distribute == "multi-worker" and train_config.time_budget is not None:
             raise CharRNNError("--distribute multi-worker needs --max-steps or --epochs, not --time-budget: "
                                "each worker's clock would stop it at a different step")
         self.chief = _chief_by_tf_config() if train_config.distribute == "multi-worker" else True
-        if saved is None:  # the data is usable: only now touch the run directory
+        if saved is None:  # the data and options are usable: only now touch the run directory
+            model_config = (tune.model_config(model_options, corpus.vocab.size) if tune
+                            else ModelConfig(vocab_size=corpus.vocab.size, **model_options))
             if self.chief:
                 _claim_run_dir(self.out, force)
-            model_config = ModelConfig(vocab_size=corpus.vocab.size, **model_options)
         else:
             model_config = saved.model_config
             if saved.corpus.get("sha256") not in (None, corpus.sha256):
@@ -126,6 +138,9 @@ class _Session:
         self.config = {"format": runs.FORMAT_VERSION, "charrnn_version": __version__,
                        "model": model_config.to_dict(), "train": train_config.to_dict(),
                        "corpus": corpus.describe()}
+        parent = tune.record(corpus.vocab) if tune else saved.config.get("parent") if saved else None
+        if parent is not None:  # a fine-tuned run names its parent (kept across resumes)
+            self.config["parent"] = parent
         self.resuming = saved is not None
         if train_config.tensorboard:
             import importlib.util
@@ -229,6 +244,10 @@ class _Session:
             state.update(self._restore(model, optimizer))
             metrics = [row for row in runs.read_metrics(self.out / runs.METRICS) if row["step"] <= state["step"]]
             self.log(f"resuming {self.out} at step {state['step']}")
+        elif self.tune is not None:
+            model.set_weights(self.tune.initial_weights(self.model_config))
+            self.log(f"starting from {self.tune.parent.path}; vocabulary {self.tune.parent.vocab.size} "
+                     f"-> {self.corpus.vocab.size} symbols")
         if self.chief:
             runs.write_run_files(self.out, self.config, self.corpus.vocab)
         scorer = make_scorer(model)
