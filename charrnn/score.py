@@ -22,6 +22,7 @@ from .errors import VocabularyError
 
 WINDOW = 256  # characters per compiled call; longer texts are scored window after window
 MIN_BUCKET = 16  # the shortest padded length (fewer shapes to compile)
+JIT = True  # compile each window with XLA
 END_OF_ITEM = "\n"  # in an items run: the start symbol and the end-of-item symbol
 LOG2_E = 1.0 / math.log(2.0)
 
@@ -61,15 +62,7 @@ def score(run, texts: Sequence[str], batch_size: int = 256) -> list[dict]:
     >>> results = charrnn.score("runs/names", ["emma", "xqzt"])
     >>> [round(result["nats_per_char"], 2) for result in results]
     """
-    from . import runs
-
-    if batch_size < 1:
-        raise ValueError(f"Expected batch_size >= 1. Received: batch_size={batch_size}")
-    run = run if isinstance(run, runs.Run) else runs.load(run)
-    texts = list(texts)
-    sequences = encode_texts(run, texts)
-    log_probs = Scorer(run).log_probs(sequences, batch_size)
-    return [_result(text, len(ids) - 1, log_prob) for text, ids, log_prob in zip(texts, sequences, log_probs)]
+    return Scorer(run).score(texts, batch_size)
 
 
 def _result(text: str, chars: int, log_prob: float) -> dict:
@@ -121,17 +114,36 @@ def bucket_length(length: int) -> int:
 
 class Scorer:
     """A compiled, state-carrying copy of a run's model that sums log-probabilities per text.
+    Build it once to score many batches of texts without rebuilding or retracing.
 
     Args:
-        run: a `charrnn.runs.Run`.
+        run: a `charrnn.runs.Run` or the path of a run directory.
+
+    Example:
+
+    >>> scorer = Scorer("runs/names")  # from charrnn.score import Scorer
+    >>> scorer.score(["emma", "olivia"])
     """
 
     def __init__(self, run):
         import tensorflow as tf
 
+        from . import runs
+
+        self.run = run if isinstance(run, runs.Run) else runs.load(run)
+        run = self.run
         self.model_config = run.model_config
         self.model = _stateful_model(run)
-        self._window = tf.function(self._window_sums, reduce_retracing=True)
+        self._window = tf.function(self._window_sums, reduce_retracing=True, jit_compile=JIT)
+
+    def score(self, texts: Sequence[str], batch_size: int = 256) -> list[dict]:
+        """Scores each text; see `score` for the arguments, results and errors."""
+        if batch_size < 1:
+            raise ValueError(f"Expected batch_size >= 1. Received: batch_size={batch_size}")
+        texts = list(texts)
+        sequences = encode_texts(self.run, texts)
+        log_probs = self.log_probs(sequences, batch_size)
+        return [_result(text, len(ids) - 1, log_prob) for text, ids, log_prob in zip(texts, sequences, log_probs)]
 
     def zero_states(self, rows: int) -> list:
         """One zero (rows, units) tensor per state: (h, c) per LSTM layer, (h,) per GRU/RNN layer."""
