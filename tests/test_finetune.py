@@ -155,3 +155,16 @@ def test_out_must_not_be_the_parent_nor_a_resume(tmp_path, existing_run):
     result = invoke("train", new_corpus, "--init-from", existing_run, "--out", existing_run, "--resume")
     assert result.exit_code == 2 and "pick one" in result.output
     assert snapshot(existing_run) == before
+
+
+
+def test_the_benchmark_corpus_is_small_and_new_to_shakespeare():
+    from pathlib import Path
+
+    from .conftest import shakespeare_or_skip
+
+    corpus = Path(__file__).resolve().parent.parent / "bench" / "data" / "lighthouse_log.txt"
+    data = corpus.read_bytes()
+    assert len(data) <= 100_000
+    new = set(data.decode("utf-8")) - set(shakespeare_or_skip().read_text("utf-8"))
+    assert {"(", "7", "é", "°", "—"} <= new
