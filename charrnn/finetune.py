@@ -26,7 +26,7 @@ import numpy as np
 
 from . import runs
 from .config import ModelConfig
-from .errors import CharRNNError, RunError
+from .errors import OptionError, RunError
 from .vocab import Vocabulary
 
 SHAPE_OPTIONS = ("cell", "layers", "units", "embedding_dim")  # must equal the parent's
@@ -74,12 +74,12 @@ class FineTune:
         same characters only when decoded the same way).
 
         Raises:
-            CharRNNError: raw bytes on one side and a text codec on the other.
+            OptionError: raw bytes on one side and a text codec on the other.
         """
         parent_encoding = self.parent.train_config.encoding
         encoding = options.get("encoding", parent_encoding)
         if (encoding == "bytes") != (parent_encoding == "bytes"):
-            raise CharRNNError(f"--encoding {encoding} contradicts the --init-from run's encoding "
+            raise OptionError(f"--encoding {encoding} contradicts the --init-from run's encoding "
                                f"{parent_encoding}: raw bytes and decoded characters are different symbols")
         return {**options, "encoding": encoding}
 
@@ -91,13 +91,13 @@ class FineTune:
         """The parent's shape with the grown vocabulary (and the given dropout, if any).
 
         Raises:
-            CharRNNError: naming each shape option that contradicts the parent.
+            OptionError: naming each shape option that contradicts the parent.
         """
         parent = self.parent.model_config
         clashes = [f"{name}={model_options[name]!r} (the run has {getattr(parent, name)!r})"
                    for name in SHAPE_OPTIONS if name in model_options and model_options[name] != getattr(parent, name)]
         if clashes:
-            raise CharRNNError(f"--init-from {self.parent.path} has another shape: " + ", ".join(clashes)
+            raise OptionError(f"--init-from {self.parent.path} has another shape: " + ", ".join(clashes)
                                + "; a fine-tune keeps its parent's shape (leave these options out)")
         return dataclasses.replace(parent, vocab_size=vocab_size,
                                    dropout=model_options.get("dropout", parent.dropout))
