@@ -2,10 +2,10 @@
 
     python bench/score_speed.py RUN [--file names.txt] [--count 10000] [--batch-size 256]
 
-Scores the first COUNT non-empty lines of FILE (default: names.txt through CHARRNN_CORPUS_PATH),
-with each window compiled by XLA (the default) and as a plain tf.function: `charrnn.score(run,
-texts)` once (what the CLI does: it builds the scoring model and traces it), then the same texts
-again through one reused `charrnn.score.Scorer` (the steady state). Prints seconds and texts/s.
+Scores the first COUNT non-empty lines of FILE (default: names.txt through CHARRNN_CORPUS_PATH):
+`charrnn.score(run, texts)` once (what the CLI does: it builds the scoring model and traces it),
+then the same texts again through one reused `Scorer` (`from charrnn.score import Scorer`; the
+steady state). Prints seconds, texts/s and characters/s.
 """
 
 import argparse
@@ -45,21 +45,15 @@ def main() -> None:
     config = run.model_config
     print(f"run {options.run}: {config.layers} x {config.cell.upper()}({config.units}), vocabulary {run.vocab.size}; "
           f"{len(texts):,} texts ({chars:,} chars), batch {options.batch_size}\n")
-    print(f"{'window compiled':<16} {'call':<40} {'seconds':>8} {'texts/s':>9}")
-    for jit in (True, False):
-        scoring.JIT = jit
-        label = "XLA" if jit else "tf.function"
-        seconds, first = timed(lambda: charrnn.score(run, texts, batch_size=options.batch_size))
-        print(f"{label:<16} {'charrnn.score (builds + traces)':<40} {seconds:>8.2f} {len(texts) / seconds:>9,.0f}")
-        scorer = scoring.Scorer(run)
-        scorer.score(texts[: options.batch_size], batch_size=options.batch_size)  # trace the shapes
-        scorer.score(texts[-(len(texts) % options.batch_size or options.batch_size):], batch_size=options.batch_size)
-        seconds, again = timed(lambda: scorer.score(texts, batch_size=options.batch_size))
-        print(f"{label:<16} {'Scorer reused (steady state)':<40} {seconds:>8.2f} {len(texts) / seconds:>9,.0f}")
-        drift = max(abs(a["log_prob"] - b["log_prob"]) for a, b in zip(first, again))
-        assert drift < 1e-3, f"the two calls disagree by {drift} nats"
-    scoring.JIT = True
-
+    print(f"{'call':<40} {'seconds':>8} {'texts/s':>9} {'chars/s':>9}")
+    seconds, first = timed(lambda: charrnn.score(run, texts, batch_size=options.batch_size))
+    print(f"{'charrnn.score (builds + traces)':<40} {seconds:>8.2f} {len(texts) / seconds:>9,.0f} {chars / seconds:>9,.0f}")
+    scorer = scoring.Scorer(run)
+    scorer.score(texts, batch_size=options.batch_size)  # traces
+    seconds, again = timed(lambda: scorer.score(texts, batch_size=options.batch_size))
+    print(f"{'Scorer reused (steady state)':<40} {seconds:>8.2f} {len(texts) / seconds:>9,.0f} {chars / seconds:>9,.0f}")
+    drift = max(abs(a["log_prob"] - b["log_prob"]) for a, b in zip(first, again))
+    assert drift < 1e-3, f"the two calls disagree by {drift} nats"
 
 if __name__ == "__main__":
     main()
