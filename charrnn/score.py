@@ -4,10 +4,13 @@ A text is read as the model was trained to read it. A stream run scores it after
 default prime), log p(text | "\\n"); an items run scores it from the start symbol with its end
 symbol counted, log p(text + "\\n" | "\\n"). Every text starts from a zero state.
 
-How: the texts are sorted by length and cut into batches; each batch is padded to a bucket
-length (a power of two) with the padding masked out of the sums, and run through a compiled
-copy of the model that takes and returns the recurrent state, so a text longer than one window
-continues in the next window exactly where it stopped.
+How: the texts are sorted by length and cut into batches, so a batch holds texts of about one
+length; each batch is padded to its longest text, the padding masked out of the sums, and run
+through a compiled copy of the model that takes and returns the recurrent state, so a text
+longer than one window continues in the next window exactly where it stopped. The compiled
+function has relaxed shapes (any batch and length), so it is traced two or three times in all.
+(Padding every batch to a power of two of at least 16 did 2.6x the work on names, and compiling
+the windows with XLA recompiles for every shape: see the README's scoring table.)
 """
 
 from __future__ import annotations
@@ -21,8 +24,6 @@ import numpy as np
 from .errors import VocabularyError
 
 WINDOW = 256  # characters per compiled call; longer texts are scored window after window
-MIN_BUCKET = 16  # the shortest padded length (fewer shapes to compile)
-JIT = True  # compile each window with XLA
 END_OF_ITEM = "\n"  # in an items run: the start symbol and the end-of-item symbol
 LOG2_E = 1.0 / math.log(2.0)
 
@@ -106,12 +107,6 @@ def _clip(text: str, limit: int = 40) -> str:
     return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
-def bucket_length(length: int) -> int:
-    """The padded length of a window holding `length` characters: a power of two in
-    [MIN_BUCKET, WINDOW]."""
-    return min(WINDOW, max(MIN_BUCKET, 1 << max(0, length - 1).bit_length()))
-
-
 class Scorer:
     """A compiled, state-carrying copy of a run's model that sums log-probabilities per text.
     Build it once to score many batches of texts without rebuilding or retracing.
@@ -134,7 +129,7 @@ class Scorer:
         run = self.run
         self.model_config = run.model_config
         self.model = _stateful_model(run)
-        self._window = tf.function(self._window_sums, reduce_retracing=True, jit_compile=JIT)
+        self._window = tf.function(self._window_sums, reduce_retracing=True)
 
     def score(self, texts: Sequence[str], batch_size: int = 256) -> list[dict]:
         """Scores each text; see `score` for the arguments, results and errors."""
@@ -174,10 +169,7 @@ class Scorer:
         """Scores texts of similar length side by side, window after window."""
         import tensorflow as tf
 
-        longest = max(len(ids) - 1 for ids in sequences)
-        rows = 1 << (len(sequences) - 1).bit_length()  # padded to a power of two: few shapes
-        windows = max(1, math.ceil(longest / WINDOW))
-        width = (windows - 1) * WINDOW + bucket_length(longest - (windows - 1) * WINDOW)
+        rows, width = len(sequences), max(1, max(len(ids) - 1 for ids in sequences))
         inputs = np.zeros((rows, width), np.int32)
         targets = np.zeros((rows, width), np.int32)
         weights = np.zeros((rows, width), np.float32)
