@@ -170,11 +170,11 @@ class _Session:
         vocab = saved.vocab if saved else tune.vocabulary(sources, train_config.encoding) if tune else None
         corpus = load_corpus(sources, train_config.encoding, vocab=vocab)
         train_ids, val_ids = split(corpus.ids, train_config.val_fraction)
+        self.batches = WindowBatches(train_ids, train_config.seq_length, train_config.batch_size,
+                                     train_config.seed)  # first: a text shorter than a window says so
         if len(val_ids) < 2:
             raise CharRNNError(f"the validation split has {len(val_ids)} characters; it needs at "
                                "least 2: use a longer corpus or a larger --val-fraction")
-        self.batches = WindowBatches(train_ids, train_config.seq_length, train_config.batch_size,
-                                     train_config.seed)
         self.val_ids = val_ids[: train_config.max_val_chars + 1]
         self.out = Path(out) if out is not None else Path("runs") / corpus.name
         self.chief = is_chief(train_config)
