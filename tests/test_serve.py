@@ -187,6 +187,22 @@ def test_health_info_and_unknown_routes(server, tiny_run):
     assert server.request("GET", "/generate")[0] == 405
 
 
+def test_score_gives_charrnn_scores_numbers(server, tiny_run):
+    import charrnn
+
+    texts = ["All:\nSpeak, speak.", "First Citizen:"]
+    status, answer = server.request("POST", "/score", {"texts": texts})
+    assert status == 200 and [row["text"] for row in answer["scores"]] == texts
+
+    expected = charrnn.score(charrnn.load(tiny_run), texts)
+    for got, want in zip(answer["scores"], expected):
+        assert got["chars"] == want["chars"] and abs(got["log_prob"] - want["log_prob"]) < 1e-4
+    for body, field in [({"texts": []}, "texts"), ({"texts": ["a", 3]}, "texts"), ({"text": ["a"]}, "text"),
+                        ({"texts": ["caf\u00e9"]}, "texts")]:
+        got, answer = server.request("POST", "/score", body, timeout=20)
+        assert (got, answer["field"]) == (400, field), answer
+
+
 def test_a_client_gone_mid_stream_frees_its_slots(server):
     with socket.create_connection(("127.0.0.1", server.port), timeout=20) as connection:
         connection.sendall(f"GET /stream?length={limits.MAX_LENGTH}&num_samples=8 HTTP/1.1\r\n"

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import secrets
+import threading
 from importlib import resources
 
 from starlette.applications import Starlette
@@ -28,9 +29,24 @@ KEEPALIVE_S = 2.0  # a stream waiting for room sends an SSE comment this often (
 class Service:
     """What the routes share: the engine, the run's vocabulary and its `charrnn info` details."""
 
-    def __init__(self, engine: Engine, details: dict, items: bool):
-        self.engine, self.details, self.items = engine, details, items
+    def __init__(self, engine: Engine, details: dict, items: bool, run=None):
+        self.engine, self.details, self.items, self.run = engine, details, items, run
         self.vocabulary = set(engine.sampler.vocab.symbols)
+        self._scorer = None  # built on the first POST /score (it compiles its own pass)
+        self._scoring = threading.Lock()  # one scoring pass at a time, off the event loop
+
+    def score(self, texts: list) -> list[dict]:
+        """`charrnn score`'s numbers for each text (called in a worker thread)."""
+        from ..errors import VocabularyError
+        from ..score import Scorer
+
+        with self._scoring:
+            if self._scorer is None:
+                self._scorer = Scorer(self.run)
+            try:
+                return self._scorer.score(texts)
+            except VocabularyError as error:
+                raise RequestError(str(error), field="texts") from None
 
     def config(self, fields: dict):
         return limits.sample_config(fields, self.vocabulary, self.engine.max_streams)
@@ -130,6 +146,14 @@ async def stream(request: Request) -> Response:
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
+async def score(request: Request) -> Response:
+    """POST /score: {"texts": [...]} -> {"scores": [what `charrnn score --json` gives per text]}."""
+    service = _service(request)
+    texts = limits.score_texts(await read_json(request))
+    scores = await asyncio.get_running_loop().run_in_executor(None, service.score, texts)
+    return JSONResponse({"scores": scores})
+
+
 async def health(request: Request) -> Response:
     """GET /health: {"status": "ok"} and the engine's load."""
     return JSONResponse({"status": "ok", **_service(request).engine.stats()})
@@ -152,6 +176,7 @@ ROUTES = [
     Route("/stream", stream, methods=["GET"]),
     Route("/health", health, methods=["GET"]),
     Route("/info", info, methods=["GET"]),
+    Route("/score", score, methods=["POST"]),
 ]
 
 

@@ -11,6 +11,7 @@ MAX_BODY_BYTES = 16 * 1024  # a JSON body larger than this gets 413
 MAX_LENGTH = 10_000  # characters generated per sample
 MAX_PRIME = 4_000  # characters of prime
 MAX_SAMPLES = 32  # samples per request
+MAX_SCORE_TEXTS = 1_000  # texts per POST /score (each at most MAX_LENGTH characters)
 SEED_LIMIT = 2 ** 63  # seeds in (-2**63, 2**63); the draws use their low 32 bits, as `charrnn sample` does
 
 # field -> (kind, can be null)
@@ -102,3 +103,25 @@ def _parse(name: str, kind: str, text: str):
     except ValueError:
         raise RequestError(f"Expected {name} to be a{'n integer' if kind == 'integer' else ' number'}. "
                            f"Received: {name}={text!r}", name) from None
+
+
+def score_texts(fields) -> list:
+    """The texts of a POST /score body: {"texts": [strings]}, within the limits.
+
+    Raises:
+        RequestError: not an object, unknown fields, a missing or mistyped list, too many or too
+            long texts.
+    """
+    if not isinstance(fields, dict):
+        raise RequestError("the body must be a JSON object", field=None)
+    unknown = sorted(set(fields) - {"texts"})
+    if unknown:
+        raise RequestError(f"unknown field {unknown[0]!r}; POST /score takes only 'texts'", field=unknown[0])
+    texts = fields.get("texts")
+    if not isinstance(texts, list) or not texts or not all(isinstance(text, str) for text in texts):
+        raise RequestError("texts must be a non-empty list of strings", field="texts")
+    if len(texts) > MAX_SCORE_TEXTS:
+        raise RequestError(f"at most {MAX_SCORE_TEXTS} texts per request; got {len(texts)}", field="texts")
+    if max(map(len, texts)) > MAX_LENGTH:
+        raise RequestError(f"each text may have at most {MAX_LENGTH} characters", field="texts")
+    return texts

@@ -22,7 +22,7 @@ def build_service(run, max_streams: int = 64):
     engine = Engine(Sampler(loaded), max_streams=max_streams)
     engine.warm_up()
     items = getattr(loaded.train_config, "items", None) == "lines"
-    return Service(engine.start(), loaded.details(), items)
+    return Service(engine.start(), loaded.details(), items, loaded)
 
 
 def _bind(host: str, port: int) -> socket.socket:
