@@ -149,3 +149,15 @@ def test_a_changed_corpus_gives_a_warning_not_a_wrong_report(tmp_path, tiny_corp
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["copy_index"] is None
     assert "no copied-span report" in result.stderr and "changed since the run" in result.stderr
+
+
+def test_the_benchmark_script_runs_at_a_tiny_size(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "bench" / "copy_index.py"
+    done = subprocess.run([sys.executable, str(script), "--megabytes", "1", "--queries", "2", "--stride", "16"],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "TMPDIR": str(tmp_path)})
+    assert done.returncode == 0, done.stderr
+    assert "min span" in done.stdout and "peak RSS" in done.stdout
