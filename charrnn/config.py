@@ -1,7 +1,7 @@
 """Frozen configuration dataclasses: the one home of every default.
 
 Each field carries a comment with its unit and range; `__post_init__` validates, raising
-`ValueError` that echoes the offending value (Keras style).
+`ConfigError` (a `ValueError`) that echoes the offending value (Keras style).
 """
 
 from __future__ import annotations
@@ -9,12 +9,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from .errors import ConfigError
+
 CELLS = ("lstm", "gru", "rnn")
 
 
 def _check(condition: bool, message: str) -> None:
     if not condition:
-        raise ValueError(message)
+        raise ConfigError(message)
 
 
 class _DictMixin:
@@ -45,6 +47,8 @@ class ModelConfig(_DictMixin):
         _check(self.embedding_dim >= 0, f"Expected embedding_dim >= 0. Received: embedding_dim={self.embedding_dim}")
         _check(0.0 <= self.dropout < 1.0, f"Expected 0 <= dropout < 1. Received: dropout={self.dropout}")
 
+
+DEFAULT_EPOCHS = 10  # passes over the training split when no --epochs, --max-steps or --time-budget is given
 
 # The default window: short windows (more optimizer steps per second) win under short budgets,
 # long ones (more context) win in longer runs.

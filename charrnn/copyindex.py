@@ -206,7 +206,7 @@ def _open_table(path: Path, entries: int, dtype: np.dtype) -> np.ndarray | None:
 
 
 def _save_table(path: Path, table: np.ndarray) -> None:
-    from .runs import atomic_path
+    from .atomic import atomic_path
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

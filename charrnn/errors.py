@@ -5,6 +5,10 @@ class CharRNNError(Exception):
     """Base class of every error a user can act on (bad corpus, bad run directory, ...)."""
 
 
+class ConfigError(CharRNNError, ValueError):
+    """An option or configuration value out of its range (also a ValueError, as Keras raises)."""
+
+
 class CorpusError(CharRNNError):
     """A corpus cannot be found, read, decoded or verified."""
 
@@ -26,3 +30,7 @@ class WriteError(CharRNNError, OSError):
 
     Also an OSError, so code that can do without a write (the id cache) can catch it as one.
     """
+
+
+class OptionError(CharRNNError):
+    """Options that contradict each other or the run they apply to (the CLI's usage error, exit 2)."""
