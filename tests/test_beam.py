@@ -113,6 +113,7 @@ def test_bad_widths_and_counts_echo_the_value(tmp_path):
 
 
 def test_cli_beam_prints_the_best_and_its_log_probability(tmp_path):
+    (tmp_path / "run").mkdir()
     run, model = make_run(tmp_path / "run")
     result = CliRunner().invoke(main, ["sample", str(tmp_path / "run"), "--beam", "27", "--length", "4",
                                        "--num-samples", "2", "--json"])
