@@ -221,12 +221,7 @@ def info(run, as_json):
     """Show RUN's configuration, size, vocabulary and best metrics."""
     from . import runs
 
-    loaded = runs.load(run)
-    details = {"run": str(loaded.path), "charrnn_version": loaded.config.get("charrnn_version"),
-               "model": loaded.config["model"], "train": loaded.config["train"], "corpus": loaded.corpus,
-               "parameters": loaded.keras_model().count_params(), "vocab_size": loaded.vocab.size,
-               "vocabulary": "".join(loaded.vocab.symbols), **loaded.best_metrics(),
-               "evaluations": len(loaded.metrics())}
+    details = runs.load(run).details()
     if as_json:
         click.echo(json.dumps(details, ensure_ascii=False))
         return
@@ -339,8 +334,10 @@ def corpus_get(name, directory):
 def _register_optional_commands():
     """Commands that live in their own modules (demos, forecasting, benchmarks)."""
     from . import cli_extra  # cli_extra imports cli_common, never this module: no cycle
+    from .serve.command import serve  # likewise
 
     cli_extra.register(main)
+    main.add_command(serve)
 
 
 _register_optional_commands()
