@@ -5,6 +5,7 @@ The public API (TensorFlow is imported only when a function that needs it is cal
     charrnn.train(corpus, out, **options)  -> TrainResult   (see charrnn.train.train)
     charrnn.load(run_dir)                  -> Run
     charrnn.Sampler(run)                   -> .generate(...), .stream(...)
+    charrnn.beam_search(run, width, ...)   -> [BeamResult] (see charrnn.beam; also BeamSearcher)
     charrnn.evaluate(run, file)            -> {"loss", "bpc", ...}
     charrnn.score(run, texts)              -> [{"text", "chars", "log_prob", "nats_per_char", ...}]
     charrnn.Vocabulary, charrnn.load_corpus, charrnn.get_corpus
@@ -30,9 +31,13 @@ def __getattr__(name):
         from .sample import Sampler
 
         return Sampler
+    if name in ("beam_search", "BeamSearcher", "BeamResult"):
+        from . import beam
+
+        return getattr(beam, name)
     raise AttributeError(f"module 'charrnn' has no attribute {name!r}")
 
 
-__all__ = ["CharRNNError", "CorpusError", "ModelConfig", "RunError", "SampleConfig", "Sampler", "TrainConfig",
-           "TrainResult", "TrainingError", "Vocabulary", "VocabularyError", "evaluate", "get_corpus", "load",
-           "load_corpus", "score", "train", "__version__"]
+__all__ = ["BeamResult", "BeamSearcher", "CharRNNError", "CorpusError", "ModelConfig", "RunError", "SampleConfig",
+           "Sampler", "TrainConfig", "TrainResult", "TrainingError", "Vocabulary", "VocabularyError", "beam_search",
+           "evaluate", "get_corpus", "load", "load_corpus", "score", "train", "__version__"]
