@@ -84,6 +84,7 @@ class TrainConfig(_DictMixin):
     distribute: str | None = None  # None | "mirrored" (local GPUs, or CPU replicas) | "multi-worker" (TF_CONFIG)
     replicas: int = 2  # with "mirrored" and no GPU: logical CPU devices to split the CPU into, >= 1
     tensorboard: bool = False  # write TensorBoard scalars and a text sample under <run>/tensorboard
+    items: str | None = None  # None = one stream of text | "lines" = each non-empty line is an item
 
     def __post_init__(self):
         if self.seq_length is None:  # measured on Tiny Shakespeare: see the README's quality table
