@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from . import __version__, runs
+from . import __version__, items, runs
 from .config import ModelConfig, TrainConfig
 from .corpus import load_corpus, split
 from .data import WindowBatches
@@ -98,15 +98,15 @@ class _Session:
             train_config = dataclasses.replace(
                 saved.train_config, **{key: value for key, value in train_options.items() if key in RESUME_OVERRIDES})
         else:
+            if train_options.get("items"):
+                model_options, train_options = items.with_defaults(dict(model_options), dict(train_options))
             train_config = TrainConfig(**train_options)
-        corpus = load_corpus(sources, train_config.encoding, vocab=saved.vocab if saved else None)
-        train_ids, self.val_ids = split(corpus.ids, train_config.val_fraction)
-        self.batches = WindowBatches(train_ids, train_config.seq_length, train_config.batch_size,
-                                     train_config.seed)
-        if len(self.val_ids) < 2:
-            raise CharRNNError(f"the validation split has {len(self.val_ids)} characters; it needs at "
-                               "least 2: use a longer corpus or a larger --val-fraction")
-        self.val_ids = self.val_ids[: train_config.max_val_chars + 1]
+        if train_config.items:  # one item per line: its own batches, split and validation scorer
+            self.items = items.training_items(sources, train_config, saved.vocab if saved else None)
+            train_config, corpus, self.batches = self.items.train_config, self.items.corpus, self.items.batches
+        else:
+            self.items = None
+            corpus = self._stream_data(sources, train_config, saved)
         self.out = Path(out) if out is not None else Path("runs") / corpus.name
         if train_config.distribute == "multi-worker" and train_config.time_budget is not None:
             raise CharRNNError("--distribute multi-worker needs --max-steps or --epochs, not --time-budget: "
@@ -133,6 +133,17 @@ class _Session:
             if importlib.util.find_spec("tensorboard") is None:
                 raise CharRNNError("--tensorboard needs the tensorboard package: pip install 'charrnn[tensorboard]'")
         return self
+
+    def _stream_data(self, sources, train_config, saved):
+        corpus = load_corpus(sources, train_config.encoding, vocab=saved.vocab if saved else None)
+        train_ids, self.val_ids = split(corpus.ids, train_config.val_fraction)
+        self.batches = WindowBatches(train_ids, train_config.seq_length, train_config.batch_size,
+                                     train_config.seed)
+        if len(self.val_ids) < 2:
+            raise CharRNNError(f"the validation split has {len(self.val_ids)} characters; it needs at "
+                               "least 2: use a longer corpus or a larger --val-fraction")
+        self.val_ids = self.val_ids[: train_config.max_val_chars + 1]
+        return corpus
 
     def _total_steps(self) -> int:
         config = self.train_config
@@ -231,7 +242,9 @@ class _Session:
             self.log(f"resuming {self.out} at step {state['step']}")
         if self.chief:
             runs.write_run_files(self.out, self.config, self.corpus.vocab)
-        scorer = make_scorer(model)
+            if self.items is not None:
+                items.save_split(self.out, self.items.items, self.items.split)
+        scorer = items.make_item_scorer(model) if self.items is not None else make_scorer(model)
         watcher = _Watcher(self.train_config.time_budget)
         bar = _ProgressBar(progress, self.total_steps, state["step"], self.train_config, watcher)
         stopped_by = None
@@ -347,7 +360,10 @@ class _Session:
     def _evaluate(self, model, scorer, state, metrics, counter, train_seconds, bar) -> str | None:
         config = self.train_config
         started = time.perf_counter()
-        val_loss = score_ids(model, self.val_ids, config.seq_length, config.batch_size, scorer)
+        if self.items is not None:
+            val_loss = self.items.validation_loss(model, scorer)
+        else:
+            val_loss = score_ids(model, self.val_ids, config.seq_length, config.batch_size, scorer)
         state["elapsed_s"] += time.perf_counter() - started
         row = {"step": state["step"], "epoch": round(state["step"] / self.batches.steps_per_epoch, 4),
                "train_loss": counter.loss, "val_loss": val_loss, "val_bpc": bits_per_char(val_loss),
@@ -447,7 +463,7 @@ def _claim_run_dir(out: Path, force: bool) -> None:
             raise RunError(f"{out} is not empty and is not a charrnn run; choose another --out")
         if not force:
             raise RunError(f"{out} already holds a run; pass --resume to continue it or --force to start over")
-        for name in (runs.CONFIG, runs.VOCAB, runs.MODEL, runs.CHECKPOINT, runs.METRICS):
+        for name in (runs.CONFIG, runs.VOCAB, runs.MODEL, runs.CHECKPOINT, runs.METRICS, items.ITEMS_FILE):
             with contextlib.suppress(FileNotFoundError):
                 (out / name).unlink()
         shutil.rmtree(out / "tensorboard", ignore_errors=True)
