@@ -32,10 +32,6 @@ END = "\n"  # the start symbol and the end-of-item symbol
 ITEMS_FILE = "items.npz"  # in the run directory: held-out items and the splits' hashes
 TEST_MAX_ITEMS, TEST_SHARE = 1000, 0.1  # the test set: min(1000, 10%) of the items, as makemore
 VALIDATION_MAX_ITEMS = 1000  # the validation set: min(1000, val_fraction of the rest)
-# Options an items run uses when they are not given, chosen by short measurements on `names`
-# (see the README's "One item per line" section).
-ITEMS_DEFAULTS = {"layers": 2, "units": 256, "embedding_dim": 64, "dropout": 0.1,
-                  "batch_size": 64, "learning_rate": 5e-3}
 # sampling: draws stop after max(MIN_DRAWS, DRAWS_PER_ITEM x N) items, whether kept or not
 DRAWS_PER_ITEM, MIN_DRAWS, MAX_DRAW_BATCH = 20, 1000, 1024
 _SAMPLE_CHUNKS = (16, 32, 64, 128, 256, 512)
@@ -295,20 +291,24 @@ class TrainingItems:
         return mean_loss(model, self.items, self.split["validation"], scorer=scorer)
 
 
-def with_defaults(model_options: dict, train_options: dict) -> tuple[dict, dict]:
-    """The options of a new items run: ITEMS_DEFAULTS where an option was not given.
+def check_options(train_options: dict) -> None:
+    """Refuses training options an items run cannot honour.
+
+    The model and training defaults are those of a stream run: measured on `names` (see the
+    README), 2 x LSTM(256) with dropout 0.1, batch 64 and Adam 5e-3 did as well as the other
+    shapes tried.
 
     Raises:
-        ValueError: --seq-length given (an items run's window is its longest item + 1).
+        OptionError: --seq-length given (an items run's window is its longest item + 1), or
+            --distribute multi-worker.
     """
+    from .errors import OptionError
+
     if train_options.get("seq_length") is not None:
-        raise ValueError("--seq-length does not apply to --items lines: each window is one item, padded "
-                         "to the longest item + 1; cap items with --max-item-length instead")
-    model_names = {"layers", "units", "embedding_dim", "dropout"}
-    for name, value in ITEMS_DEFAULTS.items():
-        options = model_options if name in model_names else train_options
-        options.setdefault(name, value)
-    return model_options, train_options
+        raise OptionError("--seq-length does not apply to --items lines: each window is one item, padded "
+                          "to the longest item + 1; cap items with --max-item-length instead")
+    if train_options.get("distribute") == "multi-worker":
+        raise OptionError("--items lines does not support --distribute multi-worker")
 
 
 def training_items(sources, train_config, vocab: Vocabulary | None = None) -> TrainingItems:
@@ -322,8 +322,6 @@ def training_items(sources, train_config, vocab: Vocabulary | None = None) -> Tr
     Returns:
         `TrainingItems`, whose train_config has seq_length set to the window.
     """
-    if train_config.distribute == "multi-worker":
-        raise ValueError("--items lines does not support --distribute multi-worker yet")
     items = read_items(sources, train_config.encoding, train_config.max_item_length, vocab)
     split = split_items(len(items), train_config.seed, train_config.val_fraction)
     train_config = dataclasses.replace(train_config, seq_length=items.window)
