@@ -51,10 +51,12 @@ def reports_errors(command):
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
-        from .errors import CharRNNError
+        from .errors import CharRNNError, OptionError
 
         try:
             return command(*args, **kwargs)
+        except OptionError as error:
+            raise click.UsageError(str(error)) from None
         except (CharRNNError, ValueError) as error:
             raise click.ClickException(str(error)) from None
         except OSError as error:
@@ -102,17 +104,17 @@ def main():
 @click.option("--val-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), help=f"Share of the corpus (its end) held out for validation.  [default: {TRAIN_DEFAULTS['val_fraction']}]")
 @click.option("--patience", type=POSITIVE_INT, help="Stop after this many evaluations without a better val loss.")
 @click.option("--eval-every", type=POSITIVE_INT, help=f"Steps between validations and checkpoints.  [default: {TRAIN_DEFAULTS['eval_every']}]")
-@click.option("--checkpoint-every", type=POSITIVE_INT, help="Steps between resumable checkpoints.  [default: --eval-every]")
+@click.option("--checkpoint-every", type=POSITIVE_INT, help="Steps between resumable checkpoints (one is also written when the run stops).  [default: --eval-every]")
 @click.option("--seed", type=int, help="Seed of weights, data order and dropout.  [default: 0]")
-@click.option("--deterministic", is_flag=True, default=None, help="Bit-exact reruns and resumes (TF op determinism).")
+@click.option("--deterministic", is_flag=True, default=None, help="TF op determinism: a rerun, or a run stopped and resumed with the same options, ends with bit-identical weights.")
 @click.option("--encoding", help="Corpus codec (utf-8, latin-1, ...) or 'bytes' for raw bytes.  [default: utf-8]")
 @click.option("--precision", type=click.Choice(["float32", "mixed_bfloat16"]), help="mixed_bfloat16 computes in bf16 (faster on CPUs with AVX512-BF16/AMX and on GPUs).  [default: float32]")
 @click.option("--distribute", type=click.Choice(["mirrored", "multi-worker"]), help="tf.distribute: all local GPUs (or --replicas CPU devices), or the workers in TF_CONFIG. --batch-size stays global.")
 @click.option("--replicas", type=POSITIVE_INT, help="With --distribute mirrored and no GPU: logical CPU devices.  [default: 2]")
 @click.option("--tensorboard", is_flag=True, default=None, help="Write TensorBoard scalars and text samples under RUN/tensorboard.")
-@click.option("--items", type=click.Choice(["lines"]), help="lines: each non-empty line is one item (a name, a title), trained from a start symbol to an end symbol and sampled whole. Its defaults: 2 x LSTM(256), batch 64.")
+@click.option("--items", type=click.Choice(["lines"]), help="lines: each non-empty line is one item (a name, a title), trained from a start symbol to an end symbol and sampled whole. No --seq-length: each window is one item.")
 @click.option("--max-item-length", type=POSITIVE_INT, help=f"With --items lines: the longest line accepted; a longer one is an error.  [default: {TRAIN_DEFAULTS['max_item_length']}]")
-@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint (it keeps its shape, data and split; options that would change those are refused).")
 @click.option("--force", is_flag=True, help="Start over even if --out already holds a run.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or status lines.")
 @reports_errors

@@ -46,6 +46,8 @@ class ModelConfig(_DictMixin):
         _check(0.0 <= self.dropout < 1.0, f"Expected 0 <= dropout < 1. Received: dropout={self.dropout}")
 
 
+DEFAULT_EPOCHS = 10  # passes over the training split when no --epochs, --max-steps or --time-budget is given
+
 # The default window: short windows (more optimizer steps per second) win under short budgets,
 # long ones (more context) win in longer runs.
 SHORT_SEQ_LENGTH, LONG_SEQ_LENGTH, SHORT_BUDGET_S = 50, 100, 300

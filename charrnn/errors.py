@@ -26,3 +26,7 @@ class WriteError(CharRNNError, OSError):
 
     Also an OSError, so code that can do without a write (the id cache) can catch it as one.
     """
+
+
+class OptionError(CharRNNError):
+    """Options that contradict each other or the run they apply to (the CLI's usage error, exit 2)."""

@@ -6,7 +6,10 @@ import numpy as np
 import pytest
 
 import charrnn
+from click.testing import CliRunner
+
 from charrnn import runs
+from charrnn.cli import main
 from charrnn.errors import RunError, TrainingError
 
 from .conftest import TINY_OPTIONS
@@ -47,20 +50,90 @@ def test_resume_continues_the_count(tmp_path, tiny_corpus):
     assert [row["step"] for row in charrnn.load(tmp_path / "run").metrics()] == [10, 20]
 
 
+def interrupt_after(monkeypatch, steps: int) -> None:
+    """Makes training see a Ctrl-C right after its `steps`-th step in this process."""
+    from charrnn.callbacks import StepCounter
+
+    done = {"steps": 0}
+    original = StepCounter.on_train_batch_end
+
+    def counting(self, batch, logs=None):
+        done["steps"] += 1
+        if done["steps"] == steps:
+            self.watcher.signal_name = "SIGINT"
+        original(self, batch, logs)
+
+    monkeypatch.setattr(StepCounter, "on_train_batch_end", counting)
+
+
+def checkpoint_arrays(run_dir):
+    weights, optimizer_values, state = runs.load_checkpoint(run_dir)
+    return weights + optimizer_values + runs.load_generator_states(run_dir), state
+
+
 @pytest.mark.parametrize("cell,dropout", [("lstm", 0.0), ("lstm", 0.3), ("gru", 0.3)])
-def test_deterministic_resume_matches_uninterrupted_run(tmp_path, tiny_corpus, cell, dropout):
-    # a constant rate: a cosine schedule depends on each session's --max-steps, which differ here;
-    # with dropout, the checkpoint carries the generators' states, so the masks continue too
-    options = dict(TINY_OPTIONS, deterministic=True, seed=4, eval_every=5, dropout=dropout, lr_schedule="constant",
-                   cell=cell)
+def test_deterministic_resume_ends_bit_for_bit_where_an_uninterrupted_run_does(tmp_path, tiny_corpus, monkeypatch,
+                                                                                cell, dropout):
+    # the default (annealed) schedule; with dropout, the checkpoint carries the generators' states
+    options = dict(TINY_OPTIONS, deterministic=True, seed=4, eval_every=5, dropout=dropout, cell=cell, max_steps=16)
+    charrnn.train(tiny_corpus, tmp_path / "whole", **QUIET, **options)
+    with monkeypatch.context() as patch:
+        interrupt_after(patch, 7)
+        stopped = charrnn.train(tiny_corpus, tmp_path / "split", **QUIET, **options)
+    assert stopped.stopped_by == "interrupted" and stopped.steps == 7
+    charrnn.train(tiny_corpus, tmp_path / "split", resume=True, **QUIET, **options)
+    (whole, whole_state), (split, split_state) = checkpoint_arrays(tmp_path / "whole"), checkpoint_arrays(tmp_path / "split")
+    assert whole_state["step"] == split_state["step"] == 16
+    assert len(whole) == len(split)
+    for left, right in zip(whole, split):
+        assert np.array_equal(left, right)
+
+
+def test_constant_rate_resume_with_a_later_step_limit_is_bit_exact(tmp_path, tiny_corpus):
+    # a constant rate does not depend on --max-steps, so a resume may move the limit
+    options = dict(TINY_OPTIONS, deterministic=True, seed=4, eval_every=5, lr_schedule="constant")
     charrnn.train(tiny_corpus, tmp_path / "whole", max_steps=16, **QUIET, **options)
     charrnn.train(tiny_corpus, tmp_path / "split", max_steps=7, **QUIET, **options)
     charrnn.train(tiny_corpus, tmp_path / "split", resume=True, max_steps=16, **QUIET, **options)
-    whole, whole_optimizer, whole_state = runs.load_checkpoint(tmp_path / "whole")
-    split, split_optimizer, split_state = runs.load_checkpoint(tmp_path / "split")
-    assert whole_state["step"] == split_state["step"] == 16
-    for left, right in zip(whole + whole_optimizer, split + split_optimizer):
-        assert np.max(np.abs(left - right)) <= 1e-6
+    (whole, _), (split, _) = checkpoint_arrays(tmp_path / "whole"), checkpoint_arrays(tmp_path / "split")
+    assert all(np.array_equal(left, right) for left, right in zip(whole, split))
+
+
+def test_resume_refuses_options_it_cannot_honour(tmp_path, tiny_corpus):
+    charrnn.train(tiny_corpus, tmp_path / "run", max_steps=2, **QUIET, **TINY_OPTIONS)
+    before = (tmp_path / "run" / runs.CHECKPOINT).read_bytes()
+    result = CliRunner().invoke(main, ["train", str(tiny_corpus), "--out", str(tmp_path / "run"), "--resume",
+                                       "--max-steps", "4", "--batch-size", "4", "--units", "16", "--quiet"])
+    assert result.exit_code == 2
+    assert "cannot honour --units 16 (the run has 32), --batch-size 4 (the run has 8)" in result.output
+    assert (tmp_path / "run" / runs.CHECKPOINT).read_bytes() == before
+    # the run's own values are fine, and options a resume can change are honoured
+    result = charrnn.train(tiny_corpus, tmp_path / "run", resume=True, max_steps=4, tensorboard=True, **QUIET,
+                           **TINY_OPTIONS)
+    assert result.steps == 4 and (tmp_path / "run" / "tensorboard").is_dir()
+    assert charrnn.load(tmp_path / "run").train_config.tensorboard is True
+
+
+def test_replicas_needs_distribute_mirrored(tmp_path, tiny_corpus):
+    result = CliRunner().invoke(main, ["train", str(tiny_corpus), "--out", str(tmp_path / "run"), "--replicas", "2"])
+    assert result.exit_code == 2 and "--replicas splits the CPU for --distribute mirrored" in result.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_checkpoint_every_sets_when_checkpoints_are_written(tmp_path, tiny_corpus, monkeypatch):
+    saved = []
+    real = runs.save_checkpoint
+    monkeypatch.setattr(runs, "save_checkpoint", lambda path, weights, values, state, *rest: (
+        saved.append(state["step"]), real(path, weights, values, state, *rest)))
+    charrnn.train(tiny_corpus, tmp_path / "run", max_steps=12, checkpoint_every=10, **QUIET,
+                  **dict(TINY_OPTIONS, eval_every=5))
+    assert saved == [10, 12]  # not at the evaluations of steps 5: every 10 steps, and at the end
+    assert [row["step"] for row in charrnn.load(tmp_path / "run").metrics()] == [5, 10, 12]
+
+
+def test_a_run_without_limits_stops_by_epochs(tmp_path, tiny_corpus):
+    result = charrnn.train(tiny_corpus, tmp_path / "run", **QUIET, **dict(TINY_OPTIONS, eval_every=1000))
+    assert result.stopped_by == "epochs"
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, tiny_corpus):
