@@ -220,14 +220,9 @@ def eval_command(run, file, encoding, as_json):
     from .evaluate import evaluate
 
     loaded = runs.load(run)
-    if loaded.train_config.items:
-        from .items import evaluate_items
-
-        result = evaluate_items(loaded, list(file), encoding)
-    elif not file:
+    if not file and not loaded.train_config.items:
         raise click.UsageError("give FILE: only an items run (--items lines) keeps a test split to score")
-    else:
-        result = evaluate(loaded, list(file), encoding)
+    result = evaluate(loaded, list(file), encoding)
     if as_json:
         click.echo(json.dumps(result))
     else:

@@ -153,12 +153,13 @@ class _Session:
                 raise RunError("--resume needs the run directory (--out DIR)")
             saved = runs.load(out, require_model=False)
         _check_options(train_options, saved)
+        if train_options.get("items") and saved is None:  # an items run's own defaults
+            model_options, train_options = items.with_defaults(model_options, train_options)
         train_config = resume_config(saved, model_options, train_options) if saved else TrainConfig(**train_options)
         if train_config.distribute == "multi-worker" and train_config.time_budget is not None:
             raise OptionError("--distribute multi-worker needs --max-steps or --epochs, not --time-budget: "
                               "each worker's clock would stop it at a different step")
         if train_config.items:  # one item per line: its own batches, split and validation scorer
-            items.check_options(train_options)
             self.items = items.training_items(sources, train_config, saved.vocab if saved else None)
             train_config, corpus, self.batches = self.items.train_config, self.items.corpus, self.items.batches
         else:
