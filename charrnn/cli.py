@@ -112,7 +112,7 @@ def main():
 @click.option("--distribute", type=click.Choice(["mirrored", "multi-worker"]), help="tf.distribute: all local GPUs (or --replicas CPU devices), or the workers in TF_CONFIG. --batch-size stays global.")
 @click.option("--replicas", type=POSITIVE_INT, help="With --distribute mirrored and no GPU: logical CPU devices.  [default: 2]")
 @click.option("--tensorboard", is_flag=True, default=None, help="Write TensorBoard scalars and text samples under RUN/tensorboard.")
-@click.option("--items", type=click.Choice(["lines"]), help="lines: each non-empty line is one item (a name, a title), trained from a start symbol to an end symbol and sampled whole. No --seq-length: each window is one item.")
+@click.option("--items", type=click.Choice(["lines"]), help="lines: each non-empty line is one item (a name, a title), trained from a start symbol to an end symbol and sampled whole. No --seq-length: each window is one item; --dropout defaults to 0.3.")
 @click.option("--max-item-length", type=POSITIVE_INT, help=f"With --items lines: the longest line accepted; a longer one is an error.  [default: {TRAIN_DEFAULTS['max_item_length']}]")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint (it keeps its shape, data and split; options that would change those are refused).")
 @click.option("--force", is_flag=True, help="Start over even if --out already holds a run.")

@@ -34,7 +34,7 @@ TEST_MAX_ITEMS, TEST_SHARE = 1000, 0.1  # the test set: min(1000, 10%) of the it
 VALIDATION_MAX_ITEMS = 1000  # the validation set: min(1000, val_fraction of the rest)
 # What an items run uses where the option is not given (the rest are a stream run's defaults):
 # on names, dropout 0.1 overfits within 10 minutes (best validation loss at 250 s, then rising).
-ITEMS_DEFAULTS = {"dropout": 0.3}
+ITEMS_DEFAULTS = {"dropout": 0.3, "anneal_fraction": 0.5}
 # sampling: draws stop after max(MIN_DRAWS, DRAWS_PER_ITEM x N) items, whether kept or not
 DRAWS_PER_ITEM, MIN_DRAWS, MAX_DRAW_BATCH = 20, 1000, 1024
 _SAMPLE_CHUNKS = (16, 32, 64, 128, 256, 512)
