@@ -1,86 +1,33 @@
 """The `charrnn` command line: parse options, call one library function, print.
 
-TensorFlow is imported only inside commands that need it, so `charrnn --help` and
-`charrnn corpus list` start instantly. Library errors become one `Error: ...` line (exit 1).
+TensorFlow is imported only by commands that need it, quietly (`--verbose` shows its logs), so
+`charrnn --help` and `charrnn corpus list` start instantly. Library errors become one
+`Error: ...` line (exit 1); see `cli_common.reports_errors`.
 """
 
 from __future__ import annotations
 
-import functools
 import json
-import logging
-import os
 import sys
 
 import click
 
-from .config import LONG_SEQ_LENGTH, SHORT_BUDGET_S, SHORT_SEQ_LENGTH, ModelConfig, SampleConfig, TrainConfig
-
-POSITIVE_INT = click.IntRange(min=1)
-POSITIVE_FLOAT = click.FloatRange(min=0, min_open=True)
-
-
-def _defaults(config_class) -> dict:
-    import dataclasses
-
-    return {field.name: field.default for field in dataclasses.fields(config_class)}
-
-
-MODEL_DEFAULTS, TRAIN_DEFAULTS, SAMPLE_DEFAULTS = (_defaults(ModelConfig), _defaults(TrainConfig),
-                                                   _defaults(SampleConfig))
-
-
-def _setup_logging(quiet: bool = False) -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's C++ start-up chatter
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname_prefix)s%(message)s"))
-    handler.addFilter(_prefix_filter)
-    logger = logging.getLogger("charrnn")
-    logger.handlers[:] = [handler]
-    logger.setLevel(logging.WARNING if quiet else logging.INFO)
-    logger.propagate = False
-
-
-def _prefix_filter(record: logging.LogRecord) -> bool:
-    record.levelname_prefix = "Warning: " if record.levelno >= logging.WARNING else ""
-    return True
-
-
-def reports_errors(command):
-    """Turns charrnn's own errors (and bad values) into `Error: ...` lines with exit code 1."""
-
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        from .errors import CharRNNError, OptionError
-
-        try:
-            return command(*args, **kwargs)
-        except OptionError as error:
-            raise click.UsageError(str(error)) from None
-        except (CharRNNError, ValueError) as error:
-            raise click.ClickException(str(error)) from None
-        except OSError as error:
-            where = f": {error.filename}" if error.filename else ""
-            raise click.ClickException(f"{error.strerror or error}{where}") from None
-
-    return wrapper
-
-
-def _given(options: dict) -> dict:
-    """The options the user actually passed (None means 'not given', so config defaults apply)."""
-    return {key: value for key, value in options.items() if value is not None}
+from .cli_common import (MODEL_DEFAULTS, POSITIVE_FLOAT, POSITIVE_INT, SAMPLE_DEFAULTS, TRAIN_DEFAULTS,  # noqa: F401
+                         given, reports_errors, setup_logging, without_tensorflow)
+from .config import DEFAULT_EPOCHS, LONG_SEQ_LENGTH, SHORT_BUDGET_S, SHORT_SEQ_LENGTH, SampleConfig
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="charrnn")
-def main():
+@click.option("--verbose", is_flag=True, help="Also show TensorFlow's own log lines on stderr (or set CHARRNN_TF_LOGS=1).")
+def main(verbose):
     """Character-level recurrent text generation (and windowed forecasting) on TensorFlow/Keras.
 
     \b
     charrnn train tinyshakespeare --time-budget 90     train for 90 s, into runs/tinyshakespeare
     charrnn sample runs/tinyshakespeare --prime ROMEO:   stream new text
     """
-    _setup_logging()
+    setup_logging()
 
 
 # ---------------------------------------------------------------- train
@@ -95,22 +42,22 @@ def main():
 @click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), help=f"Dropout between layers, in [0, 1).  [default: {MODEL_DEFAULTS['dropout']}]")
 @click.option("--seq-length", type=POSITIVE_INT, help=f"Characters per training window.  [default: {SHORT_SEQ_LENGTH} under a --time-budget below {SHORT_BUDGET_S} s, else {LONG_SEQ_LENGTH}]")
 @click.option("--batch-size", type=POSITIVE_INT, help=f"Windows per step.  [default: {TRAIN_DEFAULTS['batch_size']}]")
-@click.option("--epochs", type=POSITIVE_FLOAT, help="Passes over the training text.  [default: 10 if no other limit]")
+@click.option("--epochs", type=POSITIVE_FLOAT, help=f"Passes over the training text.  [default: {DEFAULT_EPOCHS} if no other limit]")
 @click.option("--max-steps", type=POSITIVE_INT, help="Stop after this many optimizer steps in all.")
 @click.option("--time-budget", type=POSITIVE_FLOAT, help="Stop after this many seconds of training.")
 @click.option("--learning-rate", type=POSITIVE_FLOAT, help=f"Adam learning rate.  [default: {TRAIN_DEFAULTS['learning_rate']}]")
-@click.option("--lr-schedule", type=click.Choice(["anneal", "constant"]), help="anneal: constant, then a cosine down to 0.1 x over the last 20% of the run (of its steps, or of --time-budget).  [default: anneal]")
+@click.option("--lr-schedule", type=click.Choice(["anneal", "constant"]), help=f"anneal: constant, then a cosine down to {TRAIN_DEFAULTS['min_lr_ratio']} x over the last {TRAIN_DEFAULTS['anneal_fraction']:.0%} of the run (of its steps, or of --time-budget).  [default: {TRAIN_DEFAULTS['lr_schedule']}]")
 @click.option("--grad-clip", type=click.FloatRange(min=0), help=f"Clip gradients to this global norm; 0 = off.  [default: {TRAIN_DEFAULTS['grad_clip']}]")
 @click.option("--val-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), help=f"Share of the corpus (its end) held out for validation.  [default: {TRAIN_DEFAULTS['val_fraction']}]")
 @click.option("--patience", type=POSITIVE_INT, help="Stop after this many evaluations without a better val loss.")
 @click.option("--eval-every", type=POSITIVE_INT, help=f"Steps between validations and checkpoints.  [default: {TRAIN_DEFAULTS['eval_every']}]")
 @click.option("--checkpoint-every", type=POSITIVE_INT, help="Steps between resumable checkpoints (one is also written when the run stops).  [default: --eval-every]")
-@click.option("--seed", type=int, help="Seed of weights, data order and dropout.  [default: 0]")
+@click.option("--seed", type=int, help=f"Seed of weights, data order and dropout.  [default: {TRAIN_DEFAULTS['seed']}]")
 @click.option("--deterministic", is_flag=True, default=None, help="TF op determinism: a rerun, or a run stopped and resumed with the same options, ends with bit-identical weights.")
-@click.option("--encoding", help="Corpus codec (utf-8, latin-1, ...) or 'bytes' for raw bytes.  [default: utf-8]")
-@click.option("--precision", type=click.Choice(["float32", "mixed_bfloat16"]), help="mixed_bfloat16 computes in bf16 (faster on CPUs with AVX512-BF16/AMX and on GPUs).  [default: float32]")
+@click.option("--encoding", help=f"Corpus codec (utf-8, latin-1, ...) or 'bytes' for raw bytes.  [default: {TRAIN_DEFAULTS['encoding']}]")
+@click.option("--precision", type=click.Choice(["float32", "mixed_bfloat16"]), help=f"mixed_bfloat16 computes in bf16 (faster on CPUs with AVX512-BF16/AMX and on GPUs).  [default: {TRAIN_DEFAULTS['precision']}]")
 @click.option("--distribute", type=click.Choice(["mirrored", "multi-worker"]), help="tf.distribute: all local GPUs (or --replicas CPU devices), or the workers in TF_CONFIG. --batch-size stays global.")
-@click.option("--replicas", type=POSITIVE_INT, help="With --distribute mirrored and no GPU: logical CPU devices.  [default: 2]")
+@click.option("--replicas", type=POSITIVE_INT, help=f"With --distribute mirrored and no GPU: logical CPU devices.  [default: {TRAIN_DEFAULTS['replicas']}]")
 @click.option("--tensorboard", is_flag=True, default=None, help="Write TensorBoard scalars and text samples under RUN/tensorboard.")
 @click.option("--items", type=click.Choice(["lines"]), help="lines: each non-empty line is one item (a name, a title), trained from a start symbol to an end symbol and sampled whole. No --seq-length: each window is one item; --dropout defaults to 0.3.")
 @click.option("--max-item-length", type=POSITIVE_INT, help=f"With --items lines: the longest line accepted; a longer one is an error.  [default: {TRAIN_DEFAULTS['max_item_length']}]")
@@ -126,10 +73,10 @@ def train(corpus, out, resume, force, quiet, **options):
         raise click.UsageError("--resume and --force contradict each other; pick one")
     if resume and out is None:
         raise click.UsageError("--resume needs --out DIR (the run to continue)")
-    _setup_logging(quiet)
+    setup_logging(quiet)
     log = (lambda line: None) if quiet else (lambda line: click.echo(line, err=True))
     result = train_model(list(corpus), out, resume=resume, force=force, progress=not quiet, log=log,
-                         **_given(options))
+                         **given(options))
     best = result.best_val_loss
     summary = (f"best val loss {best:.4f} nats/char ({result.best_val_bpc:.4f} bits/char)" if best is not None
                else "no evaluation finished")
@@ -148,28 +95,31 @@ def train(corpus, out, resume, force, quiet, **options):
 @main.command()
 @click.argument("run", type=click.Path())
 @click.option("--length", "-n", type=click.IntRange(min=0), help=f"Characters to generate; for an items run, the longest item drawn.  [default: {SAMPLE_DEFAULTS['length']}; for an items run, its --max-item-length]")
-@click.option("--temperature", "-t", type=POSITIVE_FLOAT, default=1.0, show_default=True, help="Softmax temperature (> 0); lower is more conservative.")
+@click.option("--temperature", "-t", type=POSITIVE_FLOAT, default=SAMPLE_DEFAULTS["temperature"], show_default=True, help="Softmax temperature (> 0); lower is more conservative.")
 @click.option("--top-k", type=POSITIVE_INT, help="Draw only from the k most likely characters.")
 @click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), help="Draw only from the smallest set with probability >= p.")
 @click.option("--argmax", is_flag=True, help="Always take the most likely character.")
-@click.option("--prime", "-p", default="", help="Text to start from (printed first).  [default: a newline]")
-@click.option("--num-samples", type=POSITIVE_INT, default=1, show_default=True, help="Streams generated together, printed one after another.")
+@click.option("--prime", "-p", default=SAMPLE_DEFAULTS["prime"], help="Text to start from (printed first).  [default: a newline]")
+@click.option("--num-samples", type=POSITIVE_INT, default=SAMPLE_DEFAULTS["num_samples"], show_default=True, help="Streams generated together, printed one after another.")
 @click.option("--seed", type=int, help="Same seed, same text.  [default: random]")
 @click.option("--novel", is_flag=True, help="Items run: print only items not in its corpus (still --num-samples of them).")
 @click.option("--tag", is_flag=True, help="Items run: tag each item in-train, in-val, in-test or new (after a tab).")
 @click.option("--json", "as_json", is_flag=True, help="Items run: print one JSON object, the items with their log-probability.")
 @reports_errors
 def sample(run, novel, tag, as_json, **options):
-    """Stream text generated by the model in RUN to stdout.
+    """Stream text generated by the model in RUN to stdout (raw bytes for an --encoding bytes run).
 
     For an items run (--items lines) print --num-samples whole items, one a line.
     """
     from . import runs
+    from .corpus import symbols_of_text
     from .sample import Sampler
 
-    length = options.pop("length")
-    config = SampleConfig(**options, **({} if length is None else {"length": length}))
     loaded = runs.load(run)
+    encoding = loaded.train_config.encoding
+    length = options.pop("length")
+    config = SampleConfig(**{**options, "prime": symbols_of_text(options["prime"], encoding)},
+                          **({} if length is None else {"length": length}))
     if loaded.train_config.items:
         _sample_items(loaded, config, length, novel, tag, as_json)
         return
@@ -178,12 +128,19 @@ def sample(run, novel, tag, as_json, **options):
     sampler = Sampler(loaded)
     if config.num_samples == 1:
         for piece in sampler.stream(config):
-            click.echo(piece, nl=False)
-            sys.stdout.flush()
-        click.echo()
+            _write_symbols(piece, encoding)
+        _write_symbols("\n", encoding)
         return
     for index, text in enumerate(sampler.generate(config)):
-        click.echo(("\n" if index else "") + text)
+        _write_symbols(("\n" if index else "") + text + "\n", encoding)
+
+
+def _write_symbols(symbols: str, encoding: str) -> None:
+    """Writes generated symbols to stdout at once: a bytes run's as the raw bytes they stand for."""
+    from .corpus import output_of_symbols
+
+    click.echo(output_of_symbols(symbols, encoding), nl=False)
+    sys.stdout.flush()
 
 
 def _sample_items(run, config: SampleConfig, length, novel: bool, tag: bool, as_json: bool) -> None:
@@ -201,7 +158,7 @@ def _sample_items(run, config: SampleConfig, length, novel: bool, tag: bool, as_
         click.echo(json.dumps({"items": rows, "draws": result.draws, "seed": result.seed}, ensure_ascii=False))
         return
     for text, label in zip(result.texts, tags):
-        click.echo(f"{text}\t{label}" if tag else text)
+        _write_symbols(f"{text}\t{label}\n" if tag else f"{text}\n", run.train_config.encoding)
 
 
 @main.command(name="eval")
@@ -274,6 +231,7 @@ def info(run, as_json):
 @click.argument("run", type=click.Path())
 @click.option("--out", type=click.Path(dir_okay=False), help="PNG file.  [default: RUN/loss.png]")
 @reports_errors
+@without_tensorflow
 def plot(run, out):
     """Plot RUN's training and validation loss (nats/char and bits/char) against characters seen."""
     from . import runs
@@ -327,6 +285,7 @@ def corpus():
 @corpus.command(name="list")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @reports_errors
+@without_tensorflow
 def corpus_list(as_json):
     """List the named corpora and whether each is already on this machine."""
     from .corpus import get_corpus, manifest
@@ -352,6 +311,7 @@ def corpus_list(as_json):
 @click.argument("name")
 @click.option("--dir", "directory", type=click.Path(file_okay=False), help="Put it here.  [default: the cache]")
 @reports_errors
+@without_tensorflow
 def corpus_get(name, directory):
     """Fetch corpus NAME (verified by sha256) and print its path."""
     from .corpus import get_corpus
@@ -361,7 +321,7 @@ def corpus_get(name, directory):
 
 def _register_optional_commands():
     """Commands that live in their own modules (demos, forecasting, benchmarks)."""
-    from . import cli_extra
+    from . import cli_extra  # cli_extra imports cli_common, never this module: no cycle
 
     cli_extra.register(main)
 

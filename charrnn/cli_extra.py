@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 
 import click
 
-from .cli import POSITIVE_FLOAT, POSITIVE_INT, reports_errors
+from .cli_common import POSITIVE_FLOAT, POSITIVE_INT, reports_errors
+from .forecast import train_csv
+
+# `charrnn forecast train` shows the library's own defaults (forecast.py imports no TensorFlow)
+FORECAST_DEFAULTS = {name: parameter.default for name, parameter in inspect.signature(train_csv).parameters.items()}
 
 
 def register(main: click.Group) -> None:
@@ -77,17 +82,16 @@ def forecast():
 @forecast.command(name="train")
 @click.argument("data", type=click.Path())
 @click.option("--column", required=True, help="The numeric column to forecast.")
-@click.option("--window", type=POSITIVE_INT, default=24, show_default=True, help="Past values per input.")
-@click.option("--horizon", type=POSITIVE_INT, default=1, show_default=True, help="Future values predicted.")
+@click.option("--window", type=POSITIVE_INT, default=FORECAST_DEFAULTS["window"], show_default=True, help="Past values per input.")
+@click.option("--horizon", type=POSITIVE_INT, default=FORECAST_DEFAULTS["horizon"], show_default=True, help="Future values predicted.")
 @click.option("--out", type=click.Path(), default="runs/forecast", show_default=True, help="Run directory.")
-@click.option("--epochs", type=POSITIVE_INT, default=200, show_default=True, help="Most epochs (EarlyStopping on val_loss).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of weights and training.")
+@click.option("--epochs", type=POSITIVE_INT, default=FORECAST_DEFAULTS["epochs"], show_default=True, help="Most epochs (EarlyStopping on val_loss).")
+@click.option("--seed", type=int, default=FORECAST_DEFAULTS["seed"], show_default=True, help="Seed of weights and training.")
+@click.option("--force", is_flag=True, help="Replace the run already in --out.")
 @reports_errors
-def forecast_train(data, column, window, horizon, out, epochs, seed):
+def forecast_train(data, column, window, horizon, out, epochs, seed, force):
     """Train a forecaster on DATA (CSV) and compare it with the naive last-value forecast."""
-    from .forecast import train_csv
-
-    report = train_csv(data, column, out, window=window, horizon=horizon, epochs=epochs, seed=seed)
+    report = train_csv(data, column, out, window=window, horizon=horizon, epochs=epochs, seed=seed, force=force)
     click.echo(f"validation MAE {report['val_mae']:.4f} (naive last-value forecast {report['naive_mae']:.4f}) "
                f"after {report['epochs']} epochs; saved in {out}")
 

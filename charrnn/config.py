@@ -1,7 +1,7 @@
 """Frozen configuration dataclasses: the one home of every default.
 
 Each field carries a comment with its unit and range; `__post_init__` validates, raising
-`ValueError` that echoes the offending value (Keras style).
+`ConfigError` (a `ValueError`) that echoes the offending value (Keras style).
 """
 
 from __future__ import annotations
@@ -9,12 +9,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from .errors import ConfigError
+
 CELLS = ("lstm", "gru", "rnn")
 
 
 def _check(condition: bool, message: str) -> None:
     if not condition:
-        raise ValueError(message)
+        raise ConfigError(message)
 
 
 class _DictMixin:

@@ -3,7 +3,10 @@
 A corpus is one or more files (folders are read recursively, in sorted order) or the name of a
 corpus in the manifest (`corpora/manifest.json`). Text is encoded in one streaming pass into a
 memory-mapped id file in the cache, keyed by the content's sha256, so a corpus larger than memory
-trains, a changed file is re-encoded, and a second run starts at once.
+trains and a changed file is re-encoded. The first pass (decode, sha256, symbols present) is
+remembered in the cache under the files' paths, sizes, timestamps and inodes, so a second load of
+an unchanged corpus skips it and only checks the id file's length and CRC (figures in the
+README's memory table).
 """
 
 from __future__ import annotations
@@ -14,8 +17,7 @@ import hashlib
 import json
 import logging
 import os
-import shutil
-import tempfile
+import time
 import urllib.request
 import zlib
 from importlib import resources
@@ -24,6 +26,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from .atomic import atomic_copy, atomic_open, atomic_write_text
 from .errors import CorpusError
 from .vocab import Vocabulary, smallest_uint_dtype
 
@@ -33,6 +36,9 @@ CHUNK_BYTES = 16 << 20  # bytes read per streaming step
 BINARY_SNIFF_BYTES = 8192  # leading bytes searched for NUL to call a file binary
 MAX_CODEPOINT = 0x110000
 CACHE_FORMAT = 1
+# A file whose mtime or ctime is less than this old when it is stat'ed could still change within
+# the same timestamp tick (coarse on some file systems), unseen; its scan is not remembered.
+RACY_NS = 2_000_000_000
 
 
 @dataclasses.dataclass
@@ -125,33 +131,32 @@ def _copy_into(source: Path, directory: Path, entry: dict) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / entry["filename"]
     if source.resolve() != target.resolve():
-        with tempfile.NamedTemporaryFile(dir=directory, delete=False, suffix=".part") as handle:
-            shutil.copyfileobj(open(source, "rb"), handle)
-        os.replace(handle.name, target)
+        atomic_copy(source, target)
     return target
 
 
 def _download(entry: dict, target: Path) -> Path:
-    """Downloads `entry` to `target` through a temporary file, verifying the sha256 first."""
+    """Downloads `entry` to `target` atomically, keeping it only if its sha256 matches.
+
+    Raises:
+        CorpusError: a network error or a sha256 mismatch (`target` is left as it was).
+        WriteError: `target` could not be written.
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
     log.info("downloading %s from %s", entry["name"], entry["url"])
     digest = hashlib.sha256()
-    handle = tempfile.NamedTemporaryFile(dir=target.parent, delete=False, suffix=".part")
-    try:
-        with handle, urllib.request.urlopen(entry["url"], timeout=60) as response:
-            for block in iter(lambda: response.read(1 << 20), b""):
-                digest.update(block)
-                handle.write(block)
+    with atomic_open(target) as handle:
+        try:
+            with urllib.request.urlopen(entry["url"], timeout=60) as response:
+                for block in iter(lambda: response.read(1 << 20), b""):
+                    digest.update(block)
+                    handle.write(block)
+        except (OSError, ValueError) as error:  # URLError, timeouts, resets, bad URLs
+            raise CorpusError(f"could not download {entry['name']!r} from {entry['url']}: {error}") from None
         if digest.hexdigest() != entry["sha256"]:
             raise CorpusError(f"download of {entry['name']!r} has sha256 {digest.hexdigest()}, "
                               f"expected {entry['sha256']}; not used")
-        os.replace(handle.name, target)
-        return target
-    except OSError as error:
-        raise CorpusError(f"could not download {entry['name']!r} from {entry['url']}: {error}") from None
-    finally:
-        if os.path.exists(handle.name):
-            os.unlink(handle.name)
+    return target
 
 
 # ---------------------------------------------------------------- files and folders
@@ -208,6 +213,26 @@ def resolve_sources(sources: Sequence[str | Path], encoding: str = "utf-8") -> t
     first = Path(sources[0])
     name = first.name if first.is_dir() else (first.stem if first.is_file() else str(sources[0]))
     return name or "corpus", files
+
+
+def symbols_of_text(text: str, encoding: str) -> str:
+    """The symbols a run trained with `encoding` sees for text a user typed (a prime, a line).
+
+    For a bytes run that is the text's UTF-8 bytes, one symbol per byte (bytes that came in
+    undecodable on the command line are kept as they were); for any other run, the text itself.
+
+    Example:
+
+    >>> symbols_of_text("\u00fc", "bytes")  # the two bytes c3 bc
+    '\u00c3\u00bc'
+    """
+    return text.encode("utf-8", "surrogateescape").decode("latin-1") if encoding == "bytes" else text
+
+
+def output_of_symbols(symbols: str, encoding: str) -> str | bytes:
+    """What to write for symbols a run generated: the raw bytes of a bytes run (one per symbol),
+    the text of any other. The inverse of `symbols_of_text`."""
+    return symbols.encode("latin-1") if encoding == "bytes" else symbols
 
 
 def _decoder(encoding: str):
@@ -270,6 +295,46 @@ def _scan(files: Sequence[Path], encoding: str) -> tuple[str, int, int, np.ndarr
     return digest.hexdigest(), size, chars, np.flatnonzero(present)
 
 
+def _scan_record_path(files: Sequence[Path], encoding: str) -> Path | None:
+    """Where the scan of these exact files (path, size, mtime, ctime, inode) is remembered, or None
+    when a file changed too recently for its timestamps to prove a later change (see RACY_NS)."""
+    now = time.time_ns()
+    identity = [encoding]
+    for path in files:
+        status = os.stat(path)
+        if now - status.st_mtime_ns < RACY_NS or now - status.st_ctime_ns < RACY_NS:
+            return None
+        identity.append([os.path.abspath(path), status.st_size, status.st_mtime_ns, status.st_ctime_ns,
+                         status.st_ino, status.st_dev])
+    key = hashlib.sha256(json.dumps(identity).encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return cache_dir() / "scans" / f"{key}.json"
+
+
+def _remembered_scan(files: Sequence[Path], encoding: str) -> tuple[str, int, int, np.ndarray]:
+    """`_scan`, answered from the cache's record when no file changed since it was scanned."""
+    try:
+        record_path = _scan_record_path(files, encoding)
+    except OSError:
+        record_path = None
+    if record_path is not None and record_path.is_file():
+        try:
+            record = json.loads(record_path.read_text("utf-8"))
+            if record["format"] == CACHE_FORMAT:
+                return record["sha256"], record["size"], record["chars"], np.asarray(record["present"], np.int64)
+        except (OSError, ValueError, KeyError):
+            pass  # a damaged record: scan again and rewrite it
+    sha256, size, chars, present = _scan(files, encoding)
+    if record_path is not None:
+        record = {"format": CACHE_FORMAT, "sha256": sha256, "size": size, "chars": chars,
+                  "present": present.tolist()}
+        try:
+            record_path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(record_path, json.dumps(record))
+        except OSError as error:
+            log.debug("could not remember the scan of the corpus: %s", error)
+    return sha256, size, chars, present
+
+
 def load_corpus(sources: Sequence[str | Path], encoding: str = "utf-8",
                 vocab: Vocabulary | None = None, use_cache: bool = True) -> Corpus:
     """Reads, validates and encodes a corpus (files, folders or named corpora).
@@ -288,7 +353,7 @@ def load_corpus(sources: Sequence[str | Path], encoding: str = "utf-8",
         VocabularyError: with `vocab`, characters it does not know.
     """
     name, files = resolve_sources(sources, encoding)
-    sha256, size, chars, present = _scan(files, encoding)
+    sha256, size, chars, present = _remembered_scan(files, encoding) if use_cache else _scan(files, encoding)
     if chars == 0:
         raise CorpusError(f"{', '.join(map(str, files))} is empty" if len(files) == 1
                           else f"the corpus {name!r} is empty")
@@ -323,22 +388,13 @@ def _cached_ids(files, encoding, sha256, chars, vocab) -> np.ndarray:
         log.warning("the id cache %s is damaged; rebuilding it", ids_path)
     ids_path.parent.mkdir(parents=True, exist_ok=True)
     checksum = 0
-    with tempfile.NamedTemporaryFile(dir=ids_path.parent, delete=False, suffix=".part") as handle:
-        try:
-            for _, codes in _codepoint_chunks(files, encoding):
-                block = vocab.ids_of_codepoints(codes).tobytes()
-                checksum = zlib.crc32(block, checksum)
-                handle.write(block)
-            handle.flush()
-            os.fsync(handle.fileno())
-        except BaseException:
-            os.unlink(handle.name)
-            raise
-    os.replace(handle.name, ids_path)
+    with atomic_open(ids_path) as handle:
+        for _, codes in _codepoint_chunks(files, encoding):
+            block = vocab.ids_of_codepoints(codes).tobytes()
+            checksum = zlib.crc32(block, checksum)
+            handle.write(block)
     meta = {"format": CACHE_FORMAT, "sha256": sha256, "chars": chars, "dtype": dtype.name,
             "crc32": checksum, "symbols": "".join(vocab.symbols)}
-    from .runs import atomic_write_text  # late import: runs imports keras lazily, corpus must not
-
     atomic_write_text(meta_path, json.dumps(meta))
     return np.memmap(ids_path, dtype=dtype, mode="r", shape=(chars,))
 

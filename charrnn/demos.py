@@ -1,7 +1,7 @@
 """The tutorial demos: the one-hot 'helo' model and the numeric windowed examples.
 
 Each forecast demo returns a dict with `name`, `prediction`, `expected`, `ok` and the stated
-`tolerance` it is judged by; `run_forecast_demos` runs any subset.
+`tolerance` it is judged by; `run_forecast_demo` runs one by name (`FORECAST_DEMOS` lists them).
 """
 
 from __future__ import annotations

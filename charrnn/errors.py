@@ -5,6 +5,10 @@ class CharRNNError(Exception):
     """Base class of every error a user can act on (bad corpus, bad run directory, ...)."""
 
 
+class ConfigError(CharRNNError, ValueError):
+    """An option or configuration value out of its range (also a ValueError, as Keras raises)."""
+
+
 class CorpusError(CharRNNError):
     """A corpus cannot be found, read, decoded or verified."""
 

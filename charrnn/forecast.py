@@ -9,12 +9,13 @@ training split only; `build_forecaster` stacks `recurrent_stack` and `dense_head
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from .errors import CharRNNError, TrainingError
+from .errors import CharRNNError, RunError, TrainingError
 
 
 def make_windows(series, window: int, horizon: int = 1, target: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -220,27 +221,67 @@ def read_csv_column(path: str | Path, column: str) -> np.ndarray:
     return np.asarray(values)
 
 
+def claim_forecast_dir(out: str | Path, force: bool = False) -> Path:
+    """Makes `out` ready for a new forecast run, refusing to overwrite a run without `force`.
+
+    Args:
+        out: the run directory.
+        force: replace a charrnn run (forecast or text) already in `out`. Defaults to False.
+
+    Returns:
+        `out` as a Path, created if needed.
+
+    Raises:
+        RunError: `out` is a file, holds a run and `force` is off, or holds files of something
+            other than a charrnn run (never overwritten).
+    """
+    from . import runs
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise RunError(f"--out {out} is a file, not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        if not (out / runs.CONFIG).is_file():
+            raise RunError(f"{out} is not empty and is not a charrnn run; choose another --out")
+        if not force:
+            raise RunError(f"{out} already holds a run; pass --force to replace it")
+        for name in (runs.CONFIG, runs.VOCAB, runs.MODEL, runs.CHECKPOINT, runs.METRICS):
+            (out / name).unlink(missing_ok=True)
+        shutil.rmtree(out / "tensorboard", ignore_errors=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise RunError(f"cannot create {out}: {error.strerror or error}") from None
+    return out
+
+
 def train_csv(path, column: str, out: str | Path, window: int = 24, horizon: int = 1,
               val_fraction: float = 0.2, epochs: int = 200, patience: int = 20, units: int = 32,
-              seed: int = 0, verbose: int = 0) -> dict:
+              seed: int = 0, verbose: int = 0, force: bool = False) -> dict:
     """Trains a forecaster on one CSV column and saves a run directory.
 
     The series is split in time (the last `val_fraction` validates), scaled with statistics of the
     training part only, trained with EarlyStopping on val_loss (best weights restored), and
-    compared with the naive forecast (repeat the last value).
+    compared with the naive forecast (repeat the last value). `out` is checked before training
+    (see `claim_forecast_dir`); `force` replaces a run already there. Defaults to False.
 
     Returns:
         {"val_mae", "naive_mae", "epochs", ...} in the series' own units.
+
+    Raises:
+        CharRNNError: an unreadable CSV or column, too few rows.
+        RunError: `out` holds a run and `force` is off, or holds something else.
     """
     import keras
 
-    from .runs import atomic_save_model, atomic_write_text
+    from .atomic import atomic_save_model, atomic_write_text
 
     series = read_csv_column(path, column)
     cut = int(round(len(series) * (1 - val_fraction)))
     if cut < window + horizon or len(series) - cut < 1:
         raise CharRNNError(f"{path} has {len(series)} rows; a window of {window} and a horizon of {horizon} "
                            f"need at least {window + horizon} training rows plus validation rows")
+    out = claim_forecast_dir(out, force)
     scaler = StandardScaler().fit(series[:cut])
     scaled = scaler.transform(series)
     x_train, y_train = make_windows(scaled[:cut], window, horizon)
@@ -257,8 +298,6 @@ def train_csv(path, column: str, out: str | Path, window: int = 24, horizon: int
     last = scaler.inverse_transform(x_val[:, -1, :1])  # the naive forecast: the last value seen
     report = {"rows": int(len(series)), "window": window, "horizon": horizon, "epochs": len(history.history["loss"]),
               "val_mae": float(np.mean(np.abs(predicted - actual))), "naive_mae": float(np.mean(np.abs(last - actual)))}
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     atomic_save_model(model, out / "model.keras")
     config = {"kind": "forecast", "format": 1, "column": column, "window": window, "horizon": horizon,
               "scaler": scaler.to_dict(), "report": report}

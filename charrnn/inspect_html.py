@@ -89,14 +89,15 @@ def render(analysis: dict, title: str, chosen: tuple[int, int] | None = None, to
 def inspect_run(run, file: str | Path, out: str | Path, max_chars: int = 3000,
                 cell: tuple[int, int] | None = None) -> Path:
     """Writes the HTML report for `file` (its first `max_chars` characters) and returns its path."""
+    from .atomic import atomic_write_text
     from .corpus import load_corpus
-    from .runs import atomic_write_text
+    from .errors import ConfigError
 
     corpus = load_corpus([file], run.train_config.encoding, vocab=run.vocab, use_cache=False)
     text = run.vocab.decode(corpus.ids[:max_chars])
     if cell is not None and not (1 <= cell[0] <= run.model_config.layers and 0 <= cell[1] < run.model_config.units):
-        raise ValueError(f"Expected --layer in 1..{run.model_config.layers} and --cell in "
-                         f"0..{run.model_config.units - 1}. Received: layer={cell[0]}, cell={cell[1]}")
+        raise ConfigError(f"Expected --layer in 1..{run.model_config.layers} and --cell in "
+                          f"0..{run.model_config.units - 1}. Received: layer={cell[0]}, cell={cell[1]}")
     page = render(analyse(run, text), f"{run.path.name} on {Path(file).name}", chosen=cell)
     atomic_write_text(out, page)
     return Path(out)

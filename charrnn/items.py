@@ -219,7 +219,7 @@ def _hashes(texts) -> np.ndarray:
 def save_split(run_dir: Path, items: Items, split: dict[str, np.ndarray]) -> None:
     """Writes `items.npz` atomically: the validation and test items themselves (at most 1000
     each) and the sorted 64-bit hashes of each split's distinct items (8 bytes an item)."""
-    from .runs import atomic_write_bytes
+    from .atomic import atomic_write_bytes
 
     arrays = {}
     for name, indices in split.items():

@@ -17,9 +17,8 @@ def gpu_available() -> bool:
 def configure_cpu_threads(layers: int) -> bool:
     """On a machine without GPUs, gives each recurrent layer's chain of steps its own share of the
     cores: intra-op threads = cores // layers, inter-op threads = layers. The unrolled graph then
-    runs the layers' small per-step GEMMs side by side (+9% train chars/s on 2 cores for 2 layers,
-    measured over 4 interleaved rounds). Only possible before TensorFlow starts; returns whether
-    it was applied."""
+    runs the layers' small per-step GEMMs side by side. Only possible before TensorFlow starts;
+    returns whether it was applied."""
     import os
 
     import tensorflow as tf
@@ -50,7 +49,7 @@ def build_char_model(config: ModelConfig, seq_length: int | None = None,
         config: the model's shape.
         seq_length: fixed window length, or None for any length. Defaults to None.
         unroll: unroll the recurrence. None unrolls when `seq_length` is fixed and no GPU is
-            visible: on CPUs it lets TensorFlow overlap the layers' steps (about 2x faster here),
+            visible: on CPUs it lets TensorFlow overlap the layers' steps (a faster graph there),
             while on a GPU the rolled LSTM/GRU keeps the fused cuDNN kernel. Defaults to None.
         fused: use `FusedLSTMStack` for the recurrent layers (training on CPUs; needs
             `fused_available`). Its weights list is the same as the plain model's, so

@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 
 from .errors import CharRNNError
-from .runs import atomic_path
+from .atomic import atomic_path
 
 
 def plot_run(run, out: str | Path) -> Path:

@@ -1,9 +1,10 @@
-"""The run directory: atomic writes, saving and loading, and validation of what is loaded.
+"""The run directory: saving and loading, and validation of what is loaded.
 
 A run directory holds `config.json` (format version, model/training config, corpus identity),
 `vocab.json`, `model.keras` (the best model by validation loss), `checkpoint.npz` (weights,
-optimizer slots and position, for --resume) and `metrics.jsonl`. Every file is written to a
-temporary name, fsynced and renamed, so a crash leaves the previous complete file in place.
+optimizer slots and position, for --resume) and `metrics.jsonl`. Every file is written through
+`charrnn.atomic` (a temporary name, fsynced and renamed), so a crash leaves the previous
+complete file in place.
 """
 
 from __future__ import annotations
@@ -11,81 +12,18 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .atomic import atomic_path, atomic_save_model, atomic_write_bytes, atomic_write_text  # noqa: F401 (re-exported)
 from .config import ModelConfig, TrainConfig
-from .errors import RunError, WriteError
+from .errors import RunError
 from .vocab import Vocabulary
 
 FORMAT_VERSION = 1
 CONFIG, VOCAB, MODEL, CHECKPOINT, METRICS = "config.json", "vocab.json", "model.keras", "checkpoint.npz", "metrics.jsonl"
-
-
-# ---------------------------------------------------------------- atomic writes
-
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        handle = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(handle)
-        finally:
-            os.close(handle)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | Path, suffix: str = ""):
-    """Yields a temporary path beside `path`; on success it is fsynced and renamed over `path`.
-
-    On any failure the temporary file is removed and `path` is left as it was; an OSError (disk
-    full, permission denied, read-only folder) becomes a `WriteError` that says so.
-    """
-    path = Path(path)
-    try:
-        handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp" + suffix)
-        os.close(handle)
-        os.chmod(name, 0o666 & ~_umask())  # mkstemp makes 0600; give the user's usual mode
-    except OSError as error:
-        raise WriteError(f"cannot write in {path.parent}: {error.strerror or error}") from None
-    temporary = Path(name)
-    try:
-        yield temporary
-        with open(temporary, "rb+") as written:
-            os.fsync(written.fileno())
-        os.replace(temporary, path)
-        _fsync_dir(path.parent)
-    except OSError as error:
-        raise WriteError(f"could not write {path}: {error.strerror or error}; "
-                           "the previous version (if any) is intact") from None
-    finally:
-        with contextlib.suppress(OSError):
-            temporary.unlink()
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    with atomic_path(path) as temporary:
-        temporary.write_bytes(data)
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_save_model(model, path: str | Path) -> None:
-    """Saves a Keras model in the .keras format, atomically."""
-    with atomic_path(path, suffix=".keras") as temporary:
-        temporary.unlink()  # keras writes the file itself
-        model.save(temporary)
 
 
 # ---------------------------------------------------------------- the run directory

@@ -202,11 +202,11 @@ class _Session:
         (self.val_ids); returns the corpus."""
         corpus = load_corpus(sources, train_config.encoding, vocab=saved.vocab if saved else None)
         train_ids, val_ids = split(corpus.ids, train_config.val_fraction)
+        self.batches = WindowBatches(train_ids, train_config.seq_length, train_config.batch_size,
+                                     train_config.seed)  # first: a text shorter than a window says so
         if len(val_ids) < 2:
             raise CharRNNError(f"the validation split has {len(val_ids)} characters; it needs at "
                                "least 2: use a longer corpus or a larger --val-fraction")
-        self.batches = WindowBatches(train_ids, train_config.seq_length, train_config.batch_size,
-                                     train_config.seed)
         self.val_ids = val_ids[: train_config.max_val_chars + 1]
         return corpus
 

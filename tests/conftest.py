@@ -1,6 +1,8 @@
-"""Shared fixtures: an isolated cache, the shared corpora, and one tiny trained run."""
+"""Shared fixtures: an isolated cache, the shared corpora, one tiny trained run, and `require`."""
 
+import importlib
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -50,3 +52,27 @@ def shakespeare_or_skip() -> Path:
     if os.environ.get("CI"):
         pytest.fail("CI must find tinyshakespeare.txt through CHARRNN_CORPUS_PATH")
     pytest.skip("tinyshakespeare.txt not found through CHARRNN_CORPUS_PATH")
+
+
+def _missing(what: str):
+    """Skips the test where a test dependency is missing, except under CI, where that fails it."""
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"CI must provide {what}")
+    pytest.skip(f"{what} is not available")
+
+
+def require(module: str):
+    """Imports and returns a test dependency; a missing one skips locally and fails under CI=true."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        _missing(f"the Python module {module!r}")
+
+
+def require_program(*names: str) -> str:
+    """The path of the first of `names` on PATH; none skips locally and fails under CI=true."""
+    for name in names:
+        found = shutil.which(name)
+        if found:
+            return found
+    _missing(f"a program named {' or '.join(names)}")

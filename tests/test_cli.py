@@ -1,11 +1,14 @@
 import json
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+import charrnn
 from charrnn.cli import main
 
 from .conftest import TINY_OPTIONS
@@ -22,16 +25,77 @@ def test_help_and_version():
         assert invoke(command, "--help").exit_code == 0
 
 
-def test_help_does_not_import_tensorflow():
-    code = "import sys; from charrnn.cli import main; assert 'tensorflow' not in sys.modules"
-    subprocess.run([sys.executable, "-c", code], check=True)
+RUN_CLI_AND_LIST_MODULES = """
+import sys
+from charrnn.cli import main
+try:
+    main(sys.argv[1:], prog_name="charrnn")
+except SystemExit as done:
+    assert done.code in (0, None), done.code
+print("loaded:", sorted(name for name in sys.modules if name.split(".")[0] in ("tensorflow", "keras")))
+"""
+
+
+@pytest.mark.parametrize("args", [["--help"], ["corpus", "list"], ["train", "--help"], ["sample", "--help"]])
+def test_help_and_corpus_list_do_not_import_tensorflow(args):
+    done = subprocess.run([sys.executable, "-c", RUN_CLI_AND_LIST_MODULES, *args], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "loaded: []"
+
+
+def test_no_module_imports_another_that_imports_it_back():
+    """No import cycle among charrnn's modules, at import time or inside functions."""
+    graph = import_graph()
+    for start in graph:
+        path = find_cycle(graph, start)
+        assert path is None, " -> ".join(path)
+    assert "cli_common" in graph["cli_extra"] and "cli" not in graph["cli_extra"]
+
+
+def import_graph() -> dict:
+    """charrnn's modules and the charrnn modules each imports (relative or absolute imports)."""
+    import ast
+    from pathlib import Path
+
+    import charrnn
+
+    package = Path(charrnn.__file__).parent
+    names = {path.stem for path in package.glob("*.py")}
+    graph = {}
+    for name in names:
+        tree = ast.parse((package / f"{name}.py").read_text("utf-8"))
+        edges = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.level == 1 or (node.module or "").startswith("charrnn")):
+                module = (node.module or "").removeprefix("charrnn").lstrip(".").split(".")[0]
+                targets = [module] if module else [alias.name for alias in node.names]
+                edges.update(target for target in targets if target in names and target != name)
+        graph[name] = edges - {"__init__"}
+    return graph
+
+
+def find_cycle(graph: dict, start: str, path: tuple = ()):
+    if start in path:
+        return [*path[path.index(start):], start]
+    for target in sorted(graph[start]):
+        found = find_cycle(graph, target, (*path, start))
+        if found:
+            return found
+    return None
+
+
+def test_cli_extra_can_be_imported_first():
+    done = subprocess.run([sys.executable, "-c", "import charrnn.cli_extra"], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr
 
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory, tiny_run):
     folder = tmp_path_factory.mktemp("bad")
     (folder / "empty.txt").write_text("")
-    (folder / "short.txt").write_text("too short")
+    (folder / "short.txt").write_text("too short " * 6)  # 54 training characters, 6 validation
     (folder / "latin.txt").write_bytes("caf\u00e9 au lait".encode("latin-1"))
     (folder / "binary.dat").write_bytes(b"\x7fELF\x00\x01\x02")
     (folder / "ok.txt").write_text("hello world, " * 100)
@@ -46,6 +110,7 @@ def files(tmp_path_factory, tiny_run):
     for name in ("config.json", "vocab.json", "metrics.jsonl"):
         (corrupt / name).write_bytes((tiny_run / name).read_bytes())
     (corrupt / "model.keras").write_bytes(b"garbage")
+    (folder / "series.csv").write_text("x\n" + "".join(f"{value % 7}\n" for value in range(100)))
     (folder / "existing").mkdir()
     (folder / "existing" / "config.json").write_text("{}")
     return folder
@@ -95,6 +160,9 @@ BAD_INPUTS = [
     (["demo", "forecast", "nope"], 2, "unknown demo 'nope'"),
     (["forecast", "train", "{f}/missing.csv", "--column", "x"], 1, "no such file"),
     (["forecast", "predict", "{f}/not_a_run", "{f}/ok.txt"], 1, "is not a charrnn forecast run"),
+    (["forecast", "train", "{f}/series.csv", "--column", "x", "--out", "{run}"], 1, "already holds a run; pass --force"),
+    (["forecast", "train", "{f}/series.csv", "--column", "x", "--out", "{f}/not_a_run/..", "--force"], 1,
+     "is not empty and is not a charrnn run"),
 ]
 
 
@@ -104,8 +172,8 @@ def test_bad_input_gives_one_clear_line(files, tiny_run, args, code, message):
     result = invoke(*map(fill, args))
     assert result.exit_code == code, result.output
     assert fill(message) in result.output
-    assert "Traceback" not in result.output
-    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit)
+    # click reports an error by exiting; any other exception escaped the command (a traceback)
+    assert isinstance(result.exception, SystemExit), result.exc_info
     if code == 1:
         assert result.output.strip().splitlines()[-1].startswith("Error: ")
 
@@ -119,7 +187,9 @@ def test_train_sample_eval_info(tmp_path, tiny_corpus):
     assert sample.exit_code == 0 and sample.output.startswith("All:") and len(sample.output) == 55
     assert invoke("sample", out, "--length", 50, "--seed", 3, "--prime", "All:").output == sample.output
     many = invoke("sample", out, "--length", 20, "--num-samples", 3, "--seed", 1)
-    assert many.exit_code == 0 and many.output.count("\n\n") >= 2
+    texts = charrnn.Sampler(out).generate(length=20, num_samples=3, seed=1)
+    assert many.exit_code == 0 and len(texts) == 3
+    assert many.output == "\n".join(text + "\n" for text in texts)  # each sample, a blank line between
     scored = json.loads(invoke("eval", out, tiny_corpus, "--json").output)
     assert scored["bpc"] > 0 and scored["chars"] == len(tiny_corpus.read_text())
     info = json.loads(invoke("info", out, "--json").output)
@@ -143,3 +213,89 @@ def test_console_script_reports_errors_without_traceback(tmp_path):
                           capture_output=True, text=True, env=env)
     assert done.returncode == 1 and "Error: no such run directory" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_forecast_train_replaces_a_run_only_with_force(tmp_path, files):
+    out = tmp_path / "forecast"
+    first = invoke("forecast", "train", files / "series.csv", "--column", "x", "--out", out, "--epochs", 2)
+    assert first.exit_code == 0, first.output
+    saved = (out / "model.keras").read_bytes()
+    again = invoke("forecast", "train", files / "series.csv", "--column", "x", "--out", out, "--epochs", 2, "--seed", 5)
+    assert again.exit_code == 1 and "already holds a run; pass --force" in again.output
+    assert (out / "model.keras").read_bytes() == saved
+    forced = invoke("forecast", "train", files / "series.csv", "--column", "x", "--out", out, "--epochs", 2, "--seed", 5,
+                    "--force")
+    assert forced.exit_code == 0, forced.output
+    assert json.loads((out / "config.json").read_text())["kind"] == "forecast"
+
+
+def test_a_bug_is_reported_as_one_and_its_traceback_saved(monkeypatch, tmp_path):
+    import charrnn.corpus
+
+    def broken_manifest():
+        raise ValueError("boom inside charrnn")
+
+    monkeypatch.setattr(charrnn.corpus, "manifest", broken_manifest)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr("tempfile.tempdir", None)  # let tempfile see the new TMPDIR
+    result = invoke("corpus", "list")
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    line = result.output.strip()
+    assert line.startswith("Error: unexpected ValueError: boom inside charrnn. This is a bug in charrnn;")
+    saved = Path(line.rsplit(" ", 1)[-1])
+    assert saved.parent == tmp_path and "Traceback" in saved.read_text() and "broken_manifest" in saved.read_text()
+
+
+def test_config_errors_are_a_users_mistake_and_a_value_error():
+    from charrnn.errors import CharRNNError, ConfigError
+
+    with pytest.raises(ConfigError, match="Received: batch_size=0") as raised:
+        charrnn.TrainConfig(batch_size=0)
+    assert isinstance(raised.value, ValueError) and isinstance(raised.value, CharRNNError)
+
+
+def test_bytes_run_samples_raw_bytes_and_takes_a_utf8_prime(tmp_path):
+    corpus_file = tmp_path / "umlauts.txt"
+    corpus_file.write_text("Grüße aus Köln, naïve café!\n" * 60, encoding="utf-8")
+    out = tmp_path / "bytes_run"
+    charrnn.train(corpus_file, out, max_steps=10, encoding="bytes", progress=False, log=lambda line: None,
+                  **TINY_OPTIONS)
+    primed = invoke("sample", out, "--prime", "Grüße, Köln", "--length", 0)
+    assert primed.exit_code == 0, primed.output
+    assert primed.stdout_bytes == "Grüße, Köln\n".encode("utf-8")  # not 'GrÃ¼Ã\x9fe'
+    sampled = invoke("sample", out, "--prime", "Köln", "--length", 40, "--seed", 2)
+    symbols = charrnn.Sampler(out).generate(length=40, seed=2, prime="Köln".encode().decode("latin-1"))[0]
+    assert sampled.stdout_bytes == symbols.encode("latin-1") + b"\n"  # one raw byte per symbol
+    assert sampled.stdout_bytes.startswith("Köln".encode("utf-8"))
+
+
+TENSORFLOW_LOG_LINE = re.compile(r"^([IWEF]\d{4} |WARNING: All log messages)|absl|oneDNN|cuda|cuInit|tensorflow|XLA",
+                                 re.IGNORECASE)
+
+
+def run_console(*args, extra_env=None):
+    env = {key: value for key, value in os.environ.items() if key not in ("TF_CPP_MIN_LOG_LEVEL", "CHARRNN_TF_LOGS")}
+    return subprocess.run([sys.executable, "-m", "charrnn", *map(str, args)], capture_output=True, text=True,
+                          env={**env, **(extra_env or {})}, timeout=600)
+
+
+def stderr_lines(done) -> list[str]:
+    return [line.strip() for line in re.split(r"[\r\n]", done.stderr) if line.strip()]
+
+
+@pytest.mark.slow
+def test_stderr_carries_only_charrnn_lines(tmp_path, tiny_corpus):
+    out = tmp_path / "run"
+    options = [f"--{key.replace('_', '-')}={value}" for key, value in TINY_OPTIONS.items()]
+    trained = run_console("train", tiny_corpus, "--out", out, "--max-steps", 10, *options)
+    assert trained.returncode == 0, trained.stderr
+    train_lines = stderr_lines(trained)
+    ours = re.compile(r"^(train:|best val loss |no evaluation finished|sample it with: |Warning: )")
+    assert train_lines and all(ours.match(line) for line in train_lines), train_lines
+    sampled = run_console("sample", out, "--length", 30, "--seed", 1)
+    assert sampled.returncode == 0 and sampled.stderr == "", sampled.stderr
+    assert len(sampled.stdout) == 31 and sampled.stdout.endswith("\n")  # 30 characters and a newline
+    # the same check sees TensorFlow's lines when they are asked for (so it can fail)
+    loud = run_console("--verbose", "sample", out, "--length", 30, "--seed", 1)
+    assert loud.returncode == 0 and loud.stdout == sampled.stdout
+    assert any(TENSORFLOW_LOG_LINE.search(line) for line in stderr_lines(loud)), loud.stderr

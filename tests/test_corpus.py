@@ -127,3 +127,30 @@ def test_manifest_has_tinyshakespeare():
     assert entry["sha256"] == "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
     assert entry["size"] == 1115394
     assert corpus.get_corpus("hello").read_text().startswith("hello")
+
+
+def test_second_load_of_an_unchanged_corpus_skips_the_scan(tmp_path, monkeypatch):
+    path = tmp_path / "c.txt"
+    path.write_text("Grüße, world\n" * 50, encoding="utf-8")
+    scans = []
+    real_scan = corpus._scan
+    monkeypatch.setattr(corpus, "_scan", lambda *args: scans.append(1) or real_scan(*args))
+    first = corpus.load_corpus([path])
+    assert len(scans) == 1
+    again = corpus.load_corpus([path])  # written just now: its timestamps prove nothing yet
+    assert len(scans) == 2
+    monkeypatch.setattr(corpus, "RACY_NS", 0)  # as if the file were old
+    corpus.load_corpus([path])
+    remembered = corpus.load_corpus([path])
+    assert len(scans) == 3  # the last load answered from the record
+    assert (remembered.sha256, remembered.vocab, remembered.size_bytes) == (first.sha256, first.vocab, first.size_bytes)
+    assert remembered.vocab.decode(remembered.ids) == again.vocab.decode(again.ids) == "Grüße, world\n" * 50
+    path.write_text("changed text\n" * 50, encoding="utf-8")  # new size and mtime: scanned again
+    changed = corpus.load_corpus([path])
+    assert len(scans) == 4 and changed.vocab.decode(changed.ids) == "changed text\n" * 50
+
+
+def test_symbols_of_text_round_trip_for_bytes_runs():
+    assert corpus.symbols_of_text("Grüße", "bytes") == "Grüße".encode("utf-8").decode("latin-1")
+    assert corpus.output_of_symbols(corpus.symbols_of_text("Grüße", "bytes"), "bytes") == "Grüße".encode("utf-8")
+    assert corpus.symbols_of_text("Grüße", "utf-8") == corpus.output_of_symbols("Grüße", "utf-8") == "Grüße"

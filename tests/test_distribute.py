@@ -55,14 +55,19 @@ def free_ports(count):
     return ports
 
 
-def test_two_workers_on_localhost_agree(tmp_path, tiny_corpus):
+def test_two_workers_on_localhost_follow_the_single_device_curve(tmp_path, tiny_corpus):
     cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
     workers = [train_in_process(tiny_corpus, tmp_path / "run", distribute="multi-worker",
                                 env={"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})})
                for i in range(2)]
     results = [result_of(worker, timeout=400) for worker in workers]
-    assert results[0]["steps"] == results[1]["steps"] == 12
+    single = result_of(train_in_process(tiny_corpus, tmp_path / "single"))
+    assert results[0]["steps"] == results[1]["steps"] == single["steps"] == 12
     assert results[0]["val_loss"] == pytest.approx(results[1]["val_loss"], abs=1e-6)
+    # the two workers split the same global batch: the single-device curve, up to summation order
+    assert len(results[0]["curve"]) == len(single["curve"]) == 2
+    assert results[0]["curve"] == pytest.approx(single["curve"], abs=2e-3)
+    assert results[0]["train_loss"] == pytest.approx(single["train_loss"], abs=2e-3)
     assert (tmp_path / "run" / "model.keras").is_file()  # written by the chief (worker 0) alone
 
 

@@ -4,13 +4,12 @@ import os
 import subprocess
 import sys
 
-import pytest
 from click.testing import CliRunner
 
 import charrnn
 from charrnn.cli import main
 
-from .conftest import TINY_OPTIONS
+from .conftest import TINY_OPTIONS, require, require_program
 
 LOAD_WITHOUT_CHARRNN = """
 import sys
@@ -49,7 +48,7 @@ def test_tensorboard_and_plot(tmp_path, tiny_corpus):
 
     tags = {value.tag for event in tf.compat.v1.train.summary_iterator(str(events[0])) for value in event.summary.value}
     assert {"val_loss", "val_bpc", "train_loss", "learning_rate", "chars_per_s", "sample"} <= tags
-    pytest.importorskip("matplotlib")
+    require("matplotlib")
     plotted = CliRunner().invoke(main, ["plot", str(result.run_dir), "--out", str(tmp_path / "loss.png")])
     assert plotted.exit_code == 0, plotted.output
     assert (tmp_path / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -63,7 +62,6 @@ def test_plot_without_matplotlib_says_how_to_get_it(tiny_run, monkeypatch):
 
 def test_inspect_writes_a_self_contained_page(tmp_path, tiny_run, tiny_corpus):
     import json
-    import shutil
 
     out = tmp_path / "report.html"
     result = CliRunner().invoke(main, ["inspect", str(tiny_run), str(tiny_corpus), "--out", str(out),
@@ -84,9 +82,7 @@ def test_inspect_writes_a_self_contained_page(tmp_path, tiny_run, tiny_corpus):
     assert (data["cells"][0]["layer"], data["cells"][0]["cell"]) == (1, 5)
     bad = CliRunner().invoke(main, ["inspect", str(tiny_run), str(tiny_corpus), "--cell", "999"])
     assert bad.exit_code == 1 and "--cell in 0..31" in bad.output
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    if browser is None:
-        pytest.skip("no chromium to render the page")
+    browser = require_program("chromium", "chromium-browser")
     shot = tmp_path / "report.png"
     subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                     "--disable-component-update", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",

@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import pytest
 
-from charrnn import runs
+from charrnn import atomic, runs
 from charrnn.errors import CharRNNError, RunError
 
 
@@ -68,7 +68,7 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path, monkeypatch):
     def full_disk(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(runs.os, "replace", full_disk)
+    monkeypatch.setattr(atomic.os, "replace", full_disk)
     with pytest.raises(CharRNNError, match="No space left on device; the previous version"):
         runs.atomic_write_text(target, "new")
     assert target.read_text() == "old"
@@ -87,3 +87,16 @@ def test_checkpoint_round_trip(tmp_path):
 def test_metrics_skip_broken_lines(tmp_path):
     (tmp_path / runs.METRICS).write_text('{"step": 1}\n{"step": 2, "val\n')
     assert runs.read_metrics(tmp_path / runs.METRICS) == [{"step": 1}]
+
+
+def test_atomic_copy_and_open_replace_whole_files(tmp_path):
+    source = tmp_path / "source.bin"
+    source.write_bytes(bytes(range(256)) * 10)
+    atomic.atomic_copy(source, tmp_path / "copy.bin")
+    assert (tmp_path / "copy.bin").read_bytes() == source.read_bytes()
+    with pytest.raises(RuntimeError):
+        with atomic.atomic_open(tmp_path / "copy.bin") as handle:
+            handle.write(b"half")
+            raise RuntimeError("interrupted")
+    assert (tmp_path / "copy.bin").read_bytes() == source.read_bytes()  # the old file, whole
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["copy.bin", "source.bin"]
