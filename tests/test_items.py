@@ -313,7 +313,7 @@ def test_train_items_bad_input_writes_nothing(tmp_path, items_run):
                              "too long); shorten or remove them, or raise --max-item-length\n")
     assert {path.name: path.read_bytes() for path in items_run.iterdir() if path.is_file()} == before
     result = train_cli(long, "--items", "lines", "--seq-length", "9", "--out", tmp_path / "run")
-    assert result.exit_code == 1 and "--seq-length does not apply to --items lines" in result.output
+    assert result.exit_code == 2 and "--seq-length does not apply to --items lines" in result.output
     result = train_cli(long, "--items", "words", "--out", tmp_path / "run")
     assert result.exit_code == 2 and not (tmp_path / "run").exists()
 
