@@ -145,8 +145,15 @@ def test_item_batches_are_a_function_of_seed_and_step(names_file):
 
 # ---------------------------------------------------------------- training and eval
 
+def test_items_defaults_apply_only_where_not_given():
+    model, train = items_module.with_defaults({"units": 8}, {"items": "lines", "anneal_fraction": 0.3})
+    assert model == {"units": 8, "dropout": 0.3} and train == {"items": "lines", "anneal_fraction": 0.3}
+    assert items_module.with_defaults({"dropout": 0.0}, {})[0] == {"dropout": 0.0}
+
+
 def test_items_run_records_its_split_and_window(items_run):
     run = charrnn.load(items_run)
+    assert run.model_config.dropout == 0.3 and run.train_config.anneal_fraction == 0.5  # the items defaults
     assert run.train_config.items == "lines" and run.train_config.seq_length == 7  # 6 letters + end
     assert run.vocab.symbols == sorted(set("".join(SYLLABLES)) | {END})
     stored = items_module.load_split(items_run)
