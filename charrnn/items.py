@@ -496,14 +496,14 @@ def sample_items(sampler, config, novel: bool = False, tag: bool = False, max_le
 
     Items are drawn in batches of streams through the compiled sampler. A draw that reaches
     `max_length` characters without the end symbol is dropped (it is not a whole item); with
-    `novel`, so is any item found in the corpus (training, validation or test split). Drawing
-    stops after max(1000, 20 x N) draws.
+    `novel`, so is any item found in the corpus (training, validation or test split) or already
+    kept, so the N items are distinct. Drawing stops after max(1000, 20 x N) draws.
 
     Args:
         sampler: a `charrnn.sample.Sampler` of an items run.
         config: a `SampleConfig`: num_samples, temperature, top_k, top_p, argmax, seed; `prime`
             is the start of every item; `length` is ignored (see max_length).
-        novel: keep only items not in the corpus. Defaults to False.
+        novel: keep only distinct items not in the corpus. Defaults to False.
         tag: tag each item in-train / in-val / in-test / new. Defaults to False.
         max_length: the longest item drawn; None = the run's --max-item-length. Defaults to None.
         split: the run's `StoredSplit`; None = read it from the run when needed. Defaults to None.
@@ -525,7 +525,7 @@ def sample_items(sampler, config, novel: bool = False, tag: bool = False, max_le
     wanted = config.num_samples
     limit = max(MIN_DRAWS, DRAWS_PER_ITEM * wanted)
     seed = config.seed if config.seed is not None else secrets.randbits(31)
-    kept, tags, draws, capped, batch = [], [], 0, 0, 0
+    kept, tags, draws, capped, batch, seen = [], [], 0, 0, 0, set()
     while len(kept) < wanted and draws < limit:
         missing = wanted - len(kept)
         # the first batch draws what is missing (twice that for --novel), later ones at least 64;
@@ -538,9 +538,10 @@ def sample_items(sampler, config, novel: bool = False, tag: bool = False, max_le
                 capped += 1
                 continue
             label = split.tag(text) if split is not None else None
-            if len(kept) < wanted and not (novel and label != "new"):
+            if len(kept) < wanted and not (novel and (label != "new" or text in seen)):
                 kept.append(text)
                 tags.append(label)
+                seen.add(text)
         draws += streams
         batch += 1
     if len(kept) < wanted:
