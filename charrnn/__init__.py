@@ -5,7 +5,9 @@ The public API (TensorFlow is imported only when a function that needs it is cal
     charrnn.train(corpus, out, **options)  -> TrainResult   (see charrnn.train.train)
     charrnn.load(run_dir)                  -> Run
     charrnn.Sampler(run)                   -> .generate(...), .stream(...)
+    charrnn.beam_search(run, width, ...)   -> [BeamResult] (see charrnn.beam; also BeamSearcher)
     charrnn.evaluate(run, file)            -> {"loss", "bpc", ...}
+    charrnn.score(run, texts)              -> [{"text", "chars", "log_prob", "nats_per_char", ...}]
     charrnn.Vocabulary, charrnn.load_corpus, charrnn.get_corpus
     charrnn.ModelConfig, charrnn.TrainConfig, charrnn.SampleConfig
 """
@@ -19,6 +21,7 @@ from .corpus import get_corpus, load_corpus  # noqa: E402
 from .errors import CharRNNError, CorpusError, RunError, TrainingError, VocabularyError  # noqa: E402
 from .evaluate import evaluate  # noqa: E402
 from .runs import load  # noqa: E402
+from .score import score  # noqa: E402
 from .train import TrainResult, train  # noqa: E402
 from .vocab import Vocabulary  # noqa: E402
 
@@ -28,9 +31,13 @@ def __getattr__(name):
         from .sample import Sampler
 
         return Sampler
+    if name in ("beam_search", "BeamSearcher", "BeamResult"):
+        from . import beam
+
+        return getattr(beam, name)
     raise AttributeError(f"module 'charrnn' has no attribute {name!r}")
 
 
-__all__ = ["CharRNNError", "CorpusError", "ModelConfig", "RunError", "SampleConfig", "Sampler", "TrainConfig",
-           "TrainResult", "TrainingError", "Vocabulary", "VocabularyError", "evaluate", "get_corpus", "load",
-           "load_corpus", "train", "__version__"]
+__all__ = ["BeamResult", "BeamSearcher", "CharRNNError", "CorpusError", "ModelConfig", "RunError", "SampleConfig",
+           "Sampler", "TrainConfig", "TrainResult", "TrainingError", "Vocabulary", "VocabularyError", "beam_search",
+           "evaluate", "get_corpus", "load", "load_corpus", "score", "train", "__version__"]

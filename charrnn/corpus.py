@@ -421,3 +421,12 @@ def split(ids: np.ndarray, val_fraction: float) -> tuple[np.ndarray, np.ndarray]
         raise ValueError(f"Expected 0 < val_fraction < 1. Received: val_fraction={val_fraction}")
     cut = len(ids) - int(round(len(ids) * val_fraction))
     return ids[:cut], ids[cut:]
+
+
+def cached_ids(sha256: str, vocab: Vocabulary, chars: int) -> np.ndarray | None:
+    """The memory-mapped ids of the corpus with this sha256 and vocabulary if the id cache holds
+    them intact (e.g. a trained run's corpus, even after its files changed), else None."""
+    ids_path, meta_path = _cache_paths(sha256, vocab)
+    if not (ids_path.is_file() and meta_path.is_file()):
+        return None
+    return _open_cached(ids_path, meta_path, smallest_uint_dtype(vocab.size), chars)

@@ -52,8 +52,10 @@ def export_saved_model(run, out: str | Path) -> Path:
             # chunks of up to CHUNK_CAPACITY characters through the one compiled loop, as `charrnn sample` does
             def chunk(done, logits, states, text):
                 size = tf.minimum(CHUNK_CAPACITY, length - done)
-                drawn, logits, states = sampler.draw_chunk(logits, states, done, size, seed, temperature,
-                                                          tf.constant(0), tf.constant(1.0), "plain")
+                # one stream, sample 0 of the seed: the key `charrnn sample --seed` gives its first text
+                drawn, logits, states = sampler.draw_chunk(logits, states, done[None], size, seed[None],
+                                                          tf.zeros([1], tf.int32), temperature[None],
+                                                          tf.zeros([1], tf.int32), tf.ones([1]), "plain")
                 return done + size, logits, states, tf.concat([text, drawn[0, :size]], axis=0)
 
             _, _, _, drawn = tf.while_loop(

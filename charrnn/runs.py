@@ -59,6 +59,15 @@ class Run:
         best = min(rows, key=lambda row: row["val_loss"])
         return {"best_val_loss": best["val_loss"], "best_val_bpc": best["val_bpc"], "best_step": best["step"]}
 
+    def details(self) -> dict:
+        """What `charrnn info --json` prints (and `charrnn serve`'s GET /info returns): the
+        configs, corpus identity, parameter count, vocabulary and best metrics."""
+        return {"run": str(self.path), "charrnn_version": self.config.get("charrnn_version"),
+                "model": self.config["model"], "train": self.config["train"], "corpus": self.corpus,
+                "parameters": self.keras_model().count_params(), "vocab_size": self.vocab.size,
+                "vocabulary": "".join(self.vocab.symbols), **self.best_metrics(),
+                "evaluations": len(self.metrics())}
+
     def keras_model(self):
         """Loads model.keras with Keras's safe_mode on (no arbitrary code is deserialized)."""
         import keras

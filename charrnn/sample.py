@@ -2,9 +2,10 @@
 
 `Sampler` copies the trained weights into a one-step recurrence and runs the whole generation
 loop (recurrent step, temperature, top-k, top-p, draw) inside one compiled `tf.while_loop`, for
-any number of streams at once. Draws use a stateless RNG keyed by (seed, position), so the text
-for a seed is the same whether it is made in one call, in streamed chunks, or one character at
-a time.
+any number of streams at once. Each stream has its own key, (seed, sample index, position),
+hashed to one uniform number per character inside the loop, and its own temperature, top-k and
+top-p, so a stream's text for a seed is the same whether it is made in one call, in streamed
+chunks, one character at a time, or beside other streams (as `charrnn serve` batches requests).
 """
 
 from __future__ import annotations
@@ -175,20 +176,31 @@ class Sampler:
                                              (tf.constant(0), logits, states, self._recurrent(states)))
         return logits, states
 
-    def _loop(self, logits, states, first_position, length, seed, temperature, top_k, top_p, mode):
-        """The body of `draw_chunk` (compiled with XLA): draws `length` (<= CHUNK_CAPACITY) characters for every stream in one compiled loop; the
-        ids come back as (streams, CHUNK_CAPACITY), of which the first `length` columns were drawn.
+    def _loop(self, logits, states, positions, length, seeds, samples, temperature, top_k, top_p, mode):
+        """The body of `draw_chunk` (compiled with XLA): draws `length` (<= CHUNK_CAPACITY)
+        characters for every stream in one compiled loop; the ids come back as (streams,
+        CHUNK_CAPACITY), of which the first `length` columns were drawn.
 
-        `mode` is a Python string (each mode is its own compiled loop, without branches inside):
-        see `_draw`.
+        Args:
+            logits: (streams, V), the logits of each stream's next character.
+            states: the streams' states (see `zero_states`).
+            positions: (streams,) int32, how many characters each stream has drawn so far.
+            length: scalar int32, characters to draw.
+            seeds, samples: (streams,) int32, each stream's key: its request's seed and its
+                sample index within that request.
+            temperature, top_k, top_p: (streams,) each stream's knobs (top_k 0 = off,
+                top_p 1.0 = off); the truncated mode reads top_k and top_p.
+            mode: a Python string (each mode is its own compiled loop, without branches
+                inside): see `_draw`.
         """
         import tensorflow as tf
 
         streams = tf.shape(logits)[0]
         drawn = tf.TensorArray(tf.int32, size=CHUNK_CAPACITY)
+        keys = _stream_keys(seeds, samples)  # hashed once a chunk; each step hashes in its position
 
         def body(index, logits, states, recurrent, drawn):
-            ids = _draw(logits, seed, first_position + index, temperature, top_k, top_p, mode)
+            ids = _draw(logits, keys, positions + index, temperature, top_k, top_p, mode)
             drawn = drawn.write(index, ids)
             logits, states, recurrent = self._step(ids, states, recurrent)
             return index + 1, logits, states, recurrent, drawn
@@ -205,7 +217,12 @@ class Sampler:
         """What an empty prime feeds the model: a newline, or the first symbol if there is none."""
         return "\n" if "\n" in self.vocab.symbols else self.vocab.symbols[0]
 
-    def _start(self, config: SampleConfig):
+    def prime_states(self, config: SampleConfig):
+        """Feeds the config's prime to `num_samples` fresh streams; returns their logits and states.
+
+        Raises:
+            VocabularyError: the prime has characters outside the vocabulary.
+        """
         import tensorflow as tf
 
         prime = config.prime or self.default_prime
@@ -215,12 +232,7 @@ class Sampler:
             raise VocabularyError(f"the prime has {error}; this model's vocabulary is "
                                   f"{''.join(self.vocab.symbols)!r}") from None
         batch = np.repeat(prime_ids[None, :], config.num_samples, axis=0)
-        logits, states = self._run_prime(tf.constant(batch), self.zero_states(config.num_samples))
-        seed = config.seed if config.seed is not None else secrets.randbits(31)
-        mode = "argmax" if config.argmax else "truncated" if config.top_k or (config.top_p or 1.0) < 1.0 else "plain"
-        knobs = (tf.constant(seed, tf.int32), tf.constant(config.temperature, tf.float32),
-                 tf.constant(config.top_k or 0, tf.int32), tf.constant(config.top_p or 1.0, tf.float32), mode)
-        return logits, states, knobs
+        return self._run_prime(tf.constant(batch), self.zero_states(config.num_samples))
 
     def chunks(self, config: SampleConfig | None = None, chunk_sizes=_STREAM_CHUNKS, **options) -> Iterator[list[str]]:
         """Yields the prime, then the generated text in chunks: one string per stream each time.
@@ -233,13 +245,17 @@ class Sampler:
         import tensorflow as tf
 
         config = config or SampleConfig(**options)
-        logits, states, knobs = self._start(config)
+        logits, states = self.prime_states(config)
+        seed = config.seed if config.seed is not None else secrets.randbits(31)
+        knobs = [tf.constant(vector) for vector in stream_knobs(config, seed)]
         yield [config.prime] * config.num_samples
         done, sizes = 0, list(chunk_sizes)
         while done < config.length:
             size = sizes.pop(0) if len(sizes) > 1 else sizes[0]
             size = min(size, CHUNK_CAPACITY, config.length - done)
-            ids, logits, states = self.draw_chunk(logits, states, tf.constant(done), tf.constant(size), *knobs)
+            positions = tf.fill([config.num_samples], done)
+            ids, logits, states = self.draw_chunk(logits, states, positions, tf.constant(size), *knobs,
+                                                  draw_mode(config))
             done += size
             yield [self.vocab.decode(row) for row in ids.numpy()[:, :size]]
 
@@ -292,18 +308,82 @@ def _gru(from_input, from_hidden, hidden):
     return (update * hidden + (1.0 - update) * candidate,)
 
 
-def _draw(logits, seed, position, temperature, top_k, top_p, mode):
-    """Picks one id per row of logits. mode: "argmax", "plain" (a draw after temperature) or
-    "truncated" (a draw after temperature, top-k and top-p)."""
+def draw_mode(config: SampleConfig) -> str:
+    """The compiled loop a config's streams run in: "argmax", "truncated" (top-k or top-p on) or "plain"."""
+    if config.argmax:
+        return "argmax"
+    return "truncated" if config.top_k or (config.top_p or 1.0) < 1.0 else "plain"
+
+
+def stream_knobs(config: SampleConfig, seed: int) -> tuple:
+    """Per-stream vectors for `draw_chunk`, one entry per sample of `config`: seeds, sample
+    indices, temperatures, top-k (0 = off) and top-p (1.0 = off). Sample i's key is (seed, i)."""
+    count = config.num_samples
+    return (np.full(count, _as_int32(seed), np.int32), np.arange(count, dtype=np.int32),
+            np.full(count, config.temperature, np.float32), np.full(count, config.top_k or 0, np.int32),
+            np.full(count, config.top_p or 1.0, np.float32))
+
+
+def _as_int32(seed: int) -> int:
+    """A seed as the int32 with the same low 32 bits (seeds of any size key the draws)."""
+    return (int(seed) + 2 ** 31) % 2 ** 32 - 2 ** 31
+
+
+_GOLDEN = 0x9E3779B9  # 2**32 / the golden ratio: an odd constant that separates the hashed fields
+
+
+def _mix(value):
+    """murmur3's 32-bit finaliser: a bijection of uint32 in which every input bit flips about half
+    of the output bits. Plain integer ops, so XLA fuses it into the loop."""
     import tensorflow as tf
+
+    value = tf.bitwise.bitwise_xor(value, tf.bitwise.right_shift(value, 16)) * tf.constant(0x85EBCA6B, tf.uint32)
+    value = tf.bitwise.bitwise_xor(value, tf.bitwise.right_shift(value, 13)) * tf.constant(0xC2B2AE35, tf.uint32)
+    return tf.bitwise.bitwise_xor(value, tf.bitwise.right_shift(value, 16))
+
+
+def _stream_keys(seeds, samples):
+    """(streams,) uint32 keys from each stream's (seed, sample index)."""
+    import tensorflow as tf
+
+    as_bits = lambda vector: tf.bitcast(tf.cast(vector, tf.int32), tf.uint32)
+    golden = tf.constant(_GOLDEN, tf.uint32)
+    return _mix(tf.bitwise.bitwise_xor(_mix(as_bits(seeds) + golden), _mix(as_bits(samples) + golden * 2)))
+
+
+def _uniform(keys, positions):
+    """One number in [0, 1) per stream from its key and its position: 24 bits of
+    mix(key ^ mix(position)), so it is the same whichever batch or chunk draws it."""
+    import tensorflow as tf
+
+    golden = tf.constant(_GOLDEN, tf.uint32)
+    position_bits = tf.bitcast(tf.cast(positions, tf.int32), tf.uint32)
+    bits = _mix(tf.bitwise.bitwise_xor(keys, _mix(position_bits + golden * 3)))
+    return tf.cast(tf.bitwise.right_shift(bits, 8), tf.float32) * (2.0 ** -24)
+
+
+def _draw(logits, keys, positions, temperature, top_k, top_p, mode):
+    """Picks one id per row of logits.
+
+    Args:
+        logits: (streams, V).
+        keys: (streams,) uint32, from `_stream_keys`.
+        positions: (streams,) int32, each stream's own character count.
+        temperature, top_k, top_p: (streams,) each stream's knobs (scalars broadcast).
+        mode: "argmax", "plain" (a draw after temperature) or "truncated" (a draw after
+            temperature, top-k and top-p).
+    """
+    import tensorflow as tf
+
+    column = lambda knob: tf.reshape(knob, (-1, 1))  # a per-stream knob against (streams, V)
 
     def pick(scaled, masked=False):
         # Inverse CDF: one uniform number per stream (a categorical draw via Gumbel noise takes one
-        # per symbol and two logs each: measured ~10% of the whole 64-stream loop). The key is
-        # (seed, position), so a position's draw is the same in any chunking.
+        # per symbol and two logs each: measured ~10% of the whole 64-stream loop). It is keyed by
+        # the stream's (seed, sample, position), so a draw is the same in any chunking or batch.
         weights = tf.exp(scaled - tf.reduce_max(scaled, axis=-1, keepdims=True))
         cumulative = tf.cumsum(weights, axis=-1)
-        uniform = tf.random.stateless_uniform((tf.shape(scaled)[0], 1), seed=tf.stack([seed, position]))
+        uniform = column(_uniform(keys, positions))
         # u < 1 - 2**-23 keeps u * total below the total, so the pick is always a real symbol
         target = tf.minimum(uniform, 1.0 - 2.0 ** -23) * cumulative[:, -1:]
         # the first symbol whose cumulative weight passes the target
@@ -316,7 +396,10 @@ def _draw(logits, seed, position, temperature, top_k, top_p, mode):
         return tf.where(allowed, ids, tf.cast(tf.argmax(scaled, axis=-1), tf.int32))
 
     def truncated():
-        scaled = logits / temperature
+        scaled = logits / column(temperature)
+        streams, vocab_size = tf.shape(scaled)[0], tf.shape(scaled)[-1]
+        k = tf.broadcast_to(column(top_k), (streams, 1))
+        p = column(top_p)
         if scaled.shape[-1] is not None and scaled.shape[-1] <= _PAIRWISE_LIMIT:
             # Each symbol's rank and the probability mass above it, from all pairs (V x V per
             # stream); no sort. A symbol is kept when fewer than k symbols are above it (top-k)
@@ -324,21 +407,20 @@ def _draw(logits, seed, position, temperature, top_k, top_p, mode):
             above = tf.cast(scaled[:, None, :] > scaled[:, :, None], tf.float32)  # [n, i, j]: j above i
             rank = tf.reduce_sum(above, axis=-1)
             mass = tf.linalg.matvec(above, tf.nn.softmax(scaled, axis=-1))
-            kept = tf.logical_and(tf.logical_or(top_k <= 0, rank < tf.cast(top_k, tf.float32)), mass < top_p)
+            kept = tf.logical_and(tf.logical_or(k <= 0, rank < tf.cast(k, tf.float32)), mass < p)
             return pick(tf.where(kept, scaled, tf.fill(tf.shape(scaled), -float("inf"))), masked=True)
         ordered = tf.sort(scaled, axis=-1, direction="DESCENDING")
-        vocab_size = tf.shape(scaled)[-1]
         # top-k: the k-th largest logit is the lowest one kept (k = 0 keeps all)
-        k = tf.where(top_k > 0, tf.minimum(top_k, vocab_size), vocab_size)
-        kth = ordered[:, k - 1 : k]
+        k = tf.where(k > 0, tf.minimum(k, vocab_size), vocab_size)
+        kth = tf.gather(ordered, k - 1, batch_dims=1)
         # top-p: keep the smallest prefix of the sorted distribution whose mass reaches p
         probs = tf.nn.softmax(ordered, axis=-1)
         before = tf.cumsum(probs, axis=-1, exclusive=True)
-        kept = tf.reduce_sum(tf.cast(before < top_p, tf.int32), axis=-1, keepdims=True)
+        kept = tf.reduce_sum(tf.cast(before < p, tf.int32), axis=-1, keepdims=True)
         pth = tf.gather(ordered, tf.maximum(kept, 1) - 1, batch_dims=1)
         floor = tf.maximum(kth, pth)
         return pick(tf.where(scaled >= floor, scaled, tf.fill(tf.shape(scaled), -float("inf"))), masked=True)
 
     if mode == "argmax":
         return tf.cast(tf.argmax(logits, axis=-1), tf.int32)
-    return truncated() if mode == "truncated" else pick(logits / temperature)
+    return truncated() if mode == "truncated" else pick(logits / column(temperature))

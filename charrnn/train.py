@@ -28,6 +28,7 @@ from .data import WindowBatches
 from .distribute import is_chief, make_strategy
 from .errors import CharRNNError, OptionError, RunError, TrainingError
 from .evaluate import bits_per_char, make_scorer, score_ids
+from .finetune import FineTune
 from .progress import ProgressBar, Watcher
 from .schedule import learning_rate_at
 
@@ -82,7 +83,8 @@ def split_options(options: dict) -> tuple[dict, dict]:
 
 def train(sources: str | Path | Sequence[str | Path], out: str | Path | None = None, *,
           resume: bool = False, force: bool = False, progress: bool = True,
-          log: Callable[[str], None] | None = None, **options) -> TrainResult:
+          log: Callable[[str], None] | None = None, init_from: str | Path | None = None,
+          **options) -> TrainResult:
     """Trains a next-character model on a corpus and writes a run directory.
 
     Args:
@@ -93,6 +95,9 @@ def train(sources: str | Path | Sequence[str | Path], out: str | Path | None = N
         force: start over even if `out` already holds a run. Defaults to False.
         progress: show a tqdm bar on stderr. Defaults to True.
         log: where to send status lines. Defaults to printing to stderr.
+        init_from: a trained run to start from (fine-tuning): its best weights and shape, its
+            vocabulary grown by the corpus's new characters (see `charrnn.finetune`). Defaults
+            to None (fresh weights).
         **options: any `ModelConfig` field (cell, layers, units, embedding_dim, dropout) or
             `TrainConfig` field (seq_length, batch_size, epochs, max_steps, time_budget, ...).
 
@@ -111,7 +116,10 @@ def train(sources: str | Path | Sequence[str | Path], out: str | Path | None = N
     log = log or (lambda line: print(line, file=sys.stderr))
     sources = [sources] if isinstance(sources, (str, Path)) else list(sources)
     model_options, train_options = split_options(options)
-    session = _Session(sources, out, resume, force, model_options, train_options, log)
+    if init_from is not None and resume:
+        raise OptionError("--init-from starts a new run and --resume continues one; pick one")
+    tune = FineTune.load(init_from) if init_from is not None else None
+    session = _Session(sources, out, resume, force, model_options, train_options, log, tune)
     return session.run(progress)
 
 
@@ -145,30 +153,36 @@ def _check_options(train_options: dict, saved: runs.Run | None) -> None:
 class _Session:
     """One invocation of `train`: configs, data and run directory (set up here), then the loop."""
 
-    def __init__(self, sources, out, resume, force, model_options, train_options, log):
-        self.log = log
+    def __init__(self, sources, out, resume, force, model_options, train_options, log, tune=None):
+        self.log, self.tune = log, tune  # tune: a FineTune (--init-from) or None
         saved = None
         if resume:
             if out is None:
                 raise RunError("--resume needs the run directory (--out DIR)")
             saved = runs.load(out, require_model=False)
         _check_options(train_options, saved)
+        if tune is not None:  # --init-from: the parent's encoding unless one is given
+            train_options = tune.train_options(train_options)
         if train_options.get("items") and saved is None:  # an items run's own defaults
             model_options, train_options = items.with_defaults(model_options, train_options)
         train_config = resume_config(saved, model_options, train_options) if saved else TrainConfig(**train_options)
         if train_config.distribute == "multi-worker" and train_config.time_budget is not None:
             raise OptionError("--distribute multi-worker needs --max-steps or --epochs, not --time-budget: "
                               "each worker's clock would stop it at a different step")
+        vocab = saved.vocab if saved else tune.vocabulary(sources, train_config.encoding) if tune else None
         if train_config.items:  # one item per line: its own batches, split and validation scorer
-            self.items = items.training_items(sources, train_config, saved.vocab if saved else None)
+            self.items = items.training_items(sources, train_config, vocab)
             train_config, corpus, self.batches = self.items.train_config, self.items.corpus, self.items.batches
         else:
             self.items = None
-            corpus = self._stream_data(sources, train_config, saved)
+            corpus = self._stream_data(sources, train_config, vocab)
         self.out = Path(out) if out is not None else Path("runs") / corpus.name
         self.chief = is_chief(train_config)
+        if tune is not None:
+            tune.check_out(self.out)
         if saved is None:
-            model_config = ModelConfig(vocab_size=corpus.vocab.size, **model_options)
+            model_config = (tune.model_config(model_options, corpus.vocab.size) if tune
+                            else ModelConfig(vocab_size=corpus.vocab.size, **model_options))
             if self.chief:  # the data is usable: only now touch the run directory
                 _claim_run_dir(self.out, force)
         else:
@@ -187,6 +201,9 @@ class _Session:
         self.config = {"format": runs.FORMAT_VERSION, "charrnn_version": __version__,
                        "model": model_config.to_dict(), "train": train_config.to_dict(),
                        "corpus": corpus.describe()}
+        parent = tune.record(corpus.vocab) if tune else saved.config.get("parent") if saved else None
+        if parent is not None:  # a fine-tuned run names its parent (kept across resumes)
+            self.config["parent"] = parent
         # built when the loop starts (they need TensorFlow)
         self.model = self.optimizer = self.scorer = self.strategy = None
         self.fused = False
@@ -197,10 +214,10 @@ class _Session:
         self.state = LoopState()
         self.metrics: list[dict] = []
 
-    def _stream_data(self, sources, train_config: TrainConfig, saved):
-        """Reads the corpus as one text: the windows (self.batches), the validation tail
-        (self.val_ids); returns the corpus."""
-        corpus = load_corpus(sources, train_config.encoding, vocab=saved.vocab if saved else None)
+    def _stream_data(self, sources, train_config: TrainConfig, vocab):
+        """Reads the corpus as one text (in `vocab`, when given): the windows (self.batches), the
+        validation tail (self.val_ids); returns the corpus."""
+        corpus = load_corpus(sources, train_config.encoding, vocab=vocab)
         train_ids, val_ids = split(corpus.ids, train_config.val_fraction)
         self.batches = WindowBatches(train_ids, train_config.seq_length, train_config.batch_size,
                                      train_config.seed)  # first: a text shorter than a window says so
@@ -319,6 +336,10 @@ class _Session:
         if self.resuming:
             self._restore()
             self.log(f"resuming {self.out} at step {self.state.step}")
+        elif self.tune is not None:
+            self.model.set_weights(self.tune.initial_weights(self.model_config))
+            self.log(f"starting from {self.tune.parent.path}; vocabulary {self.tune.parent.vocab.size} "
+                     f"-> {self.corpus.vocab.size} symbols")
         if self.chief:
             runs.write_run_files(self.out, self.config, self.corpus.vocab)
             if self.items is not None:

@@ -298,7 +298,7 @@ def test_novel_not_satisfiable_is_one_error_line(items_run, monkeypatch):
 
 
 def test_items_options_on_a_stream_run_are_usage_errors(tiny_run):
-    for option in ("--novel", "--tag", "--json"):
+    for option in ("--novel", "--tag"):
         result = sample(tiny_run, option)
         assert result.exit_code == 2 and "need an items run" in result.output
     result = CliRunner().invoke(main, ["eval", str(tiny_run)])

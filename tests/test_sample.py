@@ -66,11 +66,12 @@ def test_greedy_options_agree(tmp_path):
 def test_draws_follow_the_softmax_at_the_temperature(mode):
     import tensorflow as tf
 
-    from charrnn.sample import _draw
+    from charrnn.sample import _draw, _stream_keys
 
     logits = np.tile(np.array([[2.0, 1.0, 0.0, -1.0, -6.0]], np.float32), (20000, 1))
     temperature = 0.7
-    draw = tf.function(lambda logits, position: _draw(logits, tf.constant(3), position, tf.constant(temperature),
+    keys = _stream_keys(tf.constant(3), tf.range(20000))  # seed 3, samples 0..19999
+    draw = tf.function(lambda logits, position: _draw(logits, keys, position, tf.constant(temperature),
                                                       tf.constant(4 if mode == "truncated" else 0),
                                                       tf.constant(1.0), mode), jit_compile=True)
     ids = np.concatenate([draw(logits, tf.constant(position)).numpy() for position in range(2)])
@@ -94,7 +95,8 @@ def test_top_k_top_p_pairwise_and_sorted_agree(monkeypatch, top_k, top_p):
     logits = np.random.default_rng(0).normal(0, 2, (300, 65)).astype(np.float32)
 
     def draw():
-        return tf.function(lambda: sample._draw(tf.constant(logits), tf.constant(5), tf.constant(0),
+        keys = sample._stream_keys(tf.constant(5), tf.range(300))
+        return tf.function(lambda: sample._draw(tf.constant(logits), keys, tf.constant(0),
                                                 tf.constant(0.9), tf.constant(top_k), tf.constant(top_p),
                                                 "truncated"), jit_compile=True)().numpy()
 

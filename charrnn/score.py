@@ -1,0 +1,265 @@
+"""Scoring texts: the log-probability of each text under a trained run, in one batched pass.
+
+A text is read as the model was trained to read it. A stream run scores it after a newline (the
+default prime), log p(text | "\\n"); an items run scores it from the start symbol with its end
+symbol counted, log p(text + "\\n" | "\\n"). Every text starts from a zero state.
+
+How: the texts are sorted by length and cut into batches, so a batch holds texts of about one
+length; each batch is padded to its longest text, the padding masked out of the sums, and run
+through a compiled copy of the model that takes and returns the recurrent state, so a text
+longer than one window continues in the next window exactly where it stopped. The compiled
+function is traced once, for any batch size and length.
+(Padding every batch to a power of two of at least 16 did 2.6x the work on names, and compiling
+the windows with XLA recompiles for every shape: see the README's scoring table.)
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .errors import VocabularyError
+
+WINDOW = 256  # characters per compiled call; longer texts are scored window after window
+END_OF_ITEM = "\n"  # in an items run: the start symbol and the end-of-item symbol
+LOG2_E = 1.0 / math.log(2.0)
+
+
+def is_items_run(run) -> bool:
+    """Whether `run` was trained with one item per line (`--items lines`)."""
+    return getattr(run.train_config, "items", None) == "lines"
+
+
+def start_symbol(vocab) -> str:
+    """The symbol a text is conditioned on: a newline, or the first symbol if there is none
+    (the same rule as `Sampler.default_prime`)."""
+    return "\n" if "\n" in vocab.symbols else vocab.symbols[0]
+
+
+def score(run, texts: Sequence[str], batch_size: int = 256) -> list[dict]:
+    """Scores each text: its log-probability under the model, in nats, nats/char and bits/char.
+
+    Args:
+        run: a `charrnn.runs.Run` (see `charrnn.load`) or the path of a run directory.
+        texts: the texts to score. In an items run each text is one item (no newline in it).
+        batch_size: texts scored side by side per compiled call. Defaults to 256.
+
+    Returns:
+        One dict per text, in the order given: {"text", "chars" (characters scored; the end
+        symbol counts in an items run), "log_prob" (nats, <= 0), "nats_per_char",
+        "bits_per_char"}. The per-character figures are None for a text with nothing to score
+        (an empty text in a stream run).
+
+    Raises:
+        VocabularyError: characters the model's vocabulary lacks (named), or, in an items run,
+            a text holding the end-of-item symbol.
+        ValueError: `batch_size` below 1, or a text that is not a str.
+
+    Example:
+
+    >>> results = charrnn.score("runs/names", ["emma", "xqzt"])
+    >>> [round(result["nats_per_char"], 2) for result in results]
+    """
+    return Scorer(run).score(texts, batch_size)
+
+
+def _result(text: str, chars: int, log_prob: float) -> dict:
+    nats = -log_prob / chars if chars else None
+    return {"text": text, "chars": chars, "log_prob": log_prob, "nats_per_char": nats,
+            "bits_per_char": nats * LOG2_E if chars else None}
+
+
+def encode_texts(run, texts: Sequence[str]) -> list[np.ndarray]:
+    """The id sequence scored for each text: the start symbol, the text, and in an items run
+    the end symbol; the model reads ids[:-1] and is scored on ids[1:].
+
+    Raises:
+        VocabularyError: unknown characters (all of them named, with the first text holding
+            one), or an end-of-item symbol inside an item.
+    """
+    for index, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise ValueError(f"Expected each text to be a str. Received: texts[{index}]={text!r}")
+    items = is_items_run(run)
+    if items:
+        bad = next((index for index, text in enumerate(texts) if END_OF_ITEM in text), None)
+        if bad is not None:
+            raise VocabularyError(f"text {bad + 1} ({_clip(texts[bad])}) holds a newline, the end-of-item "
+                                  "symbol of this items run: score one item per text (--lines for a file)")
+    start, end = start_symbol(run.vocab), END_OF_ITEM if items else ""
+    joined = "".join(start + text + end for text in texts)
+    known = set(run.vocab.symbols)
+    unknown = sorted(set(joined) - known)
+    if unknown:
+        first = next(index for index, text in enumerate(texts) if not set(text) <= known)
+        shown = ", ".join(repr(char) for char in unknown[:20]) + (" ..." if len(unknown) > 20 else "")
+        raise VocabularyError(f"characters not in this model's vocabulary: {shown} (first in text "
+                              f"{first + 1}: {_clip(texts[first])})")
+    ids = run.vocab.encode(joined).astype(np.int32)
+    lengths = [len(start) + len(text) + len(end) for text in texts]
+    return np.split(ids, np.cumsum(lengths)[:-1]) if texts else []
+
+
+def _clip(text: str, limit: int = 40) -> str:
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+class Scorer:
+    """A compiled, state-carrying copy of a run's model that sums log-probabilities per text.
+    Build it once to score many batches of texts without rebuilding or retracing.
+
+    Args:
+        run: a `charrnn.runs.Run` or the path of a run directory.
+
+    Example:
+
+    >>> scorer = Scorer("runs/names")  # from charrnn.score import Scorer
+    >>> scorer.score(["emma", "olivia"])
+    """
+
+    def __init__(self, run):
+        import tensorflow as tf
+
+        from . import runs
+
+        self.run = run if isinstance(run, runs.Run) else runs.load(run)
+        run = self.run
+        self.model_config = run.model_config
+        self.model = _stateful_model(run)
+        # One trace for every batch size and length: the shapes are left open from the start
+        texts = tf.TensorSpec((None, None), tf.int32)
+        states = [tf.TensorSpec((None, self.model_config.units), tf.float32)] * len(self.zero_states(1))
+        self._window = tf.function(self._window_sums, input_signature=[
+            texts, texts, tf.TensorSpec((None, None), tf.float32), states])
+
+    def score(self, texts: Sequence[str], batch_size: int = 256) -> list[dict]:
+        """Scores each text; see `score` for the arguments, results and errors."""
+        if batch_size < 1:
+            raise ValueError(f"Expected batch_size >= 1. Received: batch_size={batch_size}")
+        texts = list(texts)
+        sequences = encode_texts(self.run, texts)
+        log_probs = self.log_probs(sequences, batch_size)
+        return [_result(text, len(ids) - 1, log_prob) for text, ids, log_prob in zip(texts, sequences, log_probs)]
+
+    def zero_states(self, rows: int) -> list:
+        """One zero (rows, units) tensor per state: (h, c) per LSTM layer, (h,) per GRU/RNN layer."""
+        import tensorflow as tf
+
+        count = self.model_config.layers * (2 if self.model_config.cell == "lstm" else 1)
+        return [tf.zeros((rows, self.model_config.units)) for _ in range(count)]
+
+    def _window_sums(self, inputs, targets, weights, states):
+        """Per-row sums of the masked target log-probabilities of one window, and the new states."""
+        import tensorflow as tf
+
+        logits, *states = self.model([inputs, *states], training=False)
+        log_probs = tf.nn.log_softmax(logits, axis=-1)
+        picked = tf.gather(log_probs, targets, batch_dims=2)
+        return tf.reduce_sum(picked * weights, axis=-1), states
+
+    def log_probs(self, sequences: Sequence[np.ndarray], batch_size: int = 256) -> list[float]:
+        """The summed log-probability (nats) of ids[1:] given ids[:-1], for each id sequence."""
+        totals = np.zeros(len(sequences), dtype=np.float64)
+        order = sorted(range(len(sequences)), key=lambda index: len(sequences[index]))
+        for start in range(0, len(order), batch_size):
+            chosen = order[start:start + batch_size]
+            totals[chosen] = self._batch([sequences[index] for index in chosen])
+        return totals.tolist()
+
+    def _batch(self, sequences: list[np.ndarray]) -> np.ndarray:
+        """Scores texts of similar length side by side, window after window."""
+        import tensorflow as tf
+
+        rows, width = len(sequences), max(1, max(len(ids) - 1 for ids in sequences))
+        inputs = np.zeros((rows, width), np.int32)
+        targets = np.zeros((rows, width), np.int32)
+        weights = np.zeros((rows, width), np.float32)
+        for row, ids in enumerate(sequences):
+            inputs[row, : len(ids) - 1], targets[row, : len(ids) - 1] = ids[:-1], ids[1:]
+            weights[row, : len(ids) - 1] = 1.0
+        totals, states = np.zeros(rows, np.float64), self.zero_states(rows)
+        for begin in range(0, width, WINDOW):
+            part = slice(begin, begin + WINDOW)
+            sums, states = self._window(tf.constant(inputs[:, part]), tf.constant(targets[:, part]),
+                                        tf.constant(weights[:, part]), states)
+            totals += sums.numpy()
+        return totals[: len(sequences)]
+
+
+def _stateful_model(run):
+    """The run's model rebuilt to take the recurrent state in and give it back:
+    ([ids (batch, time), *states]) -> [logits (batch, time, vocab), *states], best weights copied."""
+    import keras
+
+    from .layers import RECURRENT_LAYERS, input_encoding
+
+    config = run.model_config
+    trained = run.model()
+    per_layer = 2 if config.cell == "lstm" else 1
+    ids = keras.Input((None,), dtype="int32", name="ids")
+    state_inputs = [keras.Input((config.units,), name=f"state_{index}") for index in range(config.layers * per_layer)]
+    hidden = input_encoding(ids, config.vocab_size, config.embedding_dim)
+    state_outputs = []
+    for index in range(config.layers):
+        layer = RECURRENT_LAYERS[config.cell](config.units, return_sequences=True, return_state=True,
+                                              name=f"rnn_{index + 1}")
+        initial = state_inputs[index * per_layer:(index + 1) * per_layer]
+        hidden, *states = layer(hidden, initial_state=initial)
+        state_outputs.extend(states)
+    logits = keras.layers.Dense(config.vocab_size, name="logits")(hidden)
+    model = keras.Model([ids, *state_inputs], [logits, *state_outputs], name="charrnn_scorer")
+    for layer in model.layers:
+        if layer.weights:
+            layer.set_weights(trained.get_layer(layer.name).get_weights())
+    return model
+
+
+def rank(run, texts: Sequence[str], batch_size: int = 256) -> list[dict]:
+    """`score`'s results, most likely first (lowest nats/char; texts with nothing scored last)."""
+    results = score(run, texts, batch_size)
+    return sorted(results, key=lambda result: (result["nats_per_char"] is None, result["nats_per_char"] or 0.0))
+
+
+def read_texts(run, files: Sequence[str | Path], lines: bool = False) -> list[dict]:
+    """The texts of `files` as `score` takes them, each with where it came from.
+
+    Args:
+        run: the run whose training encoding decodes the files.
+        files: paths of text files.
+        lines: one text per non-empty line (the newline not included) instead of one per file.
+            Defaults to False.
+
+    Returns:
+        [{"file", "line" (1-based, with `lines`), "text"}]. In an items run a whole file loses
+        one final newline, so a file holding one item scores as that item.
+
+    Raises:
+        CorpusError: a file that cannot be read or decoded.
+    """
+    found = []
+    for file in files:
+        text = _read_text(Path(file), run.train_config.encoding)
+        if lines:
+            found += [{"file": str(file), "line": number, "text": line}
+                      for number, line in enumerate(text.split("\n"), start=1) if line]
+            continue
+        if is_items_run(run) and text.endswith(END_OF_ITEM):
+            text = text[: -len(END_OF_ITEM)]
+        found.append({"file": str(file), "text": text})
+    return found
+
+
+def _read_text(path: Path, encoding: str) -> str:
+    from .errors import CorpusError
+
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise CorpusError(f"cannot read {path}: {error.strerror or error}") from None
+    try:  # "bytes" runs have one symbol per byte: code points 0-255, which is latin-1
+        return data.decode("latin-1" if encoding == "bytes" else encoding)
+    except (UnicodeDecodeError, LookupError) as error:
+        raise CorpusError(f"{path} is not valid {encoding} ({error})") from None

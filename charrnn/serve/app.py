@@ -1,0 +1,204 @@
+"""The HTTP side of `charrnn serve`: a Starlette app whose routes hand requests to the `Engine`.
+
+Every route is one `async def handler(request)` in `ROUTES`; adding an endpoint is adding one
+function and one line there. Refused requests get a JSON body {"error": ..., "field": ...}.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import secrets
+import threading
+from importlib import resources
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from . import limits
+from .engine import Busy, Engine, Job
+from .limits import RequestError
+
+KEEPALIVE_S = 2.0  # a stream waiting for room sends an SSE comment this often (and so notices a gone client)
+
+
+class Service:
+    """What the routes share: the engine, the run's vocabulary and its `charrnn info` details."""
+
+    def __init__(self, engine: Engine, details: dict, items: bool, run=None):
+        self.engine, self.details, self.items, self.run = engine, details, items, run
+        self.vocabulary = set(engine.sampler.vocab.symbols)
+        self._scorer = None  # built on the first POST /score (it compiles its own pass)
+        self._scoring = threading.Lock()  # one scoring pass at a time, off the event loop
+
+    def score(self, texts: list) -> list[dict]:
+        """`charrnn score`'s numbers for each text (called in a worker thread)."""
+        from ..errors import VocabularyError
+        from ..score import Scorer
+
+        with self._scoring:
+            if self._scorer is None:
+                self._scorer = Scorer(self.run)
+            try:
+                return self._scorer.score(texts)
+            except VocabularyError as error:
+                raise RequestError(str(error), field="texts") from None
+
+    def config(self, fields: dict):
+        return limits.sample_config(fields, self.vocabulary, self.engine.max_streams)
+
+    def submit(self, config) -> tuple[Job, asyncio.Queue]:
+        """Queues a generation; its pieces arrive on the returned queue as (kind, value) pairs."""
+        loop, queue = asyncio.get_running_loop(), asyncio.Queue()
+
+        def deliver(kind, value):  # called from the engine's thread
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is listening
+                loop.call_soon_threadsafe(queue.put_nowait, (kind, value))
+
+        seed = config.seed if config.seed is not None else secrets.randbits(31)
+        job = Job(config, deliver, seed=seed)
+        try:
+            self.engine.submit(job)
+        except Busy as error:
+            raise RequestError(str(error), status=503) from None
+        return job, queue
+
+
+async def read_json(request: Request):
+    """The request's JSON body, read up to `MAX_BODY_BYTES`."""
+    declared = request.headers.get("content-length", "")
+    too_large = RequestError(f"the body is larger than {limits.MAX_BODY_BYTES} bytes", status=413)
+    if declared.isdigit() and int(declared) > limits.MAX_BODY_BYTES:
+        raise too_large
+    body = bytearray()
+    async for part in request.stream():
+        body += part
+        if len(body) > limits.MAX_BODY_BYTES:
+            raise too_large
+    try:
+        return json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as error:
+        raise RequestError(f"the body is not valid JSON: {error}") from None
+
+
+def _service(request: Request) -> Service:
+    return request.app.state.service
+
+
+async def generate(request: Request) -> Response:
+    """POST /generate: the whole texts, one per sample, prime included."""
+    service = _service(request)
+    config = service.config(await read_json(request))
+    job, queue = service.submit(config)
+    texts = [""] * config.num_samples
+    try:
+        while True:
+            try:
+                kind, value = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
+            except asyncio.TimeoutError:
+                if await request.is_disconnected():
+                    return Response(status_code=499)  # nobody reads it; the slot is freed below
+                continue
+            if kind == "error":
+                return JSONResponse({"error": value, "field": None}, status_code=500)
+            if kind == "done":
+                return JSONResponse({"texts": texts, "seed": job.seed, "length": config.length,
+                                     "num_samples": config.num_samples})
+            texts = [text + piece for text, piece in zip(texts, value)]
+    finally:
+        job.cancel()  # no effect on a finished job; frees the streams of an abandoned one
+
+
+def _event(data: dict, name: str | None = None) -> str:
+    return (f"event: {name}\n" if name else "") + f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+async def stream(request: Request) -> Response:
+    """GET /stream?prime=...&length=...: server-sent events as the text is generated: `start`
+    ({seed, num_samples}), then unnamed events {"texts": [one piece per sample]} (the prime
+    first), then `done`."""
+    service = _service(request)
+    config = service.config(limits.from_query(request.query_params))
+    job, queue = service.submit(config)
+
+    async def events():
+        try:
+            yield _event({"seed": job.seed, "num_samples": config.num_samples}, "start")
+            while True:
+                try:
+                    kind, value = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
+                except asyncio.TimeoutError:
+                    yield ": waiting\n\n"
+                    continue
+                if kind == "piece":
+                    yield _event({"texts": value})
+                else:
+                    yield _event({"seed": job.seed} if kind == "done" else {"error": value}, kind)
+                    return
+        finally:
+            job.cancel()  # a client gone mid-stream frees its streams before the next chunk
+
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+async def score(request: Request) -> Response:
+    """POST /score: {"texts": [...]} -> {"scores": [what `charrnn score --json` gives per text]}."""
+    service = _service(request)
+    texts = limits.score_texts(await read_json(request))
+    scores = await asyncio.get_running_loop().run_in_executor(None, service.score, texts)
+    return JSONResponse({"scores": scores})
+
+
+async def health(request: Request) -> Response:
+    """GET /health: {"status": "ok"} and the engine's load."""
+    return JSONResponse({"status": "ok", **_service(request).engine.stats()})
+
+
+async def info(request: Request) -> Response:
+    """GET /info: what `charrnn info --json` prints for the run."""
+    return JSONResponse(_service(request).details)
+
+
+async def page(request: Request) -> Response:
+    """GET /: the page (one file, no external resources)."""
+    html = resources.files(__package__).joinpath("page.html").read_text(encoding="utf-8")
+    return HTMLResponse(html.replace("__ITEMS__", "true" if _service(request).items else "false"))
+
+
+ROUTES = [
+    Route("/", page, methods=["GET"]),
+    Route("/generate", generate, methods=["POST"]),
+    Route("/stream", stream, methods=["GET"]),
+    Route("/health", health, methods=["GET"]),
+    Route("/info", info, methods=["GET"]),
+    Route("/score", score, methods=["POST"]),
+]
+
+
+async def _refused(request: Request, error: RequestError) -> Response:
+    return JSONResponse(error.body(), status_code=error.status)
+
+
+async def _http_error(request: Request, error: HTTPException) -> Response:
+    return JSONResponse({"error": error.detail, "field": None}, status_code=error.status_code,
+                        headers=getattr(error, "headers", None))
+
+
+def create_app(service: Service, routes=None) -> Starlette:
+    """The Starlette app over a `Service`; `routes` defaults to `ROUTES`. The engine is stopped
+    (its jobs finished) when the app shuts down."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        yield
+        await asyncio.get_running_loop().run_in_executor(None, service.engine.stop)
+
+    app = Starlette(routes=list(routes or ROUTES), lifespan=lifespan,
+                    exception_handlers={RequestError: _refused, HTTPException: _http_error})
+    app.state.service = service
+    return app

@@ -1,0 +1,28 @@
+"""The `charrnn serve` click command (imports nothing heavy until it runs)."""
+
+from __future__ import annotations
+
+import click
+
+from ..cli_common import POSITIVE_INT, reports_errors
+
+
+@click.command()
+@click.argument("run", type=click.Path())
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every interface).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="TCP port; 0 = any free port (printed).")
+@click.option("--max-streams", type=POSITIVE_INT, default=64, show_default=True, help="Streams generated at once; later requests wait.")
+@reports_errors
+def serve(run, host, port, max_streams):
+    """Serve RUN over HTTP: POST /generate, GET /stream (server-sent events), GET /health,
+    GET /info, and a page at GET /. Ctrl-C or SIGTERM finishes the requests in flight, then exits."""
+    from ..errors import CharRNNError
+
+    try:
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError:
+        raise CharRNNError("charrnn serve needs the serve extra: pip install 'charrnn[serve]'") from None
+    from .server import run_server
+
+    run_server(run, host, port, max_streams, log=lambda line: click.echo(line, err=True))

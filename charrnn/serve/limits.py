@@ -1,0 +1,127 @@
+"""What a request to `charrnn serve` may ask for, and the checks that turn a bad request into a
+4xx answer naming the field (never a 500)."""
+
+from __future__ import annotations
+
+import math
+
+from ..config import SampleConfig
+
+MAX_BODY_BYTES = 16 * 1024  # a JSON body larger than this gets 413
+MAX_LENGTH = 10_000  # characters generated per sample
+MAX_PRIME = 4_000  # characters of prime
+MAX_SAMPLES = 32  # samples per request
+MAX_SCORE_TEXTS = 1_000  # texts per POST /score (each at most MAX_LENGTH characters)
+SEED_LIMIT = 2 ** 63  # seeds in (-2**63, 2**63); the draws use their low 32 bits, as `charrnn sample` does
+
+# field -> (kind, can be null)
+FIELDS = {"prime": ("text", False), "length": ("integer", False), "temperature": ("number", False),
+          "top_k": ("integer", True), "top_p": ("number", True), "seed": ("integer", True),
+          "num_samples": ("integer", False), "argmax": ("boolean", False)}
+
+
+class RequestError(Exception):
+    """A request the server refuses: `status` (4xx), the `field` at fault (or None) and a message."""
+
+    def __init__(self, message: str, field: str | None = None, status: int = 400):
+        super().__init__(message)
+        self.field, self.status = field, status
+
+    def body(self) -> dict:
+        return {"error": str(self), "field": self.field}
+
+
+def _typed(field: str, value):
+    kind, nullable = FIELDS[field]
+    if value is None and nullable:
+        return None
+    ok = {"text": isinstance(value, str),
+          "integer": isinstance(value, int) and not isinstance(value, bool),
+          "number": isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
+          "boolean": isinstance(value, bool)}[kind]
+    if not ok:
+        wanted = {"text": "a string", "integer": "an integer", "number": "a finite number", "boolean": "true or false"}
+        raise RequestError(f"Expected {field} to be {wanted[kind]}{' or null' if nullable else ''}. "
+                           f"Received: {field}={value!r}", field)
+    return value
+
+
+def sample_config(fields: dict, vocabulary: set, max_streams: int) -> SampleConfig:
+    """A checked `SampleConfig` from a request's fields (JSON values).
+
+    Raises:
+        RequestError: an unknown field, a value of the wrong type or out of range, or a prime
+            with characters outside the vocabulary.
+    """
+    if not isinstance(fields, dict):
+        raise RequestError(f"Expected a JSON object. Received: {type(fields).__name__}")
+    for name in fields:
+        if name not in FIELDS:
+            raise RequestError(f"Unknown field {name!r}; expected some of: {', '.join(FIELDS)}", name)
+    values = {name: _typed(name, value) for name, value in fields.items()}
+    checks = {
+        "length": lambda value: 0 <= value <= MAX_LENGTH, "temperature": lambda value: value > 0,
+        "top_k": lambda value: value is None or value >= 1, "top_p": lambda value: value is None or 0 < value <= 1,
+        "num_samples": lambda value: 1 <= value <= min(MAX_SAMPLES, max_streams),
+        "seed": lambda value: value is None or -SEED_LIMIT < value < SEED_LIMIT,
+        "prime": lambda value: len(value) <= MAX_PRIME}
+    ranges = {"length": f"0 <= length <= {MAX_LENGTH}", "temperature": "temperature > 0", "top_k": "top_k >= 1",
+              "top_p": "0 < top_p <= 1", "num_samples": f"1 <= num_samples <= {min(MAX_SAMPLES, max_streams)}",
+              "seed": "-2**63 < seed < 2**63", "prime": f"a prime of at most {MAX_PRIME} characters"}
+    for name, value in values.items():
+        if name in checks and not checks[name](value):
+            shown = f"{len(value)} characters" if name == "prime" else repr(value)
+            raise RequestError(f"Expected {ranges[name]}. Received: {name}={shown}", name)
+    missing = sorted({symbol for symbol in values.get("prime", "") if symbol not in vocabulary})
+    if missing:
+        raise RequestError(f"the prime has characters not in the vocabulary: {', '.join(map(repr, missing))}", "prime")
+    return SampleConfig(**values)
+
+
+def from_query(params) -> dict:
+    """Typed fields from a query string (`GET /stream?prime=...&length=...`)."""
+    fields = {}
+    for name, text in params.multi_items():
+        if name not in FIELDS:
+            raise RequestError(f"Unknown field {name!r}; expected some of: {', '.join(FIELDS)}", name)
+        if name in fields:
+            raise RequestError(f"{name} is given more than once", name)
+        kind, nullable = FIELDS[name]
+        fields[name] = _parse(name, kind, text)
+    return fields
+
+
+def _parse(name: str, kind: str, text: str):
+    if kind == "text":
+        return text
+    if kind == "boolean":
+        if text.lower() not in ("true", "false", "1", "0"):
+            raise RequestError(f"Expected {name} to be true or false. Received: {name}={text!r}", name)
+        return text.lower() in ("true", "1")
+    try:
+        return int(text) if kind == "integer" else float(text)
+    except ValueError:
+        raise RequestError(f"Expected {name} to be a{'n integer' if kind == 'integer' else ' number'}. "
+                           f"Received: {name}={text!r}", name) from None
+
+
+def score_texts(fields) -> list:
+    """The texts of a POST /score body: {"texts": [strings]}, within the limits.
+
+    Raises:
+        RequestError: not an object, unknown fields, a missing or mistyped list, too many or too
+            long texts.
+    """
+    if not isinstance(fields, dict):
+        raise RequestError("the body must be a JSON object", field=None)
+    unknown = sorted(set(fields) - {"texts"})
+    if unknown:
+        raise RequestError(f"unknown field {unknown[0]!r}; POST /score takes only 'texts'", field=unknown[0])
+    texts = fields.get("texts")
+    if not isinstance(texts, list) or not texts or not all(isinstance(text, str) for text in texts):
+        raise RequestError("texts must be a non-empty list of strings", field="texts")
+    if len(texts) > MAX_SCORE_TEXTS:
+        raise RequestError(f"at most {MAX_SCORE_TEXTS} texts per request; got {len(texts)}", field="texts")
+    if max(map(len, texts)) > MAX_LENGTH:
+        raise RequestError(f"each text may have at most {MAX_LENGTH} characters", field="texts")
+    return texts

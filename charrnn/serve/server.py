@@ -1,0 +1,75 @@
+"""Starting `charrnn serve`: load the run (TensorFlow is imported here, once), compile the
+loop, bind the socket, run uvicorn; on Ctrl-C or SIGTERM finish the requests in flight and
+return normally (exit code 0)."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import time
+
+GRACEFUL_S = 120  # at most this long to finish requests in flight after Ctrl-C / SIGTERM
+
+
+def build_service(run, max_streams: int = 64):
+    """A started `Service` (engine running, loop compiled for small batches) for a run or its path."""
+    from .. import runs
+    from ..sample import Sampler
+    from .app import Service
+    from .engine import Engine
+
+    loaded = run if isinstance(run, runs.Run) else runs.load(run)
+    engine = Engine(Sampler(loaded), max_streams=max_streams)
+    engine.warm_up()
+    items = getattr(loaded.train_config, "items", None) == "lines"
+    return Service(engine.start(), loaded.details(), items, loaded)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        from ..errors import CharRNNError
+
+        raise CharRNNError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def run_server(run, host: str = "127.0.0.1", port: int = 8000, max_streams: int = 64, log=print) -> None:
+    """Serves `run` until Ctrl-C or SIGTERM, then finishes the requests in flight and returns.
+
+    Raises:
+        CharRNNError: the run cannot be loaded or the address cannot be bound.
+    """
+    import uvicorn
+
+    from .app import create_app
+
+    sock = _bind(host, port)  # before loading, so a taken port fails fast
+    started = time.perf_counter()
+    service = build_service(run, max_streams)
+    shown = f"[{host}]" if ":" in host else host
+    log(f"serving {service.details['run']} on http://{shown}:{sock.getsockname()[1]} "
+        f"(ready in {time.perf_counter() - started:.1f} s; Ctrl-C stops)")
+    config = uvicorn.Config(create_app(service), log_level="warning", access_log=False,
+                            timeout_graceful_shutdown=GRACEFUL_S, lifespan="on")
+    # uvicorn re-raises the signal that stopped it once it has drained; with these handlers in
+    # place beforehand, that re-raise is caught here and the process exits 0 after a clean stop.
+    stopped = []
+    previous = {number: signal.signal(number, lambda number, frame: stopped.append(number))
+                for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        sock.close()
+    service.engine.stop()
+    log(f"stopped{' by ' + signal.Signals(stopped[0]).name if stopped else ''}; "
+        f"{service.engine.served_chars:,} characters served")

@@ -1,0 +1,284 @@
+"""`charrnn serve`: the real server in a subprocess on a free port, spoken to over HTTP with the
+standard library, and its page driven in a real headless browser."""
+
+import http.client
+import importlib
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from charrnn.serve import limits
+
+
+def _require(module: str):
+    """Imports a test dependency; under CI a missing one fails the test instead of skipping it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must have {module} (pip install -e '.[serve,test]')")
+        pytest.skip(f"{module} is not installed")
+
+
+class Server:
+    """A `charrnn serve` subprocess; `url` once it listens."""
+
+    def __init__(self, run, *options):
+        _require("starlette"), _require("uvicorn")
+        self.process = subprocess.Popen([sys.executable, "-m", "charrnn", "serve", str(run), "--port", "0", *options],
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.lines = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = self.process.stderr.readline()
+            if not line:
+                break
+            self.lines.append(line)
+            found = re.search(r"on http://127\.0\.0\.1:(\d+) ", line)
+            if found:
+                self.port = int(found.group(1))
+                threading.Thread(target=self._drain, daemon=True).start()
+                return
+        self.process.kill()
+        raise AssertionError(f"the server did not start: {''.join(self.lines)}")
+
+    def _drain(self):
+        for line in self.process.stderr:
+            self.lines.append(line)
+
+    def request(self, method, path, body=None, raw=None, timeout=60):
+        """(status, parsed JSON or text) of one request."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        data = raw if raw is not None else None if body is None else json.dumps(body).encode()
+        connection.request(method, path, body=data, headers={"Content-Type": "application/json"} if data else {})
+        answer = connection.getresponse()
+        text = answer.read().decode()
+        connection.close()
+        kind = answer.getheader("Content-Type", "")
+        return answer.status, json.loads(text) if kind.startswith("application/json") else text
+
+    def stop(self, sig=signal.SIGTERM, timeout=60):
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        return self.process.wait(timeout)
+
+
+@pytest.fixture(scope="module")
+def server(tiny_run):
+    server = Server(tiny_run, "--max-streams", "8")
+    yield server
+    assert server.stop() == 0, "".join(server.lines)
+
+
+def _events(text: str) -> list[tuple[str, dict]]:
+    events = []
+    for block in text.strip().split("\n\n"):
+        lines = [line for line in block.split("\n") if not line.startswith(":")]
+        if not lines:
+            continue
+        name = next((line[7:] for line in lines if line.startswith("event: ")), "message")
+        data = next(json.loads(line[6:]) for line in lines if line.startswith("data: "))
+        events.append((name, data))
+    return events
+
+
+def test_generate_gives_charrnn_samples_text(server, tiny_run):
+    options = dict(prime="All:", length=120, temperature=0.9, top_k=6, seed=5, num_samples=3)
+    status, answer = server.request("POST", "/generate", options)
+    assert status == 200 and answer["seed"] == 5 and len(answer["texts"]) == 3
+    assert all(text.startswith("All:") and len(text) == 124 for text in answer["texts"])
+    printed = subprocess.run([sys.executable, "-m", "charrnn", "sample", str(tiny_run), "--prime", "All:",
+                              "--length", "120", "--temperature", "0.9", "--top-k", "6", "--seed", "5",
+                              "--num-samples", "3"], capture_output=True, text=True, check=True).stdout
+    assert printed == "\n\n".join(answer["texts"]) + "\n"
+
+
+def test_stream_sends_text_as_it_is_generated(server):
+    status, text = server.request("GET", "/stream?prime=Speak&length=300&seed=9&temperature=0.8")
+    assert status == 200
+    events = _events(text)
+    assert events[0] == ("start", {"seed": 9, "num_samples": 1}) and events[-1] == ("done", {"seed": 9})
+    pieces = [data["texts"][0] for name, data in events if name == "message"]
+    assert pieces[0] == "Speak" and len(pieces) >= 4  # the prime, then chunks of at most 64 characters
+    _, whole = server.request("POST", "/generate", dict(prime="Speak", length=300, seed=9, temperature=0.8))
+    assert "".join(pieces) == whole["texts"][0]
+
+
+# mixed modes, knobs, sample counts and lengths (long enough that they overlap), 11 streams for 8
+# slots, so streams join and leave between chunks and some requests wait for room
+CROWD = [dict(prime="All:", length=3000, seed=1), dict(prime="Speak", length=900, seed=2, temperature=0.7),
+         dict(length=5000, seed=3, top_k=4, num_samples=2), dict(prime="First", length=2000, seed=4, top_p=0.9),
+         dict(prime="hear", length=2500, seed=5, top_k=8, temperature=1.3), dict(length=600, seed=6, argmax=True),
+         dict(prime="All:", length=4000, seed=1, num_samples=3, temperature=0.5),
+         dict(prime="me", length=1500, seed=7)]
+
+
+def test_a_requests_text_does_not_depend_on_the_crowd(server):
+    alone = [server.request("POST", "/generate", options)[1]["texts"] for options in CROWD]
+
+    def ask(index):
+        time.sleep(0.02 * (index % 3))  # some join while others are already running
+        return server.request("POST", "/generate", CROWD[index])[1]["texts"]
+
+    with ThreadPoolExecutor(len(CROWD)) as pool:
+        crowd = list(pool.map(ask, range(len(CROWD))))
+    assert crowd == alone
+    assert server.request("GET", "/health")[1]["peak_streams"] > 3  # they did share chunks
+
+
+BAD = [
+    (b'{"length": 4', 400, None),
+    (b"[1, 2]", 400, None),
+    (b"\xff\xfe", 400, None),
+    ({"lenght": 5}, 400, "lenght"),
+    ({"length": limits.MAX_LENGTH + 1}, 400, "length"),
+    ({"length": -1}, 400, "length"),
+    ({"length": "5"}, 400, "length"),
+    ({"length": 5.5}, 400, "length"),
+    ({"temperature": 0}, 400, "temperature"),
+    ({"temperature": "hot"}, 400, "temperature"),
+    ({"top_k": 0}, 400, "top_k"),
+    ({"top_p": 1.5}, 400, "top_p"),
+    ({"top_p": 0}, 400, "top_p"),
+    ({"num_samples": 0}, 400, "num_samples"),
+    ({"num_samples": 9}, 400, "num_samples"),  # over --max-streams 8
+    ({"seed": 2 ** 70}, 400, "seed"),
+    ({"argmax": "yes"}, 400, "argmax"),
+    ({"prime": "All~\u00e9"}, 400, "prime"),
+    ({"prime": "a" * (limits.MAX_PRIME + 1)}, 400, "prime"),
+    (b'{"prime": "' + b"a" * limits.MAX_BODY_BYTES + b'"}', 413, None),
+]
+
+
+@pytest.mark.parametrize("body,status,field", BAD, ids=lambda value: str(value)[:30])
+def test_bad_requests_get_a_4xx_naming_the_field(server, body, status, field):
+    raw = body if isinstance(body, bytes) else None
+    got, answer = server.request("POST", "/generate", None if raw else body, raw=raw, timeout=20)
+    assert (got, answer["field"]) == (status, field), answer
+    assert answer["error"]
+    if field == "prime" and "~" in str(body):
+        assert "'~'" in answer["error"] and "'é'" in answer["error"]
+
+
+@pytest.mark.parametrize("query,field", [("length=abc", "length"), ("bogus=1", "bogus"),
+                                         ("top_p=2", "top_p"), ("length=5&length=6", "length")])
+def test_bad_stream_queries_get_a_400(server, query, field):
+    status, answer = server.request("GET", f"/stream?{query}", timeout=20)
+    assert (status, answer["field"]) == (400, field)
+
+
+def test_health_info_and_unknown_routes(server, tiny_run):
+    status, health = server.request("GET", "/health")
+    assert status == 200 and health["status"] == "ok" and health["max_streams"] == 8
+    status, info = server.request("GET", "/info")
+    printed = subprocess.run([sys.executable, "-m", "charrnn", "info", str(tiny_run), "--json"],
+                             capture_output=True, text=True, check=True).stdout
+    assert status == 200 and info == json.loads(printed)
+    assert server.request("GET", "/nowhere")[0] == 404
+    assert server.request("GET", "/generate")[0] == 405
+
+
+def test_score_gives_charrnn_scores_numbers(server, tiny_run):
+    import charrnn
+
+    texts = ["All:\nSpeak, speak.", "First Citizen:"]
+    status, answer = server.request("POST", "/score", {"texts": texts})
+    assert status == 200 and [row["text"] for row in answer["scores"]] == texts
+
+    expected = charrnn.score(charrnn.load(tiny_run), texts)
+    for got, want in zip(answer["scores"], expected):
+        assert got["chars"] == want["chars"] and abs(got["log_prob"] - want["log_prob"]) < 1e-4
+    for body, field in [({"texts": []}, "texts"), ({"texts": ["a", 3]}, "texts"), ({"text": ["a"]}, "text"),
+                        ({"texts": ["caf\u00e9"]}, "texts")]:
+        got, answer = server.request("POST", "/score", body, timeout=20)
+        assert (got, answer["field"]) == (400, field), answer
+
+
+def test_a_client_gone_mid_stream_frees_its_slots(server):
+    with socket.create_connection(("127.0.0.1", server.port), timeout=20) as connection:
+        connection.sendall(f"GET /stream?length={limits.MAX_LENGTH}&num_samples=8 HTTP/1.1\r\n"
+                           "Host: test\r\n\r\n".encode())
+        received = b""
+        while received.count(b"data: ") < 3:  # start, the prime, a first chunk
+            received += connection.recv(65536)
+    deadline = time.monotonic() + 20
+    while server.request("GET", "/health")[1]["active_streams"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.request("GET", "/health")[1]["active_streams"] == 0
+    # all 8 slots are free again: a request for 8 streams runs at once
+    status, answer = server.request("POST", "/generate", dict(length=20, num_samples=8, seed=1), timeout=20)
+    assert status == 200 and len(answer["texts"]) == 8
+
+
+@pytest.mark.slow
+def test_sigterm_finishes_requests_in_flight_and_exits_0(tiny_run):
+    server = Server(tiny_run)
+    results = []
+    asking = threading.Thread(target=lambda: results.append(server.request(
+        "POST", "/generate", dict(length=limits.MAX_LENGTH, num_samples=16, seed=2))))
+    asking.start()
+    deadline = time.monotonic() + 30
+    while server.request("GET", "/health")[1]["active_streams"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert server.stop(signal.SIGTERM) == 0, "".join(server.lines)
+    asking.join(30)
+    status, answer = results[0]
+    assert status == 200 and [len(text) for text in answer["texts"]] == [limits.MAX_LENGTH] * 16  # no prime
+    assert "stopped by SIGTERM" in "".join(server.lines)
+
+
+def test_without_the_serve_extra_one_error_line(tiny_run):
+    hide = "import sys; sys.modules['uvicorn'] = None; from charrnn.cli import main; main()"
+    result = subprocess.run([sys.executable, "-c", hide, "serve", str(tiny_run)], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == "Error: charrnn serve needs the serve extra: pip install 'charrnn[serve]'"
+
+
+@pytest.mark.slow
+def test_the_load_benchmark_prints_its_table(tiny_run):
+    _require("uvicorn")
+    script = os.path.join(os.path.dirname(__file__), "..", "bench", "serve_load.py")
+    done = subprocess.run([sys.executable, script, str(tiny_run), "--clients", "3", "--length", "40"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "identical batched and one at a time (same seeds): 3 of 3" in done.stdout
+    assert done.stdout.count("s ") >= 3 and "one at a time (--max-streams 1)" in done.stdout
+
+
+BROWSER = "/usr/bin/chromium"
+BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--no-first-run"]
+
+
+def test_the_page_streams_text_in_a_real_browser(server):
+    sync_api = _require("playwright.sync_api")
+    if not os.path.exists(BROWSER):
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must have {BROWSER} (apt-get install chromium)")
+        pytest.skip(f"{BROWSER} is not installed")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=BROWSER, args=BROWSER_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(f"http://127.0.0.1:{server.port}/")
+            # count the separate updates of the output as the text streams in
+            page.evaluate("""() => { window.updates = 0; new MutationObserver(() => window.updates++)
+                .observe(document.getElementById('output'), {childList: true, characterData: true, subtree: true}); }""")
+            page.fill("#prime", "All:")
+            page.fill("#length", "3000")
+            page.click("#generate")
+            page.wait_for_function("document.getElementById('status').textContent.startsWith('done')", timeout=60_000)
+            text = page.text_content("#output")
+            assert text.startswith("All:") and len(text) == 3004
+            assert page.evaluate("window.updates") >= 5
+        finally:
+            browser.close()
