@@ -84,7 +84,9 @@ class TrainConfig(_DictMixin):
     distribute: str | None = None  # None | "mirrored" (local GPUs, or CPU replicas) | "multi-worker" (TF_CONFIG)
     replicas: int = 2  # with "mirrored" and no GPU: logical CPU devices to split the CPU into, >= 1
     tensorboard: bool = False  # write TensorBoard scalars and a text sample under <run>/tensorboard
-    items: str | None = None  # None = one stream of text | "lines" = each non-empty line is an item
+    items: str | None = None  # None = one continuous text | "lines" = each non-empty line is one item
+    max_item_length: int = 256  # with items="lines": the longest line accepted, in characters (end
+    #                             symbol excluded), >= 1; a longer line is an error naming it
 
     def __post_init__(self):
         if self.seq_length is None:  # measured on Tiny Shakespeare: see the README's quality table
@@ -113,6 +115,9 @@ class TrainConfig(_DictMixin):
                f"Expected distribute in (None, 'mirrored', 'multi-worker'). Received: distribute={self.distribute!r}")
         _check(self.replicas >= 1, f"Expected replicas >= 1. Received: replicas={self.replicas}")
         _check(self.max_val_chars >= 1, f"Expected max_val_chars >= 1. Received: max_val_chars={self.max_val_chars}")
+        _check(self.items in (None, "lines"), f"Expected items in (None, 'lines'). Received: items={self.items!r}")
+        _check(self.max_item_length >= 1,
+               f"Expected max_item_length >= 1. Received: max_item_length={self.max_item_length}")
 
 
 @dataclasses.dataclass(frozen=True)

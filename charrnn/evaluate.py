@@ -48,19 +48,31 @@ def score_ids(model, ids: np.ndarray, seq_length: int, batch_size: int, scorer=N
     return total / count
 
 
-def evaluate(run, files, encoding: str | None = None, batch_size: int = 64) -> dict:
+def evaluate(run, files=None, encoding: str | None = None, batch_size: int = 64) -> dict:
     """Scores a trained run on text files.
 
     Args:
         run: a `charrnn.runs.Run` (see `charrnn.load`).
-        files: a path or list of paths (folders allowed).
+        files: a path or list of paths (folders allowed). For an items run (--items lines) each
+            non-empty line is scored as an item, and None scores the run's test items. Defaults to None.
         encoding: the text's codec; defaults to the run's training encoding.
         batch_size: windows per call. Defaults to 64.
 
     Returns:
-        {"file", "chars", "loss", "bpc"}: loss in nats/char over every predicted character.
+        {"file", "chars", "loss", "bpc"}: loss in nats/char over every predicted character (for
+        an items run also "items"; each item's end symbol counts as a character).
+
+    Raises:
+        ValueError: no files for a run that is not an items run.
     """
     from .corpus import load_corpus
+
+    if run.train_config.items:
+        from .items import evaluate_items
+
+        return evaluate_items(run, files, encoding)
+    if not files:
+        raise ValueError("give FILE: only an items run (--items lines) keeps a test split to score")
 
     sources = [files] if isinstance(files, (str, Path)) else list(files)
     corpus = load_corpus(sources, encoding or run.train_config.encoding, vocab=run.vocab, use_cache=False)

@@ -21,7 +21,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from . import __version__, runs
+from . import __version__, items, runs
 from .config import DEFAULT_EPOCHS, ModelConfig, TrainConfig
 from .corpus import load_corpus, split
 from .data import WindowBatches
@@ -175,19 +175,19 @@ class _Session:
         _check_options(train_options, saved)
         if tune is not None:  # --init-from: the parent's encoding unless one is given
             train_options = tune.train_options(train_options)
+        if train_options.get("items") and saved is None:  # an items run's own defaults
+            model_options, train_options = items.with_defaults(model_options, train_options)
         train_config = resume_config(saved, model_options, train_options) if saved else TrainConfig(**train_options)
         if train_config.distribute == "multi-worker" and train_config.time_budget is not None:
             raise OptionError("--distribute multi-worker needs --max-steps or --epochs, not --time-budget: "
                               "each worker's clock would stop it at a different step")
         vocab = saved.vocab if saved else tune.vocabulary(sources, train_config.encoding) if tune else None
-        corpus = load_corpus(sources, train_config.encoding, vocab=vocab)
-        train_ids, val_ids = split(corpus.ids, train_config.val_fraction)
-        self.batches = WindowBatches(train_ids, train_config.seq_length, train_config.batch_size,
-                                     train_config.seed)  # first: a text shorter than a window says so
-        if len(val_ids) < 2:
-            raise CharRNNError(f"the validation split has {len(val_ids)} characters; it needs at "
-                               "least 2: use a longer corpus or a larger --val-fraction")
-        self.val_ids = val_ids[: train_config.max_val_chars + 1]
+        if train_config.items:  # one item per line: its own batches, split and validation scorer
+            self.items = items.training_items(sources, train_config, vocab)
+            train_config, corpus, self.batches = self.items.train_config, self.items.corpus, self.items.batches
+        else:
+            self.items = None
+            corpus = self._stream_data(sources, train_config, vocab)
         self.out = Path(out) if out is not None else Path("runs") / corpus.name
         self.chief = is_chief(train_config)
         if tune is not None:
@@ -227,6 +227,19 @@ class _Session:
         self.state = LoopState()
         self.metrics: list[dict] = []
 
+    def _stream_data(self, sources, train_config: TrainConfig, vocab):
+        """Reads the corpus as one text (in `vocab`, when given): the windows (self.batches), the
+        validation tail (self.val_ids); returns the corpus."""
+        corpus = load_corpus(sources, train_config.encoding, vocab=vocab)
+        train_ids, val_ids = split(corpus.ids, train_config.val_fraction)
+        self.batches = WindowBatches(train_ids, train_config.seq_length, train_config.batch_size,
+                                     train_config.seed)  # first: a text shorter than a window says so
+        if len(val_ids) < 2:
+            raise CharRNNError(f"the validation split has {len(val_ids)} characters; it needs at "
+                               "least 2: use a longer corpus or a larger --val-fraction")
+        self.val_ids = val_ids[: train_config.max_val_chars + 1]
+        return corpus
+
     def _step_limit(self) -> tuple[int, str]:
         """The step the run stops at and the limit that sets it ("epochs" or "max_steps"; a run
         with only a time budget has no step limit: sys.maxsize)."""
@@ -258,7 +271,7 @@ class _Session:
             from .callbacks import TensorBoardLog
 
             self.tensorboard = TensorBoardLog(self.out / "tensorboard", self.corpus.vocab, self.model_config)
-        self.scorer = make_scorer(self.model)
+        self.scorer = items.make_item_scorer(self.model) if self.items is not None else make_scorer(self.model)
 
     def _build_model(self) -> None:
         import keras
@@ -342,6 +355,8 @@ class _Session:
                      f"-> {self.corpus.vocab.size} symbols")
         if self.chief:
             runs.write_run_files(self.out, self.config, self.corpus.vocab)
+            if self.items is not None:
+                items.save_split(self.out, self.items.items, self.items.split)
         watcher = Watcher(self.train_config.time_budget)
         chars_per_step = self.train_config.batch_size * self.train_config.seq_length
         bar = ProgressBar(progress, self.total_steps, self.state.step, chars_per_step, watcher)
@@ -404,7 +419,10 @@ class _Session:
         "patience" when the run should stop for lack of progress."""
         config, state = self.train_config, self.state
         started = time.perf_counter()
-        val_loss = score_ids(self.model, self.val_ids, config.seq_length, config.batch_size, self.scorer)
+        if self.items is not None:
+            val_loss = self.items.validation_loss(self.model, self.scorer)
+        else:
+            val_loss = score_ids(self.model, self.val_ids, config.seq_length, config.batch_size, self.scorer)
         state.elapsed_s += time.perf_counter() - started
         row = {"step": state.step, "epoch": round(state.step / self.batches.steps_per_epoch, 4),
                "train_loss": counter.loss, "val_loss": val_loss, "val_bpc": bits_per_char(val_loss),
@@ -446,7 +464,7 @@ def _claim_run_dir(out: Path, force: bool) -> None:
             raise RunError(f"{out} is not empty and is not a charrnn run; choose another --out")
         if not force:
             raise RunError(f"{out} already holds a run; pass --resume to continue it or --force to start over")
-        for name in (runs.CONFIG, runs.VOCAB, runs.MODEL, runs.CHECKPOINT, runs.METRICS):
+        for name in (runs.CONFIG, runs.VOCAB, runs.MODEL, runs.CHECKPOINT, runs.METRICS, items.ITEMS_FILE):
             with contextlib.suppress(FileNotFoundError):
                 (out / name).unlink()
         shutil.rmtree(out / "tensorboard", ignore_errors=True)

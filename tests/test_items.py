@@ -1,0 +1,349 @@
+"""One item per line (--items lines): reading, the split, padded batches, training, eval, sampling."""
+
+import itertools
+import json
+import math
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import charrnn
+from charrnn import items as items_module
+from charrnn import runs
+from charrnn.cli import main
+from charrnn.errors import CorpusError
+from charrnn.items import END, ItemBatches, lines_as_items, pad_items, read_items, split_items, split_sizes
+from charrnn.vocab import Vocabulary
+
+QUIET = dict(progress=False, log=lambda line: None)
+TINY_ITEMS = dict(items="lines", layers=1, units=32, embedding_dim=8, batch_size=16, eval_every=10)
+SYLLABLES = ["an", "na", "li", "ma", "ro", "el", "ka", "ti"]
+# 576 made-up names, 4 or 6 letters
+NAMES = ["".join(parts) for size in (2, 3) for parts in itertools.product(SYLLABLES, repeat=size)]
+
+
+def write_lines(path, lines, ending="\n"):
+    path.write_bytes("".join(line + ending for line in lines).encode("utf-8"))
+    return path
+
+
+@pytest.fixture(scope="module")
+def names_file(tmp_path_factory):
+    return write_lines(tmp_path_factory.mktemp("names") / "names.txt", NAMES)
+
+
+@pytest.fixture(scope="module")
+def items_run(tmp_path_factory, names_file):
+    """An items run trained for 40 steps on the made-up names."""
+    import os
+
+    os.environ["CHARRNN_CACHE_DIR"] = str(tmp_path_factory.getbasetemp() / "cache")
+    out = tmp_path_factory.mktemp("runs") / "names"
+    charrnn.train(names_file, out, max_steps=40, **QUIET, **TINY_ITEMS)
+    return out
+
+
+# ---------------------------------------------------------------- reading
+
+def test_read_items_strips_line_endings_and_skips_empty_lines(tmp_path):
+    path = tmp_path / "lines.txt"
+    path.write_bytes(b"emma\r\n\r\n olivia \n\n\tava\r\nzoe")
+    items = read_items(path)
+    assert items.texts(range(len(items))) == ["emma", " olivia ", "\tava", "zoe"]  # other whitespace kept
+    assert "\r" not in items.vocab.symbols and END in items.vocab.symbols
+    assert items.vocab.symbols == sorted(set("emmaoliviaavazoe \t") | {END})
+    assert items.window == len(" olivia ") + 1
+
+
+def test_read_items_adds_the_end_symbol_to_a_one_line_corpus(tmp_path):
+    path = tmp_path / "one.txt"
+    path.write_text("abc", encoding="utf-8")
+    items = read_items(path)
+    assert items.vocab.symbols == [END, "a", "b", "c"] and items.texts([0]) == ["abc"]
+
+
+@pytest.mark.parametrize("content", ["\n\n\n", "\r\n\r\n"])
+def test_no_non_empty_line_is_an_error(tmp_path, content):
+    path = tmp_path / "blank.txt"
+    path.write_bytes(content.encode())
+    with pytest.raises(CorpusError, match="has no non-empty lines"):
+        read_items(path)
+
+
+def test_a_line_longer_than_the_cap_is_refused_by_number(tmp_path):
+    path = write_lines(tmp_path / "long.txt", ["ab", "", "abcdefgh", "abc", "abcdefghij"])
+    with pytest.raises(CorpusError, match=r"line 3 of long has 8 characters, more than --max-item-length 5 "
+                                          r"\(2 line\(s\) too long\)"):
+        read_items(path, max_length=5)
+    assert len(read_items(path, max_length=10)) == 4
+
+
+def test_files_must_end_with_a_newline_to_be_joined(tmp_path):
+    (tmp_path / "a.txt").write_text("ab\ncd", encoding="utf-8")
+    (tmp_path / "b.txt").write_text("ef\n", encoding="utf-8")
+    with pytest.raises(CorpusError, match="a.txt does not end with a newline"):
+        read_items(tmp_path)
+    (tmp_path / "a.txt").write_text("ab\ncd\n", encoding="utf-8")
+    assert read_items(tmp_path).texts(range(3)) == ["ab", "cd", "ef"]
+
+
+# ---------------------------------------------------------------- split and batches
+
+@pytest.mark.parametrize("count, sizes", [(32033, (30033, 1000, 1000)), (576, (467, 52, 57)),
+                                          (10, (8, 1, 1)), (3, (1, 1, 1))])
+def test_split_sizes(count, sizes):
+    assert split_sizes(count, 0.1) == sizes
+
+
+def test_split_needs_three_items():
+    with pytest.raises(CorpusError, match="at least 3 non-empty lines"):
+        split_sizes(2, 0.1)
+
+
+def test_split_is_random_disjoint_complete_and_seeded():
+    split = split_items(576, seed=0, val_fraction=0.1)
+    joined = np.concatenate([split["train"], split["validation"], split["test"]])
+    assert sorted(joined.tolist()) == list(range(576))
+    assert {name: len(part) for name, part in split.items()} == {"train": 467, "validation": 52, "test": 57}
+    again = split_items(576, seed=0, val_fraction=0.1)
+    assert all(np.array_equal(split[name], again[name]) for name in split)
+    assert not np.array_equal(split["test"], split_items(576, seed=1, val_fraction=0.1)["test"])
+    assert split["test"].max() > 500  # random, not the corpus's tail
+
+
+def test_pad_items_one_item_a_row_padding_masked():
+    items = lines_as_items(["emma", "al", "bob"], Vocabulary(list("\nabelmo")))
+    inputs, targets, weights = pad_items(items, np.array([0, 1, 2]), window=7)
+    decode = items.vocab.decode
+    assert [decode(row) for row in inputs] == ["\nemma\n\n", "\nal\n\n\n\n", "\nbob\n\n\n"]
+    assert [decode(row) for row in targets] == ["emma\n\n\n", "al\n\n\n\n\n", "bob\n\n\n\n"]
+    assert weights.tolist() == [[1, 1, 1, 1, 1, 0, 0], [1, 1, 1, 0, 0, 0, 0], [1, 1, 1, 1, 0, 0, 0]]
+
+
+def test_item_batches_are_a_function_of_seed_and_step(names_file):
+    items = read_items(names_file)
+    split = split_items(len(items), 0, 0.1)
+    batches = ItemBatches(items, split["train"], items.window, 32, seed=5)
+    other = ItemBatches(items, split["train"], items.window, 32, seed=5)
+    for step in (0, 7, batches.steps_per_epoch + 3, 2):  # out of order, across epochs
+        assert all(np.array_equal(a, b) for a, b in zip(batches.batch(step), other.batch(step)))
+    assert not np.array_equal(batches.batch(0)[0], ItemBatches(items, split["train"], items.window, 32, 6).batch(0)[0])
+    # one epoch sees every training item, whole, one per row; never a validation or test item
+    seen = []
+    for step in range(batches.steps_per_epoch):
+        inputs, targets, weights = batches.batch(step)
+        assert weights.mean() == pytest.approx(1.0)  # Keras's mean is then the loss per character
+        for row_input, row_target, row_weight in zip(inputs, targets, weights):
+            kept = row_weight > 0
+            text = items.vocab.decode(row_target[kept])
+            assert text.count(END) == 1 and text.endswith(END)
+            assert items.vocab.decode(row_input[kept]) == END + text[:-1]
+            seen.append(text[:-1])
+    train_texts = set(items.texts(split["train"]))
+    assert set(seen) == train_texts and len(seen) >= len(train_texts)
+
+
+# ---------------------------------------------------------------- training and eval
+
+def test_items_defaults_apply_only_where_not_given():
+    model, train = items_module.with_defaults({"units": 8}, {"items": "lines", "anneal_fraction": 0.3})
+    assert model == {"units": 8, "dropout": 0.3} and train == {"items": "lines", "anneal_fraction": 0.3}
+    assert items_module.with_defaults({"dropout": 0.0}, {})[0] == {"dropout": 0.0}
+
+
+def test_items_run_records_its_split_and_window(items_run):
+    run = charrnn.load(items_run)
+    assert run.model_config.dropout == 0.3 and run.train_config.anneal_fraction == 0.5  # the items defaults
+    assert run.train_config.items == "lines" and run.train_config.seq_length == 7  # 6 letters + end
+    assert run.vocab.symbols == sorted(set("".join(SYLLABLES)) | {END})
+    stored = items_module.load_split(items_run)
+    assert stored.counts == {"train": 467, "validation": 52, "test": 57}
+    assert set(stored.test) <= set(NAMES) and len(stored.test) == 57
+    assert not set(stored.test) & set(stored.validation)
+    assert {stored.tag(name) for name in stored.test} == {"in-test"}
+    assert stored.tag("zzz") == "new"
+    rows = run.metrics()
+    assert [row["step"] for row in rows] == [10, 20, 30, 40] and rows[-1]["val_loss"] < math.log(run.vocab.size)
+
+
+def naive_item_loss(model, vocab, text):
+    """-log p(text + end | start), one item alone through a model of any length (no padding)."""
+    ids = vocab.encode(END + text + END).astype(np.int32)
+    logits = np.asarray(model(ids[None, :-1], training=False))[0].astype(np.float64)
+    log_probs = logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
+    return -log_probs[np.arange(len(text) + 1), ids[1:]].sum()
+
+
+def test_eval_scores_the_test_items_with_the_padding_masked(items_run):
+    run = charrnn.load(items_run)
+    stored = items_module.load_split(items_run)
+    model = run.model()
+    losses = [naive_item_loss(model, run.vocab, text) for text in stored.test]
+    expected = sum(losses) / sum(len(text) + 1 for text in stored.test)
+    result = CliRunner().invoke(main, ["eval", str(items_run), "--json"])
+    assert result.exit_code == 0, result.output
+    scored = json.loads(result.output)
+    assert scored["file"] == "test split" and scored["items"] == 57
+    assert scored["chars"] == sum(len(text) + 1 for text in stored.test)
+    assert scored["loss"] == pytest.approx(expected, rel=1e-4)
+    info = json.loads(CliRunner().invoke(main, ["info", str(items_run), "--json"]).output)
+    assert info["test_loss"] == pytest.approx(scored["loss"], rel=1e-6) and info["test_items"] == 57
+    text = CliRunner().invoke(main, ["info", str(items_run)]).output
+    assert "on 57 test items (end symbols counted)" in text
+
+
+def test_eval_of_a_file_scores_its_lines_as_items(items_run, tmp_path):
+    path = write_lines(tmp_path / "few.txt", ["anna", "", "liro"])
+    result = CliRunner().invoke(main, ["eval", str(items_run), str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["items"] == 2 and json.loads(result.output)["chars"] == 10
+
+
+def test_validation_loss_is_the_masked_item_loss(items_run):
+    run = charrnn.load(items_run)
+    stored = items_module.load_split(items_run)
+    model = run.model()
+    naive = sum(naive_item_loss(model, run.vocab, text) for text in stored.validation)
+    naive /= sum(len(text) + 1 for text in stored.validation)
+    best = min(row["val_loss"] for row in run.metrics())
+    assert naive == pytest.approx(best, rel=1e-4)
+
+
+@pytest.mark.parametrize("cell", ["gru", "rnn"])
+def test_items_train_with_gru_and_simple_rnn(tmp_path, names_file, cell):
+    result = charrnn.train(names_file, tmp_path / cell, max_steps=6, cell=cell, **QUIET,
+                           **{**TINY_ITEMS, "eval_every": 6})
+    assert result.steps == 6 and result.best_val_loss < math.log(11) + 0.5
+
+
+def test_resume_continues_with_the_same_batches(tmp_path, names_file):
+    # a constant rate: under "anneal" a first session of 4 steps would anneal over its own 4 steps
+    options = dict(max_steps=8, deterministic=True, lr_schedule="constant", **QUIET, **{**TINY_ITEMS, "eval_every": 4})
+    whole = charrnn.train(names_file, tmp_path / "whole", **options)
+    charrnn.train(names_file, tmp_path / "half", **{**options, "max_steps": 4})
+    resumed = charrnn.train(names_file, tmp_path / "half", resume=True, **options)
+    assert resumed.steps == whole.steps == 8
+    assert resumed.last_metrics["val_loss"] == pytest.approx(whole.last_metrics["val_loss"], rel=1e-6)
+    for ours, theirs in zip(runs.load_checkpoint(tmp_path / "half")[0], runs.load_checkpoint(tmp_path / "whole")[0]):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-7)
+
+
+# ---------------------------------------------------------------- sampling
+
+def sample(run, *options):
+    result = CliRunner().invoke(main, ["sample", str(run), *options])
+    return result
+
+
+def test_sample_prints_whole_items_one_a_line(items_run):
+    result = sample(items_run, "--num-samples", "12", "--seed", "3")
+    assert result.exit_code == 0, result.output
+    lines = result.output.split("\n")
+    assert len(lines) == 13 and lines[-1] == "" and all(lines[:-1])
+    assert all(set(line) <= set("".join(SYLLABLES)) and len(line) <= 256 for line in lines[:-1])
+    assert sample(items_run, "--num-samples", "12", "--seed", "3").output == result.output
+    primed = sample(items_run, "--num-samples", "4", "--seed", "3", "--prime", "ka").output.split()
+    assert len(primed) == 4 and all(line.startswith("ka") for line in primed)
+
+
+def test_sample_length_caps_items(items_run):
+    """A draw that passes the cap unended is dropped (most made-up names have 6 letters)."""
+    from charrnn.sample import Sampler
+
+    result = items_module.sample_items(Sampler(items_run), charrnn.SampleConfig(num_samples=5, seed=1), max_length=5)
+    assert len(result.texts) == 5 and all(1 <= len(text) <= 5 for text in result.texts)
+    assert result.capped > 0 and result.draws >= 5 + result.capped
+    lines = sample(items_run, "--num-samples", "5", "--seed", "1", "--length", "5").output.split()
+    assert lines == result.texts
+
+
+def test_sample_tag_and_novel(items_run):
+    stored = items_module.load_split(items_run)
+    tagged = sample(items_run, "--num-samples", "40", "--seed", "2", "--tag", "--temperature", "0.6")
+    assert tagged.exit_code == 0, tagged.output
+    rows = [line.split("\t") for line in tagged.output.splitlines()]
+    assert len(rows) == 40 and {tag for _, tag in rows} <= {"in-train", "in-val", "in-test", "new"}
+    assert all(tag == stored.tag(text) for text, tag in rows)
+    assert all((tag == "new") == (text not in NAMES) for text, tag in rows)
+    train_name = next(name for name in NAMES if name not in stored.test + stored.validation)
+    assert stored.tag(train_name) == "in-train" and stored.tag(stored.validation[0]) == "in-val"
+    novel = sample(items_run, "--num-samples", "15", "--seed", "2", "--novel", "--tag", "--temperature", "0.6")
+    assert novel.exit_code == 0, novel.output
+    rows = [line.split("\t") for line in novel.output.splitlines()]
+    assert len(rows) == 15 and all(tag == "new" and text not in NAMES for text, tag in rows)
+    assert len({text for text, _ in rows}) == 15  # distinct
+
+
+def test_sample_json_gives_log_probabilities(items_run):
+    result = sample(items_run, "--num-samples", "5", "--seed", "4", "--json", "--tag", "--temperature", "0.7")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output)
+    run = charrnn.load(items_run)
+    model = run.model()
+    assert len(payload["items"]) == 5 and payload["draws"] >= 5
+    for row in payload["items"]:
+        assert set(row) == {"text", "log_prob", "chars", "nats_per_char", "tag"}
+        assert row["chars"] == len(row["text"]) + 1
+        assert row["log_prob"] == pytest.approx(-naive_item_loss(model, run.vocab, row["text"]), rel=1e-4)
+        assert row["nats_per_char"] == pytest.approx(-row["log_prob"] / row["chars"])
+
+
+def test_novel_not_satisfiable_is_one_error_line(items_run, monkeypatch):
+    monkeypatch.setattr(items_module, "MIN_DRAWS", 30)
+    result = sample(items_run, "--num-samples", "3", "--novel", "--argmax", "--length", "8")
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: found ") and "novel items of the 3 asked for in 60 draws" in result.output  # max(30, 20 x 3)
+    assert result.output.count("\n") == 1
+
+
+def test_items_options_on_a_stream_run_are_usage_errors(tiny_run):
+    for option in ("--novel", "--tag"):
+        result = sample(tiny_run, option)
+        assert result.exit_code == 2 and "need an items run" in result.output
+    result = CliRunner().invoke(main, ["eval", str(tiny_run)])
+    assert result.exit_code == 2 and "only an items run" in result.output
+
+
+# ---------------------------------------------------------------- bad input through the CLI
+
+def train_cli(*args):
+    return CliRunner().invoke(main, ["train", *map(str, args), "--quiet", "--max-steps", "2", "--units", "8",
+                                     "--layers", "1"])
+
+
+def test_train_items_bad_input_writes_nothing(tmp_path, items_run):
+    blank = tmp_path / "blank.txt"
+    blank.write_text("\n\n\n", encoding="utf-8")
+    result = train_cli(blank, "--items", "lines", "--out", tmp_path / "run")
+    assert result.exit_code == 1 and result.output == "Error: blank has no non-empty lines; --items lines makes one item of each\n"
+    assert not (tmp_path / "run").exists()
+    long = write_lines(tmp_path / "long.txt", ["abc", "abcdefghijk", "ab"])
+    before = {path.name: path.read_bytes() for path in items_run.iterdir() if path.is_file()}
+    result = train_cli(long, "--items", "lines", "--max-item-length", "10", "--out", items_run, "--force")
+    assert result.exit_code == 1
+    assert result.output == ("Error: line 2 of long has 11 characters, more than --max-item-length 10 (1 line(s) "
+                             "too long); shorten or remove them, or raise --max-item-length\n")
+    assert {path.name: path.read_bytes() for path in items_run.iterdir() if path.is_file()} == before
+    result = train_cli(long, "--items", "lines", "--seq-length", "9", "--out", tmp_path / "run")
+    assert result.exit_code == 2 and "--seq-length does not apply to --items lines" in result.output
+    result = train_cli(long, "--items", "words", "--out", tmp_path / "run")
+    assert result.exit_code == 2 and not (tmp_path / "run").exists()
+
+
+def test_a_damaged_split_file_is_one_error_line(items_run, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(items_run, copy)
+    (copy / items_module.ITEMS_FILE).write_bytes(b"not a zip")
+    result = CliRunner().invoke(main, ["eval", str(copy)])
+    assert result.exit_code == 1 and result.output.startswith("Error: ") and "items.npz is corrupt" in result.output
+
+
+def test_names_corpus_is_in_the_manifest():
+    from charrnn.corpus import manifest_entry
+
+    entry = manifest_entry("names")
+    assert entry["sha256"] == "0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8cc4d"
+    assert entry["size"] == 228145 and entry["url"].endswith("makemore/master/names.txt")
