@@ -23,7 +23,7 @@ import numpy as np
 
 
 def write_corpus(path: Path, megabytes: int) -> None:
-    from charrnn.corpus import get_corpus
+    from charrnn.data.corpus import get_corpus
 
     try:
         lines = get_corpus("tinyshakespeare", download=False).read_text("utf-8").splitlines(keepends=True)
@@ -71,8 +71,8 @@ def main():
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         os.environ["CHARRNN_CACHE_DIR"] = str(Path(folder) / "cache")
-        from charrnn.copyindex import CopyIndex, build_table
-        from charrnn.corpus import load_corpus
+        from charrnn.generation.copyindex import CopyIndex, build_table
+        from charrnn.data.corpus import load_corpus
 
         path = args.corpus or Path(folder) / "corpus.txt"
         if args.corpus is None:

@@ -39,9 +39,9 @@ def main():
     args = parser.parse_args()
     import tensorflow as tf
 
-    from charrnn.bench import train_intervals
+    from charrnn.tools.bench import train_intervals
     from charrnn.config import ModelConfig
-    from charrnn.model import build_char_model
+    from charrnn.models.char_model import build_char_model
 
     gpus = tf.config.list_physical_devices("GPU")
     if not gpus:

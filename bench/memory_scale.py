@@ -32,7 +32,7 @@ def main():
     parser.add_argument("--megabytes", type=int, default=100)
     parser.add_argument("--steps", type=int, default=20)
     args = parser.parse_args()
-    from charrnn.corpus import RACY_NS, get_corpus, load_corpus
+    from charrnn.data.corpus import RACY_NS, get_corpus, load_corpus
 
     try:
         seed_text = get_corpus("tinyshakespeare", download=False).read_text("utf-8")

@@ -19,8 +19,8 @@ from pathlib import Path
 RESCORE = """
 import json, sys
 import charrnn
-from charrnn.corpus import load_corpus, split
-from charrnn.evaluate import score_ids
+from charrnn.data.corpus import load_corpus, split
+from charrnn.generation.evaluate import score_ids
 run = charrnn.load(sys.argv[1])
 window = int(sys.argv[2])
 config = run.train_config

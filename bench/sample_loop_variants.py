@@ -27,7 +27,7 @@ def main():
     args = parser.parse_args()
     import tensorflow as tf
 
-    from charrnn.bench import machine
+    from charrnn.tools.bench import machine
 
     vocab, units, streams, steps = 65, 256, args.streams, args.steps
     rng = np.random.default_rng(0)

@@ -19,8 +19,8 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--length", type=int, default=2000)
     args = parser.parse_args()
-    from charrnn.bench import _untrained_run, machine, sample_speed
-    from charrnn.sample import Sampler
+    from charrnn.tools.bench import _untrained_run, machine, sample_speed
+    from charrnn.generation.sampler import Sampler
 
     run = _untrained_run(65)
     sampler = Sampler(run)

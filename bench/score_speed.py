@@ -38,7 +38,7 @@ def main() -> None:
     options = parser.parse_args()
     import charrnn
 
-    scoring = importlib.import_module("charrnn.score")  # the module (charrnn.score is the function)
+    scoring = importlib.import_module("charrnn.generation.score")  # the module (charrnn.score is the function)
     run = charrnn.load(options.run)
     texts = [line for line in (options.file or find_names()).read_text("utf-8").split("\n") if line][: options.count]
     chars = sum(len(text) for text in texts)

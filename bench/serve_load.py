@@ -104,7 +104,7 @@ def main():
     parser.add_argument("--length", type=int, default=500)
     parser.add_argument("--temperature", type=float, default=0.8)
     args = parser.parse_args()
-    from charrnn.bench import machine
+    from charrnn.tools.bench import machine
 
     rows, texts = [], []
     for label, max_streams in (("batched (--max-streams 64)", 64), ("one at a time (--max-streams 1)", 1)):

@@ -6,7 +6,7 @@
 Each round runs, each in a fresh process: charrnn fp32, the PyTorch twin fp32, charrnn
 mixed_bfloat16, the twin under bf16 autocast (the twin only with `--torch-python`, an
 interpreter that has torch). charrnn runs through `charrnn.train` itself (evaluations,
-checkpoints, saved models; see `charrnn.bench.train_intervals`), so the rates are those of
+checkpoints, saved models; see `charrnn.tools.bench.train_intervals`), so the rates are those of
 `charrnn train`; each evaluation interval's chars/s is printed, and an interval below 0.6 x its
 run's median is flagged SLOW (the script then exits 1). A row's figure is the median over rounds of
 each run's median interval (the first interval, which builds the graphs, is left out). The
@@ -21,10 +21,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from charrnn.bench import SLOW_SHARE, slow_intervals, steady_median
+from charrnn.tools.bench import SLOW_SHARE, slow_intervals, steady_median
 
 HERE = Path(__file__).resolve().parent
-CHARRNN = ("import json, sys; from charrnn.bench import train_intervals; "
+CHARRNN = ("import json, sys; from charrnn.tools.bench import train_intervals; "
            "print(json.dumps(train_intervals(steps=int(sys.argv[1]), eval_every=int(sys.argv[2]), "
            "precision=sys.argv[3], dropout=float(sys.argv[4]))))")
 

@@ -14,25 +14,23 @@ The public API (TensorFlow is imported only when a function that needs it is cal
 
 __version__ = "0.1.0"
 
-# Submodules `charrnn.train` and `charrnn.evaluate` share their names with the functions below;
-# importing the functions here (after the submodules load) keeps `charrnn.train(...)` callable.
-from .config import ModelConfig, SampleConfig, TrainConfig  # noqa: E402
-from .corpus import get_corpus, load_corpus  # noqa: E402
-from .errors import CharRNNError, CorpusError, RunError, TrainingError, VocabularyError  # noqa: E402
-from .evaluate import evaluate  # noqa: E402
-from .runs import load  # noqa: E402
-from .score import score  # noqa: E402
-from .train import TrainResult, train  # noqa: E402
-from .vocab import Vocabulary  # noqa: E402
+from charrnn.config import ModelConfig, SampleConfig, TrainConfig  # noqa: E402
+from charrnn.data.corpus import get_corpus, load_corpus  # noqa: E402
+from charrnn.errors import CharRNNError, CorpusError, RunError, TrainingError, VocabularyError  # noqa: E402
+from charrnn.generation.evaluate import evaluate  # noqa: E402
+from charrnn.runs import load  # noqa: E402
+from charrnn.generation.score import score  # noqa: E402
+from charrnn.training.train import TrainResult, train  # noqa: E402
+from charrnn.data.vocab import Vocabulary  # noqa: E402
 
 
 def __getattr__(name):
     if name == "Sampler":  # imports TensorFlow, so only on first use
-        from .sample import Sampler
+        from charrnn.generation.sampler import Sampler
 
         return Sampler
     if name in ("beam_search", "BeamSearcher", "BeamResult"):
-        from . import beam
+        from charrnn.generation import beam
 
         return getattr(beam, name)
     raise AttributeError(f"module 'charrnn' has no attribute {name!r}")

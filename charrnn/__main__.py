@@ -1,5 +1,5 @@
 """`python -m charrnn` runs the CLI."""
 
-from .cli import main
+from charrnn.cli.main import main
 
 main()

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
-from .errors import WriteError
+from charrnn.errors import WriteError
 
 
 def _fsync_dir(folder: Path) -> None:

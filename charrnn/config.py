@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from .errors import ConfigError
+from charrnn.errors import ConfigError
 
 CELLS = ("lstm", "gru", "rnn")
 

@@ -12,17 +12,19 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .atomic import atomic_path, atomic_save_model, atomic_write_bytes, atomic_write_text  # noqa: F401 (re-exported)
-from .config import ModelConfig, TrainConfig
-from .errors import RunError
-from .vocab import Vocabulary
+from charrnn.atomic import atomic_path, atomic_save_model, atomic_write_bytes, atomic_write_text  # noqa: F401 (re-exported)
+from charrnn.config import ModelConfig, TrainConfig
+from charrnn.errors import RunError
+from charrnn.data.vocab import Vocabulary
 
 FORMAT_VERSION = 1
+LOG2_E = 1.0 / math.log(2.0)  # bits per nat
 CONFIG, VOCAB, MODEL, CHECKPOINT, METRICS = "config.json", "vocab.json", "model.keras", "checkpoint.npz", "metrics.jsonl"
 
 
@@ -72,7 +74,7 @@ class Run:
         """Loads model.keras with Keras's safe_mode on (no arbitrary code is deserialized)."""
         import keras
 
-        from . import layers  # noqa: F401  registers charrnn>OneHot for deserialization
+        from charrnn.models import layers  # noqa: F401  registers charrnn>OneHot for deserialization
 
         path = self.path / MODEL
         try:
@@ -86,7 +88,7 @@ class Run:
 
     def model(self, seq_length: int | None = None, unroll: bool | None = None):
         """Builds the char model (optionally with a fixed window) holding the best weights."""
-        from .model import build_char_model
+        from charrnn.models.char_model import build_char_model
 
         model = build_char_model(self.model_config, seq_length=seq_length, unroll=unroll)
         saved = self.keras_model()
@@ -143,6 +145,11 @@ def _read_json(path: Path) -> Any:
 def write_run_files(path: Path, config: dict, vocab: Vocabulary) -> None:
     atomic_write_text(path / CONFIG, json.dumps(config, indent=2, ensure_ascii=False) + "\n")
     atomic_write_text(path / VOCAB, vocab.to_json() + "\n")
+
+
+def bits_per_char(nats: float) -> float:
+    """A loss in nats per character as bits per character (the metrics' `val_bpc`)."""
+    return nats * LOG2_E
 
 
 def read_metrics(path: Path) -> list[dict]:

@@ -14,7 +14,7 @@ import contextlib
 import os
 import sys
 
-from .errors import CharRNNError
+from charrnn.errors import CharRNNError
 
 LOGS_VARIABLE = "CHARRNN_TF_LOGS"  # set to 1 to see TensorFlow's own log lines
 _started = False

@@ -10,12 +10,12 @@ import pytest
 from click.testing import CliRunner
 
 from charrnn import runs
-from charrnn.beam import BeamError, BeamSearcher, beam_search
-from charrnn.cli import main
+from charrnn.generation.beam import BeamError, BeamSearcher, beam_search
+from charrnn.cli.main import main
 from charrnn.config import ModelConfig, TrainConfig
-from charrnn.model import build_char_model
-from charrnn.sample import Sampler
-from charrnn.vocab import Vocabulary
+from charrnn.models.char_model import build_char_model
+from charrnn.generation.sampler import Sampler
+from charrnn.data.vocab import Vocabulary
 
 
 def make_run(path, symbols="ab\n", items=None, cell="lstm", seed=5, scale=3.0, newline_bias=0.0):

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 import charrnn
-from charrnn.cli import main
+from charrnn.cli.main import main
 
 from .conftest import TINY_OPTIONS
 
@@ -27,7 +27,7 @@ def test_help_and_version():
 
 RUN_CLI_AND_LIST_MODULES = """
 import sys
-from charrnn.cli import main
+from charrnn.cli.main import main
 try:
     main(sys.argv[1:], prog_name="charrnn")
 except SystemExit as done:
@@ -54,24 +54,43 @@ def test_no_module_imports_another_that_imports_it_back():
 
 
 def import_graph() -> dict:
-    """charrnn's modules and the charrnn modules each imports (relative or absolute imports)."""
+    """charrnn's modules (dotted, relative to the package: "data.vocab", "cli", ...) and the charrnn
+    modules each imports (absolute or relative imports; a name imported from a package counts as
+    that submodule when it is one)."""
     import ast
     from pathlib import Path
 
     import charrnn
 
     package = Path(charrnn.__file__).parent
-    names = {path.stem for path in package.glob("*.py")}
+    def dotted(path):
+        parts = list(path.relative_to(package).with_suffix("").parts)
+        return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+    files = {dotted(path): path for path in package.rglob("*.py")}
     graph = {}
-    for name in names:
-        tree = ast.parse((package / f"{name}.py").read_text("utf-8"))
+    for name, path in files.items():
+        here = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
         edges = set()
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and (node.level == 1 or (node.module or "").startswith("charrnn")):
-                module = (node.module or "").removeprefix("charrnn").lstrip(".").split(".")[0]
-                targets = [module] if module else [alias.name for alias in node.names]
-                edges.update(target for target in targets if target in names and target != name)
-        graph[name] = edges - {"__init__"}
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            if isinstance(node, ast.Import):
+                modules = [alias.name.removeprefix("charrnn").lstrip(".") for alias in node.names
+                           if alias.name.startswith("charrnn.")]
+                edges.update(module for module in modules if module in files)
+                continue
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            if node.level:
+                base = here[: len(here) - (node.level - 1)] if node.level > 1 else here
+                module = ".".join([*base, *([node.module] if node.module else [])])
+            elif (node.module or "").startswith("charrnn"):
+                module = node.module.removeprefix("charrnn").lstrip(".")
+            else:
+                continue
+            for alias in node.names:
+                submodule = f"{module}.{alias.name}".lstrip(".")
+                edges.add(submodule if submodule in files else module)
+        graph[name] = {edge for edge in edges if edge in files and edge not in ("", name)}
     return graph
 
 
@@ -86,7 +105,7 @@ def find_cycle(graph: dict, start: str, path: tuple = ()):
 
 
 def test_cli_extra_can_be_imported_first():
-    done = subprocess.run([sys.executable, "-c", "import charrnn.cli_extra"], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-c", "import charrnn.cli.extra"], capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, done.stderr
 
@@ -230,12 +249,12 @@ def test_forecast_train_replaces_a_run_only_with_force(tmp_path, files):
 
 
 def test_a_bug_is_reported_as_one_and_its_traceback_saved(monkeypatch, tmp_path):
-    import charrnn.corpus
+    import charrnn.data.corpus
 
     def broken_manifest():
         raise ValueError("boom inside charrnn")
 
-    monkeypatch.setattr(charrnn.corpus, "manifest", broken_manifest)
+    monkeypatch.setattr(charrnn.data.corpus, "manifest", broken_manifest)
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     monkeypatch.setattr("tempfile.tempdir", None)  # let tempfile see the new TMPDIR
     result = invoke("corpus", "list")

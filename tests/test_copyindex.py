@@ -15,9 +15,9 @@ except ImportError:  # pragma: no cover - CI must have it
         raise
     given = None
 
-from charrnn import copyindex
-from charrnn.cli import main
-from charrnn.copyindex import CopyIndex, Span, build_table, corpus_key, kgram_keys
+from charrnn.generation import copyindex
+from charrnn.cli.main import main
+from charrnn.generation.copyindex import CopyIndex, Span, build_table, corpus_key, kgram_keys
 
 
 def longest_common_span(text, corpus):

@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from charrnn import corpus
+from charrnn.data import corpus
 from charrnn.errors import CorpusError
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from charrnn.data import WindowBatches, scoring_windows
+from charrnn.data.windows import WindowBatches, scoring_windows
 from charrnn.errors import CorpusError
 
 

@@ -7,7 +7,7 @@ import sys
 from click.testing import CliRunner
 
 import charrnn
-from charrnn.cli import main
+from charrnn.cli.main import main
 
 from .conftest import TINY_OPTIONS, require, require_program
 

@@ -8,10 +8,10 @@ import pytest
 from click.testing import CliRunner
 
 import charrnn
-from charrnn.cli import main
+from charrnn.cli.main import main
 from charrnn.config import ModelConfig
-from charrnn.finetune import NEW_SYMBOL_BIAS, FineTune, grow_vocabulary, grow_weights
-from charrnn.vocab import Vocabulary
+from charrnn.models.finetune import NEW_SYMBOL_BIAS, FineTune, grow_vocabulary, grow_weights
+from charrnn.data.vocab import Vocabulary
 
 from .conftest import TINY_OPTIONS
 
@@ -36,7 +36,7 @@ def test_grow_vocabulary_keeps_old_ids():
 
 @pytest.mark.parametrize("cell,embedding_dim", [("lstm", 4), ("gru", 4), ("rnn", 4), ("lstm", 0), ("gru", 0), ("rnn", 0)])
 def test_grown_model_predicts_the_old_symbols_as_before(cell, embedding_dim):
-    from charrnn.model import build_char_model
+    from charrnn.models.char_model import build_char_model
 
     shape = dict(cell=cell, layers=2, units=8, embedding_dim=embedding_dim, dropout=0.0)
     parent = build_char_model(ModelConfig(vocab_size=5, **shape))
@@ -74,7 +74,7 @@ def test_initial_weights_from_a_real_run_keep_its_predictions(tmp_path, tiny_run
     parent = charrnn.load(tiny_run)
     assert vocab.symbols[: parent.vocab.size] == parent.vocab.symbols and "Z" in vocab.symbols[parent.vocab.size:]
     config = tune.model_config({}, vocab.size)
-    from charrnn.model import build_char_model
+    from charrnn.models.char_model import build_char_model
 
     model = build_char_model(config)
     model.set_weights(tune.initial_weights(config))

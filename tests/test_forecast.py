@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from charrnn.errors import CharRNNError, TrainingError
-from charrnn.forecast import (MinMaxScaler, StandardScaler, build_forecaster, check_monitor, make_windows,
+from charrnn.forecast.forecast import (MinMaxScaler, StandardScaler, build_forecaster, check_monitor, make_windows,
                               predict_csv, read_csv_column, train_csv, windows_dataset)
 
 

@@ -9,12 +9,12 @@ import pytest
 from click.testing import CliRunner
 
 import charrnn
-from charrnn import items as items_module
+from charrnn.data import items as items_module
 from charrnn import runs
-from charrnn.cli import main
+from charrnn.cli.main import main
 from charrnn.errors import CorpusError
-from charrnn.items import END, ItemBatches, lines_as_items, pad_items, read_items, split_items, split_sizes
-from charrnn.vocab import Vocabulary
+from charrnn.data.items import END, ItemBatches, lines_as_items, pad_items, read_items, split_items, split_sizes
+from charrnn.data.vocab import Vocabulary
 
 QUIET = dict(progress=False, log=lambda line: None)
 TINY_ITEMS = dict(items="lines", layers=1, units=32, embedding_dim=8, batch_size=16, eval_every=10)
@@ -249,7 +249,7 @@ def test_sample_prints_whole_items_one_a_line(items_run):
 
 def test_sample_length_caps_items(items_run):
     """A draw that passes the cap unended is dropped (most made-up names have 6 letters)."""
-    from charrnn.sample import Sampler
+    from charrnn.generation.sampler import Sampler
 
     result = items_module.sample_items(Sampler(items_run), charrnn.SampleConfig(num_samples=5, seed=1), max_length=5)
     assert len(result.texts) == 5 and all(1 <= len(text) <= 5 for text in result.texts)
@@ -342,7 +342,7 @@ def test_a_damaged_split_file_is_one_error_line(items_run, tmp_path):
 
 
 def test_names_corpus_is_in_the_manifest():
-    from charrnn.corpus import manifest_entry
+    from charrnn.data.corpus import manifest_entry
 
     entry = manifest_entry("names")
     assert entry["sha256"] == "0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8cc4d"

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from charrnn.config import ModelConfig
-from charrnn.layers import OneHot, StackWiringError, dense_head, recurrent_stack
-from charrnn.model import build_char_model
+from charrnn.models.layers import OneHot, StackWiringError, dense_head, recurrent_stack
+from charrnn.models.char_model import build_char_model
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])

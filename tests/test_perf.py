@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 import charrnn
-from charrnn import precision
-from charrnn.bench import slow_intervals, steady_median, train_intervals
-from charrnn.cli import main
+from charrnn.training import precision
+from charrnn.tools.bench import slow_intervals, steady_median, train_intervals
+from charrnn.cli.main import main
 
 from .conftest import TINY_OPTIONS
 

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 import charrnn
 from charrnn import runs
-from charrnn.cli import main
+from charrnn.cli.main import main
 
 from .conftest import TINY_OPTIONS
 

@@ -6,9 +6,9 @@ import charrnn
 from charrnn import runs
 from charrnn.config import ModelConfig, SampleConfig, TrainConfig
 from charrnn.errors import VocabularyError
-from charrnn.model import build_char_model
-from charrnn.sample import Sampler
-from charrnn.vocab import Vocabulary
+from charrnn.models.char_model import build_char_model
+from charrnn.generation.sampler import Sampler
+from charrnn.data.vocab import Vocabulary
 
 
 def make_run(tmp_path, cell="lstm", embedding_dim=6):
@@ -66,7 +66,7 @@ def test_greedy_options_agree(tmp_path):
 def test_draws_follow_the_softmax_at_the_temperature(mode):
     import tensorflow as tf
 
-    from charrnn.sample import _draw, _stream_keys
+    from charrnn.generation.sampler import _draw, _stream_keys
 
     logits = np.tile(np.array([[2.0, 1.0, 0.0, -1.0, -6.0]], np.float32), (20000, 1))
     temperature = 0.7
@@ -90,7 +90,7 @@ def test_draws_follow_the_softmax_at_the_temperature(mode):
 def test_top_k_top_p_pairwise_and_sorted_agree(monkeypatch, top_k, top_p):
     import tensorflow as tf
 
-    from charrnn import sample
+    from charrnn.generation import sampler as sample
 
     logits = np.random.default_rng(0).normal(0, 2, (300, 65)).astype(np.float32)
 

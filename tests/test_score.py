@@ -10,10 +10,10 @@ import pytest
 from click.testing import CliRunner
 
 import charrnn
-from charrnn.cli import main
+from charrnn.cli.main import main
 from charrnn.errors import VocabularyError
 
-score_module = importlib.import_module("charrnn.score")  # charrnn.score is the function
+score_module = importlib.import_module("charrnn.generation.score")  # charrnn.score is the function
 
 
 def invoke(*args):

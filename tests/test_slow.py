@@ -6,8 +6,8 @@ import pytest
 from click.testing import CliRunner
 
 import charrnn
-from charrnn.cli import main
-from charrnn.demos import FORECAST_DEMOS, hello_demo, run_forecast_demo
+from charrnn.cli.main import main
+from charrnn.forecast.demos import FORECAST_DEMOS, hello_demo, run_forecast_demo
 
 from .conftest import shakespeare_or_skip
 

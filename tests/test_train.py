@@ -9,7 +9,7 @@ import charrnn
 from click.testing import CliRunner
 
 from charrnn import runs
-from charrnn.cli import main
+from charrnn.cli.main import main
 from charrnn.errors import RunError, TrainingError
 
 from .conftest import TINY_OPTIONS
@@ -52,7 +52,7 @@ def test_resume_continues_the_count(tmp_path, tiny_corpus):
 
 def interrupt_after(monkeypatch, steps: int) -> None:
     """Makes training see a Ctrl-C right after its `steps`-th step in this process."""
-    from charrnn.callbacks import StepCounter
+    from charrnn.training.callbacks import StepCounter
 
     done = {"steps": 0}
     original = StepCounter.on_train_batch_end

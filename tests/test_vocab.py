@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from charrnn.errors import VocabularyError
-from charrnn.vocab import Vocabulary, smallest_uint_dtype
+from charrnn.data.vocab import Vocabulary, smallest_uint_dtype
 
 
 def test_helo_one_hot_rows():

@@ -37,8 +37,8 @@ class Service:
 
     def score(self, texts: list) -> list[dict]:
         """`charrnn score`'s numbers for each text (called in a worker thread)."""
-        from ..errors import VocabularyError
-        from ..score import Scorer
+        from charrnn.errors import VocabularyError
+        from charrnn.generation.score import Scorer
 
         with self._scoring:
             if self._scorer is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..cli_common import POSITIVE_INT, reports_errors
+from charrnn.cli.common import POSITIVE_INT, reports_errors
 
 
 @click.command()
@@ -16,7 +16,7 @@ from ..cli_common import POSITIVE_INT, reports_errors
 def serve(run, host, port, max_streams):
     """Serve RUN over HTTP: POST /generate, GET /stream (server-sent events), GET /health,
     GET /info, and a page at GET /. Ctrl-C or SIGTERM finishes the requests in flight, then exits."""
-    from ..errors import CharRNNError
+    from charrnn.errors import CharRNNError
 
     try:
         import starlette  # noqa: F401

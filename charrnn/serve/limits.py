@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from ..config import SampleConfig
+from charrnn.config import SampleConfig
 
 MAX_BODY_BYTES = 16 * 1024  # a JSON body larger than this gets 413
 MAX_LENGTH = 10_000  # characters generated per sample

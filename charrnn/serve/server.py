@@ -13,8 +13,8 @@ GRACEFUL_S = 120  # at most this long to finish requests in flight after Ctrl-C 
 
 def build_service(run, max_streams: int = 64):
     """A started `Service` (engine running, loop compiled for small batches) for a run or its path."""
-    from .. import runs
-    from ..sample import Sampler
+    from charrnn import runs
+    from charrnn.generation.sampler import Sampler
     from .app import Service
     from .engine import Engine
 
@@ -33,7 +33,7 @@ def _bind(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as error:
         sock.close()
-        from ..errors import CharRNNError
+        from charrnn.errors import CharRNNError
 
         raise CharRNNError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
     sock.listen(2048)

@@ -89,9 +89,9 @@ def render(analysis: dict, title: str, chosen: tuple[int, int] | None = None, to
 def inspect_run(run, file: str | Path, out: str | Path, max_chars: int = 3000,
                 cell: tuple[int, int] | None = None) -> Path:
     """Writes the HTML report for `file` (its first `max_chars` characters) and returns its path."""
-    from .atomic import atomic_write_text
-    from .corpus import load_corpus
-    from .errors import ConfigError
+    from charrnn.atomic import atomic_write_text
+    from charrnn.data.corpus import load_corpus
+    from charrnn.errors import ConfigError
 
     corpus = load_corpus([file], run.train_config.encoding, vocab=run.vocab, use_cache=False)
     text = run.vocab.decode(corpus.ids[:max_chars])

@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-from .config import ModelConfig, TrainConfig
+from charrnn.config import ModelConfig, TrainConfig
 
 # The reference config (bench/torch_twin.py has the same shape); dropout is charrnn train's default
 REFERENCE_MODEL = dict(cell="lstm", layers=2, units=256, embedding_dim=64)
@@ -113,9 +113,9 @@ def train_intervals(corpus: str = "tinyshakespeare", steps: int = 300, eval_ever
     import tempfile
     from pathlib import Path
 
-    from . import runs
-    from .corpus import load_corpus
-    from .train import train
+    from charrnn import runs
+    from charrnn.data.corpus import load_corpus
+    from charrnn.training.train import train
 
     options = {**REFERENCE_MODEL, **REFERENCE_TRAIN, **overrides}
     if precision is not None:
@@ -149,7 +149,7 @@ def sample_speed(streams: int = 1, length: int = 2000, run=None, vocab_size: int
     """Characters per second of `Sampler` (a 2 x LSTM(256) model unless `run` or `sampler` is
     given), the best of `repeats` timed calls after a warm-up; `options` go to `generate`
     (e.g. top_k=20, or chunk_size=1 for one call per character)."""
-    from .sample import Sampler
+    from charrnn.generation.sampler import Sampler
 
     if sampler is None:
         sampler = Sampler(run) if run is not None else Sampler(_untrained_run(vocab_size))
@@ -168,9 +168,10 @@ def _untrained_run(vocab_size: int):
     import tempfile
     from pathlib import Path
 
-    from . import __version__, runs
-    from .model import build_char_model
-    from .vocab import Vocabulary
+    from charrnn import __version__
+    from charrnn import runs
+    from charrnn.models.char_model import build_char_model
+    from charrnn.data.vocab import Vocabulary
 
     folder = Path(tempfile.mkdtemp(prefix="charrnn-bench-"))
     vocab = Vocabulary([chr(32 + index) for index in range(vocab_size)])

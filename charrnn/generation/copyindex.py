@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import CharRNNError
+from charrnn.errors import CharRNNError
 
 log = logging.getLogger("charrnn")
 
@@ -93,7 +93,7 @@ class CopyIndex:
             stride: corpus positions between indexed k-grams. Defaults to 16.
             folder: where cached indexes live. Defaults to `<charrnn cache>/copyindex`.
         """
-        from .corpus import cache_dir
+        from charrnn.data.corpus import cache_dir
 
         _check_parameters(kgram, stride)
         folder = Path(folder) if folder is not None else cache_dir() / "copyindex"
@@ -206,7 +206,7 @@ def _open_table(path: Path, entries: int, dtype: np.dtype) -> np.ndarray | None:
 
 
 def _save_table(path: Path, table: np.ndarray) -> None:
-    from .atomic import atomic_path
+    from charrnn.atomic import atomic_path
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -279,8 +279,8 @@ def for_run(run, kgram: int = KGRAM, stride: int = STRIDE) -> CopyIndex:
     Raises:
         CorpusError: the corpus is neither cached nor readable with the same sha256.
     """
-    from .corpus import cached_ids, load_corpus
-    from .errors import CorpusError
+    from charrnn.data.corpus import cached_ids, load_corpus
+    from charrnn.errors import CorpusError
 
     described = run.corpus
     if not described.get("sha256") or not described.get("files"):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import CharRNNError
+from charrnn.errors import CharRNNError
 
 
 def export_saved_model(run, out: str | Path) -> Path:
@@ -22,7 +22,7 @@ def export_saved_model(run, out: str | Path) -> Path:
     """
     import tensorflow as tf
 
-    from .sample import CHUNK_CAPACITY, Sampler
+    from charrnn.generation.sampler import CHUNK_CAPACITY, Sampler
 
     out = Path(out)
     if out.exists():

@@ -3,7 +3,7 @@
 `make_windows` turns a series into (window -> next values) samples (the Keras tutorial's
 `split_x`, for several features and horizons); `MinMaxScaler`/`StandardScaler` are fitted on the
 training split only; `build_forecaster` stacks `recurrent_stack` and `dense_head` from
-`charrnn.layers`; `check_monitor` catches an EarlyStopping that watches a metric nobody logs.
+`charrnn.models.layers`; `check_monitor` catches an EarlyStopping that watches a metric nobody logs.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import CharRNNError, RunError, TrainingError
+from charrnn.errors import CharRNNError, RunError, TrainingError
 
 
 def make_windows(series, window: int, horizon: int = 1, target: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -121,7 +121,7 @@ def build_forecaster(window: int, features: int = 1, recurrent: Sequence[int] = 
                      outputs: int = 1, cell: str = "lstm", activation: str = "relu",
                      dense_activation: str | None | Sequence[str | None] = None,
                      return_sequences: Sequence[bool] | None = None, name: str = "forecaster"):
-    """Builds a windowed forecaster from the shared builders in `charrnn.layers`.
+    """Builds a windowed forecaster from the shared builders in `charrnn.models.layers`.
 
     Args:
         window: input steps.
@@ -141,7 +141,7 @@ def build_forecaster(window: int, features: int = 1, recurrent: Sequence[int] = 
     """
     import keras
 
-    from .layers import dense_head, recurrent_stack
+    from charrnn.models.layers import dense_head, recurrent_stack
 
     if recurrent:
         inputs = keras.Input((window, features), name="window")
@@ -235,7 +235,7 @@ def claim_forecast_dir(out: str | Path, force: bool = False) -> Path:
         RunError: `out` is a file, holds a run and `force` is off, or holds files of something
             other than a charrnn run (never overwritten).
     """
-    from . import runs
+    from charrnn import runs
 
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -274,7 +274,7 @@ def train_csv(path, column: str, out: str | Path, window: int = 24, horizon: int
     """
     import keras
 
-    from .atomic import atomic_save_model, atomic_write_text
+    from charrnn.atomic import atomic_save_model, atomic_write_text
 
     series = read_csv_column(path, column)
     cut = int(round(len(series) * (1 - val_fraction)))

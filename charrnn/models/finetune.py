@@ -24,10 +24,10 @@ from typing import Sequence
 
 import numpy as np
 
-from . import runs
-from .config import ModelConfig
-from .errors import OptionError, RunError
-from .vocab import Vocabulary
+from charrnn import runs
+from charrnn.config import ModelConfig
+from charrnn.errors import OptionError, RunError
+from charrnn.data.vocab import Vocabulary
 
 SHAPE_OPTIONS = ("cell", "layers", "units", "embedding_dim")  # must equal the parent's
 NEW_SYMBOL_BIAS = -20.0  # the output bias of a new symbol before the first step (nats)
@@ -118,7 +118,7 @@ class FineTune:
         Raises:
             RunError: the parent's model.keras does not match its config.
         """
-        from .model import build_char_model
+        from charrnn.models.char_model import build_char_model
 
         fresh = build_char_model(model_config)
         grow_weights(self.parent.model(), fresh, one_hot=model_config.embedding_dim == 0)
@@ -127,7 +127,7 @@ class FineTune:
 
 def corpus_symbols(sources: Sequence[str | Path], encoding: str) -> list[str]:
     """The distinct characters of a corpus (files, folders or named corpora), sorted."""
-    from .corpus import _scan, resolve_sources  # one streaming pass over the corpus, no ids kept
+    from charrnn.data.corpus import _scan, resolve_sources  # one streaming pass over the corpus, no ids kept
 
     _, files = resolve_sources(sources, encoding)
     return [chr(int(code)) for code in _scan(files, encoding)[3]]

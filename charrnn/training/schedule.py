@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from .config import TrainConfig
+from charrnn.config import TrainConfig
 
 
 def learning_rate_at(config: TrainConfig, progress: float) -> float:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import os
 
-from .config import TrainConfig
-from .errors import CharRNNError
+from charrnn.config import TrainConfig
+from charrnn.errors import CharRNNError
 
 
 def make_strategy(config: TrainConfig):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from .errors import CharRNNError
-from .atomic import atomic_path
+from charrnn.errors import CharRNNError
+from charrnn.atomic import atomic_path
 
 
 def plot_run(run, out: str | Path) -> Path:

@@ -16,7 +16,7 @@ import traceback
 
 import click
 
-from .config import ModelConfig, SampleConfig, TrainConfig
+from charrnn.config import ModelConfig, SampleConfig, TrainConfig
 
 POSITIVE_INT = click.IntRange(min=1)
 POSITIVE_FLOAT = click.FloatRange(min=0, min_open=True)
@@ -71,11 +71,11 @@ def reports_errors(command):
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
-        from .errors import CharRNNError, OptionError
+        from charrnn.errors import CharRNNError, OptionError
 
         try:
             if getattr(command, "uses_tensorflow", True):
-                from .tensorflow_setup import import_tensorflow
+                from charrnn.tensorflow_setup import import_tensorflow
 
                 import_tensorflow(_verbose())
             return command(*args, **kwargs)

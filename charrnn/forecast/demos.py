@@ -12,7 +12,7 @@ from contextlib import redirect_stdout
 
 import numpy as np
 
-from .vocab import Vocabulary
+from charrnn.data.vocab import Vocabulary
 
 # the 13 samples of the tutorial's later examples: [1,2,3]..[10,11,12], [20,30,40], [30,40,50], [40,50,60]
 THIRTEEN_X = np.array([[i, i + 1, i + 2] for i in range(1, 11)] + [[20, 30, 40], [30, 40, 50], [40, 50, 60]],
@@ -32,8 +32,8 @@ def hello_demo(seed: int = 0, epochs: int = 200) -> dict:
     """
     import keras
 
-    from .config import ModelConfig
-    from .model import build_char_model
+    from charrnn.config import ModelConfig
+    from charrnn.models.char_model import build_char_model
 
     keras.utils.set_random_seed(seed)
     vocab = Vocabulary(list("helo"))  # in the tutorial's order: h=[1,0,0,0], e=[0,1,0,0], ...
@@ -76,7 +76,7 @@ def _summary(model) -> str:
 
 def demo_sequence(seed: int) -> dict:
     """[1,2,3] -> 4 ... [4,5,6] -> 7, then predict [6,7,8] (about 9)."""
-    from .forecast import build_forecaster, lstm_parameter_count
+    from charrnn.forecast.forecast import build_forecaster, lstm_parameter_count
 
     x = np.array([[1, 2, 3], [2, 3, 4], [3, 4, 5], [4, 5, 6]], dtype=np.float32)[..., None]
     y = np.array([4, 5, 6, 7], dtype=np.float32)
@@ -92,7 +92,7 @@ def demo_sequence(seed: int) -> dict:
 
 def demo_early_stopping(seed: int) -> dict:
     """The 13 samples, EarlyStopping on loss (patience 100, up to 1000 epochs); [25,35,45] -> about 55."""
-    from .forecast import build_forecaster, early_stopping
+    from charrnn.forecast.forecast import build_forecaster, early_stopping
 
     model = build_forecaster(window=3, recurrent=(20,), dense=(5,))
     model.compile("adam", "mse")
@@ -106,7 +106,7 @@ def demo_early_stopping(seed: int) -> dict:
 
 def demo_dense_window(seed: int) -> dict:
     """Windows of 5 over 1..10 (x (6, 4), y (6,)) into a Dense net; [7,8,9,10] -> about 11."""
-    from .forecast import build_forecaster, make_windows
+    from charrnn.forecast.forecast import build_forecaster, make_windows
 
     x, y = make_windows(np.arange(1, 11), window=4)
     x, y = x[..., 0], y[:, 0]
@@ -119,8 +119,8 @@ def demo_dense_window(seed: int) -> dict:
 
 def demo_stacked(seed: int) -> dict:
     """Nine LSTM(10, return_sequences=True) then LSTM(3): a deep stack on the 13 samples."""
-    from .forecast import build_forecaster
-    from .layers import StackWiringError
+    from charrnn.forecast.forecast import build_forecaster
+    from charrnn.models.layers import StackWiringError
 
     try:  # the builder refuses a non-final layer that returns a vector, and explains why
         build_forecaster(window=3, recurrent=(10, 10, 3), return_sequences=(True, False, False))
@@ -145,7 +145,7 @@ def demo_extrapolation(seed: int) -> dict:
     """LSTM(200) -> Dense(10, 100, 10) -> Dense(1) on raw values, then on min-max scaled values."""
     import keras
 
-    from .forecast import MinMaxScaler, build_forecaster
+    from charrnn.forecast.forecast import MinMaxScaler, build_forecaster
 
     errors = {}
     for scaled in (False, True):
@@ -169,8 +169,8 @@ def demo_extrapolation(seed: int) -> dict:
 
 def demo_monitor(seed: int) -> dict:
     """EarlyStopping on a name that is never logged is caught before training."""
-    from .errors import TrainingError
-    from .forecast import build_forecaster, early_stopping
+    from charrnn.errors import TrainingError
+    from charrnn.forecast.forecast import build_forecaster, early_stopping
 
     model = build_forecaster(window=3, recurrent=(10,), dense=(5,))
     model.compile("adam", "mse", metrics=["mae"])

@@ -19,7 +19,7 @@ import dataclasses
 
 import numpy as np
 
-from .errors import CharRNNError, VocabularyError
+from charrnn.errors import CharRNNError, VocabularyError
 
 ITEM_END = "\n"  # an items run's start symbol and end-of-item symbol
 
@@ -62,7 +62,7 @@ class BeamSearcher:
     def __init__(self, run=None, *, sampler=None):
         import tensorflow as tf
 
-        from .sample import Sampler
+        from charrnn.generation.sampler import Sampler
 
         self.sampler = sampler if sampler is not None else Sampler(run)
         self.vocab = self.sampler.vocab

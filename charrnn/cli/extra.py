@@ -7,8 +7,8 @@ import json
 
 import click
 
-from .cli_common import POSITIVE_INT, reports_errors
-from .forecast import train_csv
+from charrnn.cli.common import POSITIVE_INT, reports_errors
+from charrnn.forecast.forecast import train_csv
 
 # `charrnn forecast train` shows the library's own defaults (forecast.py imports no TensorFlow)
 FORECAST_DEFAULTS = {name: parameter.default for name, parameter in inspect.signature(train_csv).parameters.items()}
@@ -30,7 +30,7 @@ def demo():
 @reports_errors
 def hello(seed):
     """One-hot vocabulary 'helo' and an LSTM trained on 'hell' -> 'ello'."""
-    from .demos import hello_demo
+    from charrnn.forecast.demos import hello_demo
 
     result = hello_demo(seed)
     click.echo("one-hot vocabulary:")
@@ -52,7 +52,7 @@ def hello(seed):
 @reports_errors
 def demo_forecast(names, seed, as_json):
     """The numeric windowed examples (all, or the NAMES given), each beside its expected value."""
-    from .demos import FORECAST_DEMOS, run_forecast_demo
+    from charrnn.forecast.demos import FORECAST_DEMOS, run_forecast_demo
 
     unknown = [name for name in names if name not in FORECAST_DEMOS]
     if unknown:
@@ -102,7 +102,7 @@ def forecast_train(data, column, window, horizon, out, epochs, seed, force):
 @reports_errors
 def forecast_predict(run, data):
     """Print the next values after the end of DATA's series."""
-    from .forecast import predict_csv
+    from charrnn.forecast.forecast import predict_csv
 
     for value in predict_csv(run, data):
         click.echo(f"{value:.6g}")
@@ -125,7 +125,7 @@ def bench_train(steps, eval_every, precision, corpus, as_json):
 
     Exits 1 if an interval ran below 0.6 x the median of the others (the first, which builds the
     graphs, is not judged)."""
-    from .bench import SLOW_SHARE, train_intervals
+    from charrnn.tools.bench import SLOW_SHARE, train_intervals
 
     if steps < 2 * eval_every:
         raise click.UsageError(f"--steps {steps} gives fewer than two intervals of --eval-every {eval_every}")
@@ -152,7 +152,7 @@ def bench_train(steps, eval_every, precision, corpus, as_json):
 @reports_errors
 def bench_sample(streams, length, run, as_json):
     """Sampling chars/s of Sampler, N streams at once."""
-    from .bench import sample_speed
+    from charrnn.tools.bench import sample_speed
 
     result = sample_speed(streams, length, run)
     if as_json:

@@ -15,8 +15,8 @@ from typing import Iterator
 
 import numpy as np
 
-from .config import SampleConfig
-from .errors import VocabularyError
+from charrnn.config import SampleConfig
+from charrnn.errors import VocabularyError
 
 # One compiled loop serves every chunk of up to CHUNK_CAPACITY characters (the length is a run-time
 # value; the ids go into a buffer of CHUNK_CAPACITY rows, so XLA compiles once per process, not once
@@ -42,7 +42,7 @@ class Sampler:
     """
 
     def __init__(self, run=None, *, model=None, vocab=None, config=None):
-        from . import runs
+        from charrnn import runs
 
         if model is None:
             if run is None:
@@ -100,7 +100,7 @@ class Sampler:
         carries it to the next step, out of the chain of dependent products between one draw
         and the next.
         """
-        from .model import recurrent_weights
+        from charrnn.models.char_model import recurrent_weights
 
         encoding = model.get_layer("encoding").get_weights()
         embedding = encoding[0] if encoding else np.eye(self.vocab.size, dtype=np.float32)

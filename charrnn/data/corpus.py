@@ -26,9 +26,9 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from .atomic import atomic_copy, atomic_open, atomic_write_text
-from .errors import CorpusError
-from .vocab import Vocabulary, smallest_uint_dtype
+from charrnn.atomic import atomic_copy, atomic_open, atomic_write_text
+from charrnn.errors import CorpusError
+from charrnn.data.vocab import Vocabulary, smallest_uint_dtype
 
 log = logging.getLogger("charrnn")
 

@@ -25,8 +25,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import CorpusError, RunError, VocabularyError
-from .vocab import Vocabulary
+from charrnn.errors import CorpusError, RunError, VocabularyError
+from charrnn.data.vocab import Vocabulary
 
 END = "\n"  # the start symbol and the end-of-item symbol
 ITEMS_FILE = "items.npz"  # in the run directory: held-out items and the splits' hashes
@@ -49,7 +49,7 @@ class Items:
         starts: int64 offset of each item in `ids`.
         lengths: int64 characters of each item (its end symbol excluded).
         vocab: the items' characters plus the end symbol "\\n".
-        corpus: the `charrnn.corpus.Corpus` read (name, sha256, files).
+        corpus: the `charrnn.data.corpus.Corpus` read (name, sha256, files).
     """
 
     ids: np.ndarray
@@ -96,7 +96,7 @@ def read_items(sources: str | Path | Sequence[str | Path], encoding: str = "utf-
             than the last that does not end with a newline (its last line would join the next file's).
         VocabularyError: with `vocab`, characters it does not hold.
     """
-    from .corpus import load_corpus
+    from charrnn.data.corpus import load_corpus
 
     sources = [sources] if isinstance(sources, (str, Path)) else list(sources)
     corpus = load_corpus(sources, encoding)
@@ -219,7 +219,7 @@ def _hashes(texts) -> np.ndarray:
 def save_split(run_dir: Path, items: Items, split: dict[str, np.ndarray]) -> None:
     """Writes `items.npz` atomically: the validation and test items themselves (at most 1000
     each) and the sorted 64-bit hashes of each split's distinct items (8 bytes an item)."""
-    from .atomic import atomic_write_bytes
+    from charrnn.atomic import atomic_write_bytes
 
     arrays = {}
     for name, indices in split.items():
@@ -301,7 +301,7 @@ def with_defaults(model_options: dict, train_options: dict) -> tuple[dict, dict]
         OptionError: --seq-length given (an items run's window is its longest item + 1), or
             --distribute multi-worker.
     """
-    from .errors import OptionError
+    from charrnn.errors import OptionError
 
     if train_options.get("seq_length") is not None:
         raise OptionError("--seq-length does not apply to --items lines: each window is one item, padded "
@@ -461,7 +461,7 @@ def evaluate_items(run, files=None, encoding: str | None = None, batch_size: int
     Returns:
         {"file", "items", "chars", "loss", "bpc"}: loss in nats per character, end symbols counted.
     """
-    from .evaluate import bits_per_char
+    from charrnn.runs import bits_per_char
 
     if files:
         sources = [files] if isinstance(files, (str, Path)) else list(files)
@@ -500,7 +500,7 @@ def sample_items(sampler, config, novel: bool = False, tag: bool = False, max_le
     kept, so the N items are distinct. Drawing stops after max(1000, 20 x N) draws.
 
     Args:
-        sampler: a `charrnn.sample.Sampler` of an items run.
+        sampler: a `charrnn.generation.sampler.Sampler` of an items run.
         config: a `SampleConfig`: num_samples, temperature, top_k, top_p, argmax, seed; `prime`
             is the start of every item; `length` is ignored (see max_length).
         novel: keep only distinct items not in the corpus. Defaults to False.
@@ -514,7 +514,7 @@ def sample_items(sampler, config, novel: bool = False, tag: bool = False, max_le
     Raises:
         CharRNNError: fewer than N items kept within the draw limit (saying how many were found).
     """
-    from .errors import CharRNNError
+    from charrnn.errors import CharRNNError
 
     if END in config.prime:
         raise VocabularyError("the prime of an item cannot hold a newline (the end symbol)")

@@ -4,8 +4,8 @@ progress, atomic checkpoints, early stopping, a time budget, clean interrupts an
 `train` prepares a `_Session` (configs, corpus, windows, run directory) and runs its loop: one
 `fit` call per interval between evaluations/checkpoints, the loop's position kept in a
 `LoopState` that the checkpoint stores. Stopping (budget, signals) and the progress bar live in
-`charrnn.progress`, the Keras callback and the TensorBoard log in `charrnn.callbacks`, and
-tf.distribute in `charrnn.distribute`.
+`charrnn.training.progress`, the Keras callback and the TensorBoard log in `charrnn.training.callbacks`, and
+tf.distribute in `charrnn.training.distribute`.
 """
 
 from __future__ import annotations
@@ -21,16 +21,19 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from . import __version__, items, runs
-from .config import DEFAULT_EPOCHS, ModelConfig, TrainConfig
-from .corpus import load_corpus, split
-from .data import WindowBatches
-from .distribute import is_chief, make_strategy
-from .errors import CharRNNError, OptionError, RunError, TrainingError
-from .evaluate import bits_per_char, make_scorer, score_ids
-from .finetune import FineTune
-from .progress import ProgressBar, Watcher
-from .schedule import learning_rate_at
+from charrnn import __version__
+from charrnn.data import items
+from charrnn import runs
+from charrnn.config import DEFAULT_EPOCHS, ModelConfig, TrainConfig
+from charrnn.data.corpus import load_corpus, split
+from charrnn.data.windows import WindowBatches
+from charrnn.training.distribute import is_chief, make_strategy
+from charrnn.errors import CharRNNError, OptionError, RunError, TrainingError
+from charrnn.generation.evaluate import make_scorer, score_ids
+from charrnn.runs import bits_per_char
+from charrnn.models.finetune import FineTune
+from charrnn.training.progress import ProgressBar, Watcher
+from charrnn.training.schedule import learning_rate_at
 
 # Training options a --resume may change; every other option must equal the run's own value (the
 # model's shape, the data order and split, the distribution set-up come from the run).
@@ -96,7 +99,7 @@ def train(sources: str | Path | Sequence[str | Path], out: str | Path | None = N
         progress: show a tqdm bar on stderr. Defaults to True.
         log: where to send status lines. Defaults to printing to stderr.
         init_from: a trained run to start from (fine-tuning): its best weights and shape, its
-            vocabulary grown by the corpus's new characters (see `charrnn.finetune`). Defaults
+            vocabulary grown by the corpus's new characters (see `charrnn.models.finetune`). Defaults
             to None (fresh weights).
         **options: any `ModelConfig` field (cell, layers, units, embedding_dim, dropout) or
             `TrainConfig` field (seq_length, batch_size, epochs, max_steps, time_budget, ...).
@@ -152,10 +155,10 @@ def _check_options(train_options: dict, saved: runs.Run | None) -> None:
 
 def resolve_precision(config: TrainConfig, model: ModelConfig, log: Callable[[str], None]) -> TrainConfig:
     """`config` with precision "auto" replaced by the one chosen for this machine and model
-    (`charrnn.precision.choose_precision`), said in one status line; other precisions as given."""
+    (`charrnn.training.precision.choose_precision`), said in one status line; other precisions as given."""
     if config.precision != "auto":
         return config
-    from .precision import choose_precision
+    from charrnn.training.precision import choose_precision
 
     precision, reason = choose_precision(model.cell, config.distribute)
     log(f"precision: {precision} ({reason}; --precision float32 or mixed_bfloat16 overrides)")
@@ -256,7 +259,7 @@ class _Session:
     # ------------------------------------------------------------ setup
 
     def _build(self) -> None:
-        from .model import configure_cpu_threads
+        from charrnn.models.char_model import configure_cpu_threads
 
         if self.train_config.distribute is None:
             configure_cpu_threads(self.model_config.layers)
@@ -264,11 +267,11 @@ class _Session:
         with self.strategy.scope() if self.strategy is not None else contextlib.nullcontext():
             self._build_model()
         if self.train_config.distribute == "multi-worker":
-            from .distribute import MultiWorkerFit
+            from charrnn.training.distribute import MultiWorkerFit
 
             self.multi_worker = MultiWorkerFit(self.strategy, self.model, self.optimizer, self.train_config.batch_size)
         if self.train_config.tensorboard and self.chief:
-            from .callbacks import TensorBoardLog
+            from charrnn.training.callbacks import TensorBoardLog
 
             self.tensorboard = TensorBoardLog(self.out / "tensorboard", self.corpus.vocab, self.model_config)
         self.scorer = items.make_item_scorer(self.model) if self.items is not None else make_scorer(self.model)
@@ -277,7 +280,7 @@ class _Session:
         import keras
         import tensorflow as tf
 
-        from .model import build_char_model, fused_available
+        from charrnn.models.char_model import build_char_model, fused_available
 
         config = self.train_config
         # The fused CPU stack is not used under tf.distribute (its custom gradient is untested there)
@@ -301,7 +304,7 @@ class _Session:
         into keras.layers.LSTM layers), so runs load and sample the same whichever way they trained."""
         if not self.fused:
             return self.model
-        from .model import build_char_model
+        from charrnn.models.char_model import build_char_model
 
         if self.plain_model is None:
             self.plain_model = build_char_model(self.model_config)
@@ -385,7 +388,7 @@ class _Session:
 
     def _interval(self, watcher: Watcher, bar: ProgressBar) -> str | None:
         """Trains up to the next evaluation or checkpoint boundary; returns why it stopped, if it did."""
-        from .callbacks import StepCounter
+        from charrnn.training.callbacks import StepCounter
 
         config, first = self.train_config, self.state.step
         checkpoint_every = config.checkpoint_every or config.eval_every

@@ -11,7 +11,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .errors import VocabularyError
+from charrnn.errors import VocabularyError
 
 _UNKNOWN = -1
 

@@ -15,17 +15,16 @@ the windows with XLA recompiles for every shape: see the README's scoring table.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from .errors import VocabularyError
+from charrnn.errors import VocabularyError
+from charrnn.runs import bits_per_char
 
 WINDOW = 256  # characters per compiled call; longer texts are scored window after window
 END_OF_ITEM = "\n"  # in an items run: the start symbol and the end-of-item symbol
-LOG2_E = 1.0 / math.log(2.0)
 
 
 def is_items_run(run) -> bool:
@@ -69,7 +68,7 @@ def score(run, texts: Sequence[str], batch_size: int = 256) -> list[dict]:
 def _result(text: str, chars: int, log_prob: float) -> dict:
     nats = -log_prob / chars if chars else None
     return {"text": text, "chars": chars, "log_prob": log_prob, "nats_per_char": nats,
-            "bits_per_char": nats * LOG2_E if chars else None}
+            "bits_per_char": bits_per_char(nats) if chars else None}
 
 
 def encode_texts(run, texts: Sequence[str]) -> list[np.ndarray]:
@@ -123,7 +122,7 @@ class Scorer:
     def __init__(self, run):
         import tensorflow as tf
 
-        from . import runs
+        from charrnn import runs
 
         self.run = run if isinstance(run, runs.Run) else runs.load(run)
         run = self.run
@@ -194,7 +193,7 @@ def _stateful_model(run):
     ([ids (batch, time), *states]) -> [logits (batch, time, vocab), *states], best weights copied."""
     import keras
 
-    from .layers import RECURRENT_LAYERS, input_encoding
+    from charrnn.models.layers import RECURRENT_LAYERS, input_encoding
 
     config = run.model_config
     trained = run.model()
@@ -253,7 +252,7 @@ def read_texts(run, files: Sequence[str | Path], lines: bool = False) -> list[di
 
 
 def _read_text(path: Path, encoding: str) -> str:
-    from .errors import CorpusError
+    from charrnn.errors import CorpusError
 
     try:
         data = path.read_bytes()

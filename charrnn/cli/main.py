@@ -12,9 +12,9 @@ import sys
 
 import click
 
-from .cli_common import (MODEL_DEFAULTS, POSITIVE_FLOAT, POSITIVE_INT, SAMPLE_DEFAULTS, TRAIN_DEFAULTS,  # noqa: F401
+from charrnn.cli.common import (MODEL_DEFAULTS, POSITIVE_FLOAT, POSITIVE_INT, SAMPLE_DEFAULTS, TRAIN_DEFAULTS,  # noqa: F401
                          given, reports_errors, setup_logging, without_tensorflow)
-from .config import DEFAULT_EPOCHS, LONG_SEQ_LENGTH, SHORT_BUDGET_S, SHORT_SEQ_LENGTH, SampleConfig
+from charrnn.config import DEFAULT_EPOCHS, LONG_SEQ_LENGTH, SHORT_BUDGET_S, SHORT_SEQ_LENGTH, SampleConfig
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -68,7 +68,7 @@ def main(verbose):
 @reports_errors
 def train(corpus, out, resume, force, quiet, **options):
     """Train a model on CORPUS (files, folders or a named corpus such as tinyshakespeare)."""
-    from .train import train as train_model
+    from charrnn.training.train import train as train_model
 
     if resume and force:
         raise click.UsageError("--resume and --force contradict each other; pick one")
@@ -117,9 +117,9 @@ def sample(context, run, novel, tag, rank, beam, as_json, **options):
 
     For an items run (--items lines) print --num-samples whole items, one a line.
     """
-    from . import runs
-    from .corpus import symbols_of_text
-    from .sample import Sampler
+    from charrnn import runs
+    from charrnn.data.corpus import symbols_of_text
+    from charrnn.generation.sampler import Sampler
 
     if rank and beam is not None:
         raise click.UsageError("--beam already gives the most likely texts first; drop --rank")
@@ -156,7 +156,7 @@ def sample(context, run, novel, tag, rank, beam, as_json, **options):
 
 def _write_symbols(symbols: str, encoding: str) -> None:
     """Writes generated symbols to stdout at once: a bytes run's as the raw bytes they stand for."""
-    from .corpus import output_of_symbols
+    from charrnn.data.corpus import output_of_symbols
 
     click.echo(output_of_symbols(symbols, encoding), nl=False)
     sys.stdout.flush()
@@ -164,8 +164,8 @@ def _write_symbols(symbols: str, encoding: str) -> None:
 
 def _sample_items(run, config: SampleConfig, length, novel: bool, tag: bool, as_json: bool) -> None:
     """Prints whole items from an items run: one a line, tab-tagged, or as one JSON object."""
-    from .items import item_log_probs, sample_items
-    from .sample import Sampler
+    from charrnn.data.items import item_log_probs, sample_items
+    from charrnn.generation.sampler import Sampler
 
     if length == 0:
         raise click.UsageError("--length 0 leaves no room for an item; give at least 1")
@@ -182,7 +182,7 @@ def _sample_items(run, config: SampleConfig, length, novel: bool, tag: bool, as_
 
 def _print_ranked(sampler, config, encoding: str) -> None:
     """`sample --rank`: every sample generated, then printed most likely first."""
-    from .score import rank
+    from charrnn.generation.score import rank
 
     for index, result in enumerate(rank(sampler.run, sampler.generate(config))):
         _write_symbols(("\n" if index else "") + result["text"] + "\n", encoding)
@@ -202,14 +202,14 @@ def _check_beam_options(context, beam, num_samples) -> None:
 
 def _print_samples(context, sampler, config, beam, as_json, rank=False) -> None:
     """`sample --beam` and `sample --json`: the samples (or best beams), then or with the reports."""
-    from . import copyindex
-    from .beam import BeamSearcher
+    from charrnn.generation import copyindex
+    from charrnn.generation.beam import BeamSearcher
 
     run = sampler.run
     items = getattr(run.train_config, "items", None) == "lines"
     index = _copy_index(run) if as_json and not items else None
     if beam is None and rank:
-        from .score import rank as ranked
+        from charrnn.generation.score import rank as ranked
 
         samples = ranked(run, sampler.generate(config))
     elif beam is None:
@@ -239,8 +239,8 @@ def _copy_index(run):
     """The copied-span index of RUN's training corpus, or None (with a warning) if unavailable."""
     import logging
 
-    from . import copyindex
-    from .errors import CorpusError
+    from charrnn.generation import copyindex
+    from charrnn.errors import CorpusError
 
     try:
         return copyindex.for_run(run)
@@ -261,8 +261,8 @@ def eval_command(run, file, encoding, as_json):
     For an items run (--items lines) FILE's lines are scored as items, and without FILE the
     run's test items are (each end symbol counted as a character, as makemore does).
     """
-    from . import runs
-    from .evaluate import evaluate
+    from charrnn import runs
+    from charrnn.generation.evaluate import evaluate
 
     loaded = runs.load(run)
     if not file and not loaded.train_config.items:
@@ -291,9 +291,9 @@ def score(run, file, lines, as_json, sort, batch_size):
     start symbol to the end symbol (which is counted). Columns: nats/char, bits/char, log-prob
     (nats), characters scored, and the file (or FILE:LINE and the line).
     """
-    from . import runs
-    from .score import read_texts
-    from .score import score as score_texts
+    from charrnn import runs
+    from charrnn.generation.score import read_texts
+    from charrnn.generation.score import score as score_texts
 
     loaded = runs.load(run)
     sources = read_texts(loaded, list(file), lines)
@@ -317,12 +317,12 @@ def score(run, file, lines, as_json, sort, batch_size):
 @reports_errors
 def info(run, as_json):
     """Show RUN's configuration, size, vocabulary and best metrics."""
-    from . import runs
+    from charrnn import runs
 
     loaded = runs.load(run)
     details = loaded.details()
     if loaded.train_config.items:  # the test loss of the best model, end symbols counted
-        from .items import evaluate_items
+        from charrnn.data.items import evaluate_items
 
         test = evaluate_items(loaded)
         details.update(test_items=test["items"], test_loss=test["loss"], test_bpc=test["bpc"])
@@ -353,8 +353,8 @@ def info(run, as_json):
 @without_tensorflow
 def plot(run, out):
     """Plot RUN's training and validation loss (nats/char and bits/char) against characters seen."""
-    from . import runs
-    from .plot import plot_run
+    from charrnn import runs
+    from charrnn.tools.plot import plot_run
 
     loaded = runs.load(run, require_model=False)
     click.echo(str(plot_run(loaded, out or loaded.path / "loss.png")))
@@ -368,8 +368,8 @@ def plot(run, out):
 @reports_errors
 def export(run, export_format, out):
     """Export RUN as a TF SavedModel with a generate(prime, length, temperature, seed) signature."""
-    from . import runs
-    from .export import export_saved_model
+    from charrnn import runs
+    from charrnn.generation.export import export_saved_model
 
     loaded = runs.load(run)
     click.echo(str(export_saved_model(loaded, out or loaded.path / "saved_model")))
@@ -385,8 +385,8 @@ def export(run, export_format, out):
 @reports_errors
 def inspect(run, file, out, max_chars, layer, cell):
     """Write an HTML page of FILE coloured by RUN's surprise and by cell activations."""
-    from . import runs
-    from .inspect_html import inspect_run
+    from charrnn import runs
+    from charrnn.tools.inspect_html import inspect_run
 
     if layer is not None and cell is None:
         raise click.UsageError("--layer picks the layer of --cell; give --cell too")
@@ -407,8 +407,8 @@ def corpus():
 @without_tensorflow
 def corpus_list(as_json):
     """List the named corpora and whether each is already on this machine."""
-    from .corpus import get_corpus, manifest
-    from .errors import CorpusError
+    from charrnn.data.corpus import get_corpus, manifest
+    from charrnn.errors import CorpusError
 
     rows = []
     for entry in manifest():
@@ -433,15 +433,15 @@ def corpus_list(as_json):
 @without_tensorflow
 def corpus_get(name, directory):
     """Fetch corpus NAME (verified by sha256) and print its path."""
-    from .corpus import get_corpus
+    from charrnn.data.corpus import get_corpus
 
     click.echo(str(get_corpus(name, directory)))
 
 
 def _register_optional_commands():
     """Commands that live in their own modules (demos, forecasting, benchmarks)."""
-    from . import cli_extra  # cli_extra imports cli_common, never this module: no cycle
-    from .serve.command import serve  # likewise
+    from charrnn.cli import extra as cli_extra  # cli_extra imports cli_common, never this module: no cycle
+    from charrnn.serve.command import serve  # likewise
 
     cli_extra.register(main)
     main.add_command(serve)

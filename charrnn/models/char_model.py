@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import keras
 
-from .config import ModelConfig
-from .layers import dense_head, input_encoding, recurrent_stack
+from charrnn.config import ModelConfig
+from charrnn.models.layers import dense_head, input_encoding, recurrent_stack
 
 
 def gpu_available() -> bool:
@@ -63,7 +63,7 @@ def build_char_model(config: ModelConfig, seq_length: int | None = None,
     ids = keras.Input(shape=(seq_length,), dtype="int32", name="ids")
     features = input_encoding(ids, config.vocab_size, config.embedding_dim)
     if fused:
-        from .fused_lstm import FusedLSTMStack
+        from charrnn.models.fused_lstm import FusedLSTMStack
 
         low_precision = keras.config.dtype_policy().compute_dtype == "bfloat16"
         hidden = FusedLSTMStack([config.units] * config.layers, dropout=config.dropout,

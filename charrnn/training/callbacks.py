@@ -14,8 +14,8 @@ class StepCounter(keras.callbacks.Callback):
     """Counts steps, sets each step's learning rate, feeds the progress bar and stops on demand.
 
     Args:
-        watcher: the run's `charrnn.progress.Watcher` (time budget, signals).
-        bar: the run's `charrnn.progress.ProgressBar`.
+        watcher: the run's `charrnn.training.progress.Watcher` (time budget, signals).
+        bar: the run's `charrnn.training.progress.ProgressBar`.
         schedule: called with the number of steps done in this interval before each step (it
             sets the learning rate).
     """
@@ -60,7 +60,7 @@ class TensorBoardLog:
     def write(self, model, row: dict) -> None:
         import tensorflow as tf
 
-        from .sample import Sampler
+        from charrnn.generation.sampler import Sampler
 
         if self.sampler is None:
             self.sampler = Sampler.from_model(model, self.vocab, self.model_config)

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
 
-from .data import scoring_windows
-
-LOG2_E = 1.0 / math.log(2.0)
-
-
-def bits_per_char(nats: float) -> float:
-    return nats * LOG2_E
+from charrnn.data.windows import scoring_windows
+from charrnn.runs import bits_per_char
 
 
 def make_scorer(model):
@@ -65,10 +59,10 @@ def evaluate(run, files=None, encoding: str | None = None, batch_size: int = 64)
     Raises:
         ValueError: no files for a run that is not an items run.
     """
-    from .corpus import load_corpus
+    from charrnn.data.corpus import load_corpus
 
     if run.train_config.items:
-        from .items import evaluate_items
+        from charrnn.data.items import evaluate_items
 
         return evaluate_items(run, files, encoding)
     if not files:

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from .errors import CorpusError
+from charrnn.errors import CorpusError
 
 
 class WindowBatches:

@@ -1,0 +1,1 @@
+"""Corpora, vocabularies and the batches models train on."""

@@ -1,0 +1,1 @@
+"""Using a trained model: sampling, beam search, scoring, export."""

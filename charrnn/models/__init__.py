@@ -1,0 +1,1 @@
+"""The shared layer builders and the models built from them."""

@@ -1,0 +1,1 @@
+"""Training runs: the loop, its progress and stopping, schedules, tf.distribute."""
