@@ -13,6 +13,7 @@ import contextlib
 import io
 import json
 import math
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,8 @@ from charrnn.data.vocab import Vocabulary
 FORMAT_VERSION = 1
 LOG2_E = 1.0 / math.log(2.0)  # bits per nat
 CONFIG, VOCAB, MODEL, CHECKPOINT, METRICS = "config.json", "vocab.json", "model.keras", "checkpoint.npz", "metrics.jsonl"
+ITEMS = "items.npz"  # an items run's held-out items and the splits' hashes
+RUN_FILES = (CONFIG, VOCAB, MODEL, CHECKPOINT, METRICS, ITEMS)  # what --force removes (and tensorboard/)
 
 
 # ---------------------------------------------------------------- the run directory
@@ -97,6 +100,40 @@ class Run:
         except ValueError as error:
             raise RunError(f"{self.path / MODEL} does not match the model in {CONFIG}: {error}") from None
         return model
+
+
+def claim_run_dir(out: str | Path, force: bool = False, resumable: bool = True) -> Path:
+    """Makes `out` ready for a new run, refusing to overwrite an existing one without `force`.
+
+    Args:
+        out: the run directory.
+        force: replace a charrnn run (text or forecast) already in `out`. Defaults to False.
+        resumable: the refusal suggests --resume too (text runs). Defaults to True.
+
+    Returns:
+        `out` as a Path, created if needed.
+
+    Raises:
+        RunError: `out` is a file, holds a run and `force` is off, or holds files of something
+            other than a charrnn run (never touched).
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise RunError(f"--out {out} is a file, not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        if not (out / CONFIG).is_file():
+            raise RunError(f"{out} is not empty and is not a charrnn run; choose another --out")
+        if not force:
+            hint = "pass --resume to continue it or --force to start over" if resumable else "pass --force to replace it"
+            raise RunError(f"{out} already holds a run; {hint}")
+        for name in RUN_FILES:
+            (out / name).unlink(missing_ok=True)
+        shutil.rmtree(out / "tensorboard", ignore_errors=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise RunError(f"cannot create {out}: {error.strerror or error}") from None
+    return out
 
 
 def load(path: str | Path, require_model: bool = True) -> Run:

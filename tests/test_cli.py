@@ -50,7 +50,7 @@ def test_no_module_imports_another_that_imports_it_back():
     for start in graph:
         path = find_cycle(graph, start)
         assert path is None, " -> ".join(path)
-    assert "cli_common" in graph["cli_extra"] and "cli" not in graph["cli_extra"]
+    assert "cli.common" in graph["cli.extra"] and "cli.main" not in graph["cli.extra"]
 
 
 def import_graph() -> dict:

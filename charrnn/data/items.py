@@ -27,9 +27,9 @@ import numpy as np
 
 from charrnn.errors import CorpusError, RunError, VocabularyError
 from charrnn.data.vocab import Vocabulary
+from charrnn.runs import ITEMS as ITEMS_FILE  # in the run directory: held-out items and the splits' hashes
 
 END = "\n"  # the start symbol and the end-of-item symbol
-ITEMS_FILE = "items.npz"  # in the run directory: held-out items and the splits' hashes
 TEST_MAX_ITEMS, TEST_SHARE = 1000, 0.1  # the test set: min(1000, 10%) of the items, as makemore
 VALIDATION_MAX_ITEMS = 1000  # the validation set: min(1000, val_fraction of the rest)
 # What an items run uses where the option is not given (the rest are a stream run's defaults):

@@ -9,7 +9,6 @@ training split only; `build_forecaster` stacks `recurrent_stack` and `dense_head
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Sequence
 
@@ -237,22 +236,7 @@ def claim_forecast_dir(out: str | Path, force: bool = False) -> Path:
     """
     from charrnn import runs
 
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise RunError(f"--out {out} is a file, not a folder")
-    if out.is_dir() and any(out.iterdir()):
-        if not (out / runs.CONFIG).is_file():
-            raise RunError(f"{out} is not empty and is not a charrnn run; choose another --out")
-        if not force:
-            raise RunError(f"{out} already holds a run; pass --force to replace it")
-        for name in (runs.CONFIG, runs.VOCAB, runs.MODEL, runs.CHECKPOINT, runs.METRICS):
-            (out / name).unlink(missing_ok=True)
-        shutil.rmtree(out / "tensorboard", ignore_errors=True)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise RunError(f"cannot create {out}: {error.strerror or error}") from None
-    return out
+    return runs.claim_run_dir(out, force, resumable=False)
 
 
 def train_csv(path, column: str, out: str | Path, window: int = 24, horizon: int = 1,

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -199,7 +198,7 @@ class _Session:
             model_config = (tune.model_config(model_options, corpus.vocab.size) if tune
                             else ModelConfig(vocab_size=corpus.vocab.size, **model_options))
             if self.chief:  # the data is usable: only now touch the run directory
-                _claim_run_dir(self.out, force)
+                runs.claim_run_dir(self.out, force)
         else:
             model_config = saved.model_config
             if saved.corpus.get("sha256") not in (None, corpus.sha256):
@@ -456,22 +455,3 @@ def _generator_states(model) -> list:
 
 def _next_multiple(step: int, every: int) -> int:
     return (step // every + 1) * every
-
-
-def _claim_run_dir(out: Path, force: bool) -> None:
-    """Makes `out` ready for a new run, refusing to overwrite an existing one without --force."""
-    if out.exists() and not out.is_dir():
-        raise RunError(f"--out {out} is a file, not a folder")
-    if out.is_dir() and any(out.iterdir()):
-        if not (out / runs.CONFIG).is_file():
-            raise RunError(f"{out} is not empty and is not a charrnn run; choose another --out")
-        if not force:
-            raise RunError(f"{out} already holds a run; pass --resume to continue it or --force to start over")
-        for name in (runs.CONFIG, runs.VOCAB, runs.MODEL, runs.CHECKPOINT, runs.METRICS, items.ITEMS_FILE):
-            with contextlib.suppress(FileNotFoundError):
-                (out / name).unlink()
-        shutil.rmtree(out / "tensorboard", ignore_errors=True)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise RunError(f"cannot create {out}: {error.strerror or error}") from None
