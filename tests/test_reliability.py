@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 import charrnn
-from charrnn import runs
+from charrnn import atomic, runs
 from charrnn.cli.main import main
 
 from .conftest import TINY_OPTIONS
@@ -86,7 +86,7 @@ def test_full_disk_during_training_keeps_previous_checkpoint(tmp_path, tiny_corp
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_replace(source, target)
 
-    monkeypatch.setattr(runs.os, "replace", replace)
+    monkeypatch.setattr(atomic.os, "replace", replace)
     result = CliRunner().invoke(main, ["train", str(tiny_corpus), "--out", str(tmp_path / "run"), "--resume",
                                        "--max-steps", "8", "--quiet"])
     assert result.exit_code == 1
@@ -112,7 +112,7 @@ def test_read_only_output_folder(tmp_path, tiny_corpus, monkeypatch):
     def read_only(*args, **kwargs):
         raise OSError(errno.EROFS, "Read-only file system")
 
-    monkeypatch.setattr(runs.tempfile, "mkstemp", read_only)
+    monkeypatch.setattr(atomic.tempfile, "mkstemp", read_only)
     result = CliRunner().invoke(main, ["train", str(tiny_corpus), "--out", str(out), *CLI_OPTIONS, "--max-steps", "2"])
     assert result.exit_code == 1
     assert result.output.strip().splitlines()[-1] == f"Error: cannot write in {out}: Read-only file system"
