@@ -309,7 +309,7 @@ def test_stderr_carries_only_charrnn_lines(tmp_path, tiny_corpus):
     trained = run_console("train", tiny_corpus, "--out", out, "--max-steps", 10, *options)
     assert trained.returncode == 0, trained.stderr
     train_lines = stderr_lines(trained)
-    ours = re.compile(r"^(train:|best val loss |no evaluation finished|sample it with: |Warning: )")
+    ours = re.compile(r"^(train:|precision: |best val loss |no evaluation finished|sample it with: |Warning: )")
     assert train_lines and all(ours.match(line) for line in train_lines), train_lines
     sampled = run_console("sample", out, "--length", 30, "--seed", 1)
     assert sampled.returncode == 0 and sampled.stderr == "", sampled.stderr
