@@ -2,10 +2,10 @@
 
 The public API (TensorFlow is imported only when a function that needs it is called):
 
-    charrnn.train(corpus, out, **options)  -> TrainResult   (see charrnn.train.train)
+    charrnn.train(corpus, out, **options)  -> TrainResult   (see charrnn.training.train)
     charrnn.load(run_dir)                  -> Run
     charrnn.Sampler(run)                   -> .generate(...), .stream(...)
-    charrnn.beam_search(run, width, ...)   -> [BeamResult] (see charrnn.beam; also BeamSearcher)
+    charrnn.beam_search(run, width, ...)   -> [BeamResult] (see charrnn.generation.beam; also BeamSearcher)
     charrnn.evaluate(run, file)            -> {"loss", "bpc", ...}
     charrnn.score(run, texts)              -> [{"text", "chars", "log_prob", "nats_per_char", ...}]
     charrnn.Vocabulary, charrnn.load_corpus, charrnn.get_corpus
@@ -16,7 +16,8 @@ __version__ = "0.1.0"
 
 from charrnn.config import ModelConfig, SampleConfig, TrainConfig  # noqa: E402
 from charrnn.data.corpus import get_corpus, load_corpus  # noqa: E402
-from charrnn.errors import CharRNNError, CorpusError, RunError, TrainingError, VocabularyError  # noqa: E402
+from charrnn.errors import (CharRNNError, ConfigError, CorpusError, OptionError, RunError, TrainingError,  # noqa: E402
+                            VocabularyError)
 from charrnn.generation.evaluate import evaluate  # noqa: E402
 from charrnn.runs import load  # noqa: E402
 from charrnn.generation.score import score  # noqa: E402
@@ -36,6 +37,7 @@ def __getattr__(name):
     raise AttributeError(f"module 'charrnn' has no attribute {name!r}")
 
 
-__all__ = ["BeamResult", "BeamSearcher", "CharRNNError", "CorpusError", "ModelConfig", "RunError", "SampleConfig",
+__all__ = ["BeamResult", "BeamSearcher", "CharRNNError", "ConfigError", "CorpusError", "ModelConfig", "OptionError",
+           "RunError", "SampleConfig",
            "Sampler", "TrainConfig", "TrainResult", "TrainingError", "Vocabulary", "VocabularyError", "beam_search",
            "evaluate", "get_corpus", "load", "load_corpus", "score", "train", "__version__"]
