@@ -343,7 +343,7 @@ def info(run, as_json):
     if "test_loss" in details:
         click.echo(f"test        loss {details['test_loss']:.4f} nats/char, {details['test_bpc']:.4f} bits/char "
                    f"on {details['test_items']:,} test items (end symbols counted)")
-    click.echo(f"train       " + ", ".join(f"{key}={value}" for key, value in details["train"].items()))
+    click.echo("train       " + ", ".join(f"{key}={value}" for key, value in details["train"].items()))
 
 
 @main.command()

@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from charrnn.errors import CharRNNError, RunError, TrainingError
+from charrnn.errors import CharRNNError, TrainingError
 
 
 def make_windows(series, window: int, horizon: int = 1, target: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import platform
 import time
 
-import numpy as np
 
 from charrnn.config import ModelConfig, TrainConfig
 
@@ -114,7 +113,6 @@ def train_intervals(corpus: str = "tinyshakespeare", steps: int = 300, eval_ever
     from pathlib import Path
 
     from charrnn import runs
-    from charrnn.data.corpus import load_corpus
     from charrnn.training.train import train
 
     options = {**REFERENCE_MODEL, **REFERENCE_TRAIN, **overrides}
