@@ -5,8 +5,9 @@
 Rows: the keras-io way (re-run model.predict on the last 40 characters for each new one),
 the TF-tutorial way (one compiled step per character, called from Python, carrying states:
 here Sampler with chunk_size=1, whose text the script checks equals the compiled loop's),
-and Sampler's compiled loop, for 1 and 64 streams, plain and with --top-k 20. The Sampler rows
-are `charrnn bench sample`'s measure: the best of 3 timed calls after a warm-up.
+and Sampler's compiled loop, for 1 and 64 streams, plain and with --top-k 20, with float32
+weights (the default) and with bfloat16 ones (`Sampler(run, precision="bfloat16")`). The
+Sampler rows are `charrnn bench sample`'s measure: the best of 3 timed calls after a warm-up.
 """
 
 import argparse
@@ -24,6 +25,7 @@ def main():
 
     run = _untrained_run(65)
     sampler = Sampler(run)
+    half = Sampler(run, precision="bfloat16")
     rows = []
     model = run.model()
     ids = np.zeros((1, 40), np.int32)
@@ -39,9 +41,12 @@ def main():
                                        ("Sampler compiled loop, top-k 20", args.length, {"top_k": 20})):
             result = sample_speed(streams, length, sampler=sampler, **options)
             rows.append((label, streams, result["chars_per_s"]))
+        for label, options in (("Sampler, bfloat16 weights", {}), ("Sampler, bfloat16, top-k 20", {"top_k": 20})):
+            rows.append((label, streams, sample_speed(streams, args.length, sampler=half, **options)["chars_per_s"]))
         length = min(args.length, 500)
-        text = sampler.generate(length=length, num_samples=streams, seed=1)
-        assert text == sampler.generate(length=length, num_samples=streams, seed=1, chunk_size=1), "paths differ"
+        for each in (sampler, half):
+            text = each.generate(length=length, num_samples=streams, seed=1)
+            assert text == each.generate(length=length, num_samples=streams, seed=1, chunk_size=1), "paths differ"
     print(f"machine: {machine()}")
     print(f"{'method':<36}{'streams':>8}{'chars/s':>12}")
     for label, streams, rate in rows:

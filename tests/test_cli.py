@@ -318,3 +318,18 @@ def test_stderr_carries_only_charrnn_lines(tmp_path, tiny_corpus):
     loud = run_console("--verbose", "sample", out, "--length", 30, "--seed", 1)
     assert loud.returncode == 0 and loud.stdout == sampled.stdout
     assert any(TENSORFLOW_LOG_LINE.search(line) for line in stderr_lines(loud)), loud.stderr
+
+
+def test_sample_precision_bfloat16(tiny_run):
+    args = ("sample", tiny_run, "--length", 60, "--seed", 5, "--num-samples", 2, "--precision", "bfloat16")
+    result = invoke(*args)
+    texts = charrnn.Sampler(tiny_run, precision="bfloat16").generate(length=60, seed=5, num_samples=2)
+    assert result.exit_code == 0 and result.output == "\n".join(text + "\n" for text in texts)
+    assert invoke(*args).output == result.output
+    beam = invoke("sample", tiny_run, "--beam", 2, "--length", 10, "--precision", "bfloat16")
+    assert beam.exit_code == 0, beam.output
+    refused = invoke("sample", tiny_run, "--precision", "float16")
+    assert refused.exit_code == 2 and "'float16' is not one of 'float32', 'bfloat16'" in refused.output
+    timed = json.loads(invoke("bench", "sample", "--run", tiny_run, "--length", 20, "--precision", "bfloat16",
+                              "--json").output)
+    assert timed["precision"] == "bfloat16" and timed["chars_per_s"] > 0

@@ -153,3 +153,83 @@ def test_sample_config_validation():
 def test_sampler_accepts_a_path(tiny_run):
     text = charrnn.Sampler(str(tiny_run)).generate(length=20, seed=0)[0]
     assert len(text) == 20
+
+
+# ---------------------------------------------------------------- the bfloat16 sampler
+
+def scaled_up(run, model, scale=0.7):
+    """A copy of the run's model with larger random weights (peaked, varied distributions)."""
+    other = build_char_model(run.model_config)
+    rng = np.random.default_rng(1)
+    other.set_weights([rng.normal(0, scale, weight.shape).astype(np.float32) for weight in model.get_weights()])
+    return other
+
+
+def chi_square(counts, probs, minimum=5.0):
+    """Pearson's statistic of counts against probabilities, symbols expected under `minimum`
+    times pooled into one bin; returns (statistic, degrees of freedom)."""
+    expected = probs * counts.sum()
+    small = expected < minimum
+    observed = np.append(counts[~small], counts[small].sum())
+    expected = np.append(expected[~small], expected[small].sum())
+    keep = expected > 0
+    return float(((observed[keep] - expected[keep]) ** 2 / expected[keep]).sum()), int(keep.sum()) - 1
+
+
+@pytest.mark.parametrize("cell,embedding_dim", [("lstm", 6), ("gru", 6), ("rnn", 0)])
+def test_bfloat16_step_is_close_to_keras(tmp_path, cell, embedding_dim):
+    run, model = make_run(tmp_path, cell, embedding_dim)
+    sampler = Sampler(run, precision="bfloat16")
+    assert sampler.precision == "bfloat16"
+    assert {variable.dtype.name for variable in sampler.variables} == {"float32", "bfloat16"}
+    ids = np.array([[1, 4, 2, 0, 7]], np.int32)
+    expected = np.asarray(model(ids))[0]
+    states = sampler.zero_states(1)
+    for position in range(ids.shape[1]):
+        logits, states = sampler.step(ids[:, position], states)
+        # bf16 keeps 8 bits of mantissa: close to the float32 logits, not equal to them
+        np.testing.assert_allclose(np.asarray(logits)[0], expected[position], atol=2e-2)
+
+
+def test_bfloat16_draws_follow_the_float32_probabilities(tmp_path):
+    run, model = make_run(tmp_path)
+    model = scaled_up(run, model)
+    exact = Sampler.from_model(model, run.vocab, run.model_config)
+    half = Sampler.from_model(model, run.vocab, run.model_config, precision="bfloat16")
+    prime = "abcfa"  # five steps through both layers' joint kernels before the draw
+
+    def probabilities(sampler, text):
+        logits, _ = sampler.feed(np.array([run.vocab.encode(text)], np.int32), sampler.zero_states(1))
+        weights = np.exp(np.asarray(logits, np.float64)[0] / 0.9)
+        return weights / weights.sum()
+
+    expected = probabilities(exact, prime)
+    np.testing.assert_allclose(probabilities(half, prime), expected, atol=0.01)
+    # 20,000 streams (keyed by sample index) each draw the character after the prime
+    texts = half.generate(length=1, prime=prime, temperature=0.9, num_samples=20000, seed=4)
+    counts = np.bincount([run.vocab.encode(text[-1])[0] for text in texts], minlength=run.vocab.size)
+    statistic, freedom = chi_square(counts, expected)
+    assert freedom >= 3
+    assert statistic < 30.0, (statistic, freedom)  # 30 is beyond the 0.999 quantile for <= 9 degrees
+    # the check has power: the same counts against the distribution after another prime fail it
+    assert chi_square(counts, probabilities(exact, "gg"))[0] > 100.0
+
+
+def test_bfloat16_text_is_the_same_in_any_chunking_and_after_new_weights(tmp_path):
+    run, model = make_run(tmp_path)
+    sampler = Sampler(run, precision="bfloat16")
+    options = dict(length=150, temperature=0.9, top_k=5, prime="abc", seed=11, num_samples=3)
+    whole = sampler.generate(**options)
+    assert whole == sampler.generate(chunk_size=1, **options) == sampler.generate(chunk_size=7, **options)
+    other = scaled_up(run, model)
+    sampler.update_weights(other)
+    assert sampler.generate(**options) == Sampler.from_model(other, run.vocab, run.model_config,
+                                                             precision="bfloat16").generate(**options)
+
+
+def test_precision_is_checked(tmp_path):
+    from charrnn.errors import OptionError
+
+    run, _ = make_run(tmp_path)
+    with pytest.raises(OptionError, match="got 'float16'"):
+        Sampler(run, precision="float16")

@@ -148,15 +148,16 @@ def bench_train(steps, eval_every, precision, corpus, as_json):
 @click.option("--streams", type=POSITIVE_INT, default=1, show_default=True, help="Streams at once.")
 @click.option("--length", type=POSITIVE_INT, default=2000, show_default=True, help="Characters per stream.")
 @click.option("--run", type=click.Path(), help="A trained run.  [default: an untrained 2 x LSTM(256)]")
+@click.option("--precision", type=click.Choice(["float32", "bfloat16"]), default="float32", show_default=True, help="The sampler's weights (as `charrnn sample --precision`).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @reports_errors
-def bench_sample(streams, length, run, as_json):
+def bench_sample(streams, length, run, precision, as_json):
     """Sampling chars/s of Sampler, N streams at once."""
     from charrnn.tools.bench import sample_speed
 
-    result = sample_speed(streams, length, run)
+    result = sample_speed(streams, length, run, precision=precision)
     if as_json:
         click.echo(json.dumps(result))
         return
     click.echo(f"chars_per_s {result['chars_per_s']:,.0f}  ({streams} streams x {length} chars in "
-               f"{result['seconds']} s, {result['machine']})")
+               f"{result['seconds']} s, {precision} weights, {result['machine']})")

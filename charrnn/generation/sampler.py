@@ -16,7 +16,7 @@ from typing import Iterator
 import numpy as np
 
 from charrnn.config import SampleConfig
-from charrnn.errors import VocabularyError
+from charrnn.errors import OptionError, VocabularyError
 
 # One compiled loop serves every chunk of up to CHUNK_CAPACITY characters (the length is a run-time
 # value; the ids go into a buffer of CHUNK_CAPACITY rows, so XLA compiles once per process, not once
@@ -27,6 +27,9 @@ CHUNK_CAPACITY = 512
 # step), larger ones by sorting; at 65 symbols and 64 streams, top-k 20 went from 74k to 90k chars/s.
 _PAIRWISE_LIMIT = 256
 _STREAM_CHUNKS = (64, 128, 256, 512)
+# The weights' storage: "float32" (the default: the same text as ever for a seed) or "bfloat16"
+# (half the bytes each character reads; faster for one stream, different draws: see _bf16_joints).
+PRECISIONS = ("float32", "bfloat16")
 
 
 class Sampler:
@@ -34,6 +37,12 @@ class Sampler:
 
     Args:
         run: a `charrnn.runs.Run`, or the path of a run directory.
+        precision: how the loop stores the products' weights: "float32" or "bfloat16" (half
+            the bytes read per character, so one stream runs faster; the logits differ from
+            float32's by bf16 rounding, so a seed gives a different text). Defaults to "float32".
+
+    Raises:
+        OptionError: `precision` is not one of "float32", "bfloat16".
 
     Example:
 
@@ -41,9 +50,12 @@ class Sampler:
     >>> print(sampler.generate(length=200, temperature=0.8, prime="ROMEO:", seed=1)[0])
     """
 
-    def __init__(self, run=None, *, model=None, vocab=None, config=None):
+    def __init__(self, run=None, *, model=None, vocab=None, config=None, precision: str = "float32"):
         from charrnn import runs
 
+        if precision not in PRECISIONS:
+            raise OptionError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        self.precision = precision
         if model is None:
             if run is None:
                 raise TypeError("Sampler needs a run (a path or a charrnn.runs.Run) or model=, vocab= and config=")
@@ -56,9 +68,9 @@ class Sampler:
         self._setup(model, vocab, config)
 
     @classmethod
-    def from_model(cls, model, vocab, config) -> "Sampler":
+    def from_model(cls, model, vocab, config, precision: str = "float32") -> "Sampler":
         """A sampler over an in-memory char model (e.g. during training), holding a copy of its weights."""
-        return cls(model=model, vocab=vocab, config=config)
+        return cls(model=model, vocab=vocab, config=config, precision=precision)
 
     def _setup(self, model, vocab, config) -> None:
         import tensorflow as tf
@@ -68,12 +80,13 @@ class Sampler:
         self.cell, self.layers, self.units = config.cell, config.layers, config.units
         # Variables, not constants (same speed here), so `update_weights` reuses the compiled loop
         variable = lambda array: None if array is None else tf.Variable(array, trainable=False)
-        layers, head = self._arrays(model)
+        layers, head, joints = self._weight_arrays(model)
         layers = [tuple(map(variable, layer)) for layer in layers]
         self._input_parts = [layer[:2] for layer in layers]
         self._recurrent_parts = [layer[2:] for layer in layers]
         self._head = tuple(map(variable, head))
-        self.variables = _flat(layers, [self._head])
+        self._joints = [variable(array) for array in joints]  # bfloat16 only, else empty
+        self.variables = _flat(layers, [self._head]) + self._joints
         # XLA fuses each step's elementwise work: 103-113k vs 70-73k chars/s for 64 streams, 8.3-8.6k
         # vs 7.2-8.1k for one, against the same loop as a plain tf.function (2-core CPU, November 2026)
         self.draw_chunk = tf.function(self._loop, jit_compile=True, reduce_retracing=True)
@@ -82,9 +95,21 @@ class Sampler:
     def update_weights(self, model) -> None:
         """Copies new weights from a char model of the same shape (e.g. later in training); the
         compiled loop is kept."""
-        layers, head = self._arrays(model)
-        for variable, array in zip(self.variables, _flat(layers, [head])):
+        layers, head, joints = self._weight_arrays(model)
+        for variable, array in zip(self.variables, _flat(layers, [head]) + joints, strict=True):
             variable.assign(array)
+
+    def _weight_arrays(self, model) -> tuple:
+        """`_arrays` as the loop stores them: for "float32" (layers, head, []); for "bfloat16"
+        the products' kernels move into bf16 joint kernels (see `_bf16_joints`), leaving None
+        in their places."""
+        layers, head = self._arrays(model)
+        if self.precision == "float32":
+            return layers, head, []
+        joints = _bf16_joints(layers, head)
+        layers = [(table if index == 0 else None, bias, None, recurrent_bias)
+                  for index, (table, bias, _, recurrent_bias) in enumerate(layers)]
+        return layers, (None, head[1]), joints
 
     def _arrays(self, model) -> list:
         """The sampler's weights from a char model, as float32 arrays: ([per layer (input table or
@@ -120,20 +145,37 @@ class Sampler:
     # ------------------------------------------------------------ the recurrence (TF ops)
     # States are lists (one entry per layer) of (h,) or (h, c) tuples, each (units, streams).
 
-    def _recurrent(self, states):
-        """The recurrent part of every layer's next step: recurrent_kernel.T @ h (+ bias for a GRU)."""
-        return [_recurrent_part(state[0], *part) for state, part in zip(states, self._recurrent_parts)]
-
-    def _step(self, ids, states, recurrent):
-        """One character for every stream: ids (N,), the states and their recurrent parts ->
-        logits (N, V), the new states and their recurrent parts."""
+    def _joint_kernels(self):
+        """The bf16 joint kernels as float32 tensors (None for a float32 sampler)."""
         import tensorflow as tf
 
-        new_states, new_recurrent, below = [], [], None
+        return [tf.cast(joint, tf.float32) for joint in self._joints] if self._joints else None
+
+    def _recurrent(self, states, joints=None):
+        """The recurrent part of every layer's next step: recurrent_kernel.T @ h (+ bias for a GRU)."""
+        if joints is None:
+            return [_recurrent_part(state[0], *part) for state, part in zip(states, self._recurrent_parts)]
+        gates = self._gates
+        return [_recurrent_part(state[0], joint[:gates], part[1]) for state, joint, part
+                in zip(states, joints, self._recurrent_parts)]
+
+    @property
+    def _gates(self) -> int:
+        return self.units * {"lstm": 4, "gru": 3}.get(self.cell, 1)
+
+    def _step(self, ids, states, recurrent, joints=None):
+        """One character for every stream: ids (N,), the states and their recurrent parts ->
+        logits (N, V), the new states and their recurrent parts. `joints` (bfloat16 samplers):
+        the joint kernels as float32, one product per layer (see `_bf16_joints`)."""
+        import tensorflow as tf
+
+        new_states, new_recurrent, below, pending = [], [], None, None
         for index, (state, from_hidden) in enumerate(zip(states, recurrent)):
             table_or_kernel, bias = self._input_parts[index]
             if index == 0:
                 from_input = tf.transpose(tf.gather(table_or_kernel, ids))
+            elif joints is not None:
+                from_input = pending + bias
             else:
                 from_input = tf.matmul(table_or_kernel, below) + bias
             if self.cell == "lstm":
@@ -145,9 +187,18 @@ class Sampler:
             else:
                 new_state = (tf.tanh(from_input + from_hidden),)
             below = new_state[0]
-            new_recurrent.append(_recurrent_part(below, *self._recurrent_parts[index]))
+            if joints is None:
+                new_recurrent.append(_recurrent_part(below, *self._recurrent_parts[index]))
+            else:  # this layer's next recurrent part and the next layer's (or the head's) input part
+                product = tf.matmul(joints[index], below)
+                recurrent_bias = self._recurrent_parts[index][1]
+                part = product[:self._gates]
+                new_recurrent.append(part if recurrent_bias is None else part + recurrent_bias)
+                pending = product[self._gates:]
             new_states.append(new_state)
         head_kernel, head_bias = self._head
+        if joints is not None:
+            return tf.transpose(pending + head_bias), new_states, new_recurrent
         return tf.transpose(tf.matmul(head_kernel, below) + head_bias), new_states, new_recurrent
 
     def zero_states(self, streams: int):
@@ -159,7 +210,8 @@ class Sampler:
     def step(self, ids, states):
         """One step for every stream (TF ops, for use inside tf.function): ids (N,) and states ->
         logits (N, V) and the new states."""
-        logits, states, _ = self._step(ids, states, self._recurrent(states))
+        joints = self._joint_kernels()
+        logits, states, _ = self._step(ids, states, self._recurrent(states, joints), joints)
         return logits, states
 
     def feed(self, prime_ids, states):
@@ -167,13 +219,14 @@ class Sampler:
         import tensorflow as tf
 
         logits = tf.zeros((tf.shape(prime_ids)[0], self.vocab.size))
+        joints = self._joint_kernels()
 
         def body(position, logits, states, recurrent):
-            logits, states, recurrent = self._step(prime_ids[:, position], states, recurrent)
+            logits, states, recurrent = self._step(prime_ids[:, position], states, recurrent, joints)
             return position + 1, logits, states, recurrent
 
         _, logits, states, _ = tf.while_loop(lambda position, *_: position < tf.shape(prime_ids)[1], body,
-                                             (tf.constant(0), logits, states, self._recurrent(states)))
+                                             (tf.constant(0), logits, states, self._recurrent(states, joints)))
         return logits, states
 
     def _loop(self, logits, states, positions, length, seeds, samples, temperature, top_k, top_p, mode):
@@ -199,14 +252,25 @@ class Sampler:
         drawn = tf.TensorArray(tf.int32, size=CHUNK_CAPACITY)
         keys = _stream_keys(seeds, samples)  # hashed once a chunk; each step hashes in its position
 
-        def body(index, logits, states, recurrent, drawn):
+        stored = [tf.identity(joint) for joint in self._joints]  # bf16 joint kernels (bfloat16 only)
+
+        def body(index, logits, states, recurrent, drawn, stored):
             ids = _draw(logits, keys, positions + index, temperature, top_k, top_p, mode)
             drawn = drawn.write(index, ids)
-            logits, states, recurrent = self._step(ids, states, recurrent)
-            return index + 1, logits, states, recurrent, drawn
+            joints = None
+            if stored:
+                # The barrier makes the bf16 kernels loop-carried values XLA cannot prove constant,
+                # so it converts them inside the loop (reading 2 bytes a weight) instead of
+                # hoisting one float32 copy (4 bytes a weight) out of it
+                stored = _optimization_barrier(stored)
+                joints = [tf.cast(joint, tf.float32) for joint in stored]
+            logits, states, recurrent = self._step(ids, states, recurrent, joints)
+            return index + 1, logits, states, recurrent, drawn, stored
 
-        _, logits, states, _, drawn = tf.while_loop(lambda index, *_: index < length, body,
-                                                    (tf.constant(0), logits, states, self._recurrent(states), drawn))
+        joints = [tf.cast(joint, tf.float32) for joint in stored] if stored else None
+        _, logits, states, _, drawn, _ = tf.while_loop(
+            lambda index, *_: index < length, body,
+            (tf.constant(0), logits, states, self._recurrent(states, joints), drawn, stored))
         ids = tf.reshape(tf.transpose(drawn.stack()), (streams, CHUNK_CAPACITY))
         return ids, logits, states
 
@@ -287,6 +351,28 @@ class Sampler:
 def _flat(*groups) -> list:
     """The non-None entries of lists of tuples, in order (the sampler's weights as one list)."""
     return [item for group in groups for part in group for item in part if item is not None]
+
+
+def _bf16_joints(layers, head) -> list:
+    """One bf16 kernel per layer for the bfloat16 sampler: the layer's recurrent_kernel.T over
+    the next layer's kernel.T (the head's for the last layer), (gates + next gates, units).
+
+    Both products read the same layer output, so one product per layer replaces two, and bf16
+    halves the bytes: the 2 x LSTM(256) reference reads 1.6 MB a character instead of 3.2 MB,
+    which fits a 2 MB L2 cache (one stream is bound by reading the weights, not by arithmetic).
+    """
+    import tensorflow as tf
+
+    below = [layer[0] for layer in layers[1:]] + [head[0]]
+    return [tf.cast(np.concatenate([layer[2], next_kernel], axis=0), tf.bfloat16).numpy()
+            for layer, next_kernel in zip(layers, below)]
+
+
+def _optimization_barrier(tensors: list) -> list:
+    """XLA's optimization barrier: the same tensors, which XLA may not move code across."""
+    from tensorflow.compiler.tf2xla.ops import gen_xla_ops
+
+    return list(gen_xla_ops.xla_optimization_barrier(tensors))
 
 
 def _recurrent_part(hidden, kernel, bias):

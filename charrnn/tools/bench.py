@@ -143,14 +143,15 @@ def train_intervals(corpus: str = "tinyshakespeare", steps: int = 300, eval_ever
 
 
 def sample_speed(streams: int = 1, length: int = 2000, run=None, vocab_size: int = 65, repeats: int = 3,
-                 sampler=None, **options) -> dict:
+                 sampler=None, precision: str = "float32", **options) -> dict:
     """Characters per second of `Sampler` (a 2 x LSTM(256) model unless `run` or `sampler` is
-    given), the best of `repeats` timed calls after a warm-up; `options` go to `generate`
-    (e.g. top_k=20, or chunk_size=1 for one call per character)."""
+    given; `precision` is the new sampler's, see `Sampler`), the best of `repeats` timed calls
+    after a warm-up; `options` go to `generate` (e.g. top_k=20, or chunk_size=1 for one call
+    per character)."""
     from charrnn.generation.sampler import Sampler
 
     if sampler is None:
-        sampler = Sampler(run) if run is not None else Sampler(_untrained_run(vocab_size))
+        sampler = Sampler(run if run is not None else _untrained_run(vocab_size), precision=precision)
     sampler.generate(length=min(length, 64), num_samples=streams, seed=0, **options)  # trace and warm up
     best = float("inf")
     for repeat in range(repeats):
@@ -158,7 +159,8 @@ def sample_speed(streams: int = 1, length: int = 2000, run=None, vocab_size: int
         sampler.generate(length=length, num_samples=streams, seed=repeat, **options)
         best = min(best, time.perf_counter() - started)
     return {"streams": streams, "length": length, "seconds": round(best, 4),
-            "chars_per_s": round(streams * length / best, 1), "machine": machine()}
+            "chars_per_s": round(streams * length / best, 1), "precision": sampler.precision,
+            "machine": machine()}
 
 
 def _untrained_run(vocab_size: int):
