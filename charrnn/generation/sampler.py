@@ -161,6 +161,7 @@ class Sampler:
 
     @property
     def _gates(self) -> int:
+        """Rows of one layer's recurrent part: 4 x units (LSTM), 3 x (GRU) or 1 x (SimpleRNN)."""
         return self.units * {"lstm": 4, "gru": 3}.get(self.cell, 1)
 
     def _step(self, ids, states, recurrent, joints=None):
