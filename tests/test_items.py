@@ -297,6 +297,9 @@ def test_bucketed_loss_equals_the_loss_padded_to_the_longest_item():
         assert bucketed == pytest.approx(float(masked_loss(model(full[0]), full[1], full[2])), rel=1e-6)
         naive = sum(naive_item_loss(model, items.vocab, text) for text in items.texts(real))
         assert bucketed == pytest.approx(naive / (items.lengths[real] + 1).sum(), rel=1e-5)
+        # as trained: summed, over the mean characters of a step (every character weighs the same)
+        per_step = batches.characters_per_epoch / batches.steps_per_epoch
+        assert float(masked_loss(model(inputs), targets, weights, per_step)) == pytest.approx(naive / per_step, rel=1e-5)
 
 
 def test_fine_tuning_an_items_run_is_an_items_run(tmp_path, items_run, names_file):

@@ -13,8 +13,14 @@ import tensorflow as tf
 
 
 class BucketedFit:
-    """Trains on `ItemBatches` steps: the loss is the mean cross-entropy over the batch's real
-    characters (weight 1; padding and empty rows weigh 0), then a (clipped) optimizer update.
+    """Trains on `ItemBatches` steps: the loss is the cross-entropy summed over the batch's real
+    characters (weight 1; padding and empty rows weigh 0) divided by the mean real characters of a
+    step, then a (clipped) optimizer update.
+
+    Why not each batch's own mean: a batch of short items holds fewer characters than one of long
+    items, so its own mean would weigh each of its characters more (on names, a character of a
+    6-position bucket about twice one of the 16-position bucket). Divided by one constant, every
+    character of an epoch weighs the same, as in the per-character loss that evaluation reports.
 
     Args:
         model: the char model, built for any sequence length.
@@ -24,13 +30,14 @@ class BucketedFit:
 
     def __init__(self, model, optimizer, batches):
         self.model, self.optimizer, self.batches = model, optimizer, batches
+        self.characters_per_step = batches.characters_per_epoch / batches.steps_per_epoch
         # a plain tf.function retraces once per new input shape: once per bucket length
         self.step = tf.function(self._step)
 
     def _step(self, inputs, targets, weights):
         model = self.model
         with tf.GradientTape() as tape:
-            loss = masked_loss(model(inputs, training=True), targets, weights)
+            loss = masked_loss(model(inputs, training=True), targets, weights, self.characters_per_step)
         gradients = tape.gradient(loss, model.trainable_variables)
         self.optimizer.apply(gradients, model.trainable_variables)
         return loss
@@ -50,7 +57,9 @@ class BucketedFit:
                 break
 
 
-def masked_loss(logits, targets, weights):
-    """Mean cross-entropy (nats) over the positions of weight 1, in float32."""
+def masked_loss(logits, targets, weights, characters: float | None = None):
+    """The cross-entropy (nats, in float32) summed over the positions of weight 1, divided by
+    `characters`, or by their number when None (their mean)."""
     losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=tf.cast(logits, tf.float32))
-    return tf.reduce_sum(losses * weights) / tf.reduce_sum(weights)
+    total = tf.reduce_sum(losses * weights)
+    return total / (tf.reduce_sum(weights) if characters is None else characters)
