@@ -184,9 +184,11 @@ def test_bucket_lengths_leave_the_fewest_padded_positions():
 
 def test_items_defaults_apply_only_where_not_given():
     model, train = items_module.with_defaults({"units": 8}, {"items": "lines", "anneal_fraction": 0.3})
-    assert model == {"units": 8, "dropout": 0.3}
+    assert model == {"units": 8, "dropout": 0.5}
+    assert items_module.with_defaults({}, {})[0] == {"units": 512, "dropout": 0.5}
+    assert items_module.with_defaults({}, {}, fine_tuning=True)[0] == {"dropout": 0.5}  # the parent's shape
     assert train == {"items": "lines", "anneal_fraction": 0.3, "buckets": 4}
-    assert items_module.with_defaults({"dropout": 0.0}, {})[0] == {"dropout": 0.0}
+    assert items_module.with_defaults({"dropout": 0.0}, {})[0] == {"dropout": 0.0, "units": 512}
     # under tf.distribute (Keras fit) every row is padded to one length
     assert items_module.with_defaults({}, {"distribute": "mirrored"})[1]["buckets"] == 1
     with pytest.raises(OptionError, match="--buckets 3 does not apply with --distribute mirrored"):
@@ -195,7 +197,8 @@ def test_items_defaults_apply_only_where_not_given():
 
 def test_items_run_records_its_split_and_window(items_run):
     run = charrnn.load(items_run)
-    assert run.model_config.dropout == 0.3 and run.train_config.anneal_fraction == 0.5  # the items defaults
+    assert run.model_config.dropout == 0.5 and run.train_config.anneal_fraction == 0.5  # the items defaults
+    assert run.model_config.units == 32 and run.train_config.buckets == 4  # units given
     assert run.train_config.items == "lines" and run.train_config.seq_length == 7  # 6 letters + end
     assert run.vocab.symbols == sorted(set("".join(SYLLABLES)) | {END})
     stored = items_module.load_split(items_run)
@@ -304,8 +307,10 @@ def test_bucketed_loss_equals_the_loss_padded_to_the_longest_item():
 
 def test_fine_tuning_an_items_run_is_an_items_run(tmp_path, items_run, names_file):
     tuned = charrnn.train(names_file, tmp_path / "tuned", init_from=items_run, max_steps=2, **QUIET)
-    config = charrnn.load(tuned.run_dir).train_config
+    tuned_run = charrnn.load(tuned.run_dir)
+    config = tuned_run.train_config
     assert config.items == "lines" and config.buckets == 4
+    assert tuned_run.model_config.units == charrnn.load(items_run).model_config.units == 32  # not 512
     assert items_module.load_split(tuned.run_dir).counts["test"] == 57
 
 

@@ -35,9 +35,13 @@ from charrnn.runs import ITEMS as ITEMS_FILE  # in the run directory: held-out i
 END = "\n"  # the start symbol and the end-of-item symbol
 TEST_MAX_ITEMS, TEST_SHARE = 1000, 0.1  # the test set: min(1000, 10%) of the items, as makemore
 VALIDATION_MAX_ITEMS = 1000  # the validation set: min(1000, val_fraction of the rest)
-# What an items run uses where the option is not given (the rest are a stream run's defaults):
-# on names, dropout 0.1 overfits within 10 minutes (best validation loss at 250 s, then rising).
-ITEMS_DEFAULTS = {"dropout": 0.3, "anneal_fraction": 0.5, "buckets": 4}
+# What an items run uses where the option is not given (the rest are a stream run's defaults),
+# chosen by 10-minute runs on names (README): unbucketed, dropout 0.1 overfit within 250 s and 0.3
+# did best (test 1.9282); bucketed, a 256-wide LSTM sees 38 epochs in 10 minutes and overfits
+# even at dropout 0.5 (test 1.9453 at 0.3, 1.9355 at 0.5), while 512 units with dropout 0.5 see
+# 12 epochs and reach test 1.9070.
+ITEMS_DEFAULTS = {"units": 512, "dropout": 0.5, "anneal_fraction": 0.5, "buckets": 4}
+SHAPE_OPTIONS = {"cell", "layers", "units", "embedding_dim"}  # a fine-tuned run takes these from its parent
 # sampling: draws stop after max(MIN_DRAWS, DRAWS_PER_ITEM x N) items, whether kept or not
 DRAWS_PER_ITEM, MIN_DRAWS, MAX_DRAW_BATCH = 20, 1000, 1024
 _SAMPLE_CHUNKS = (16, 32, 64, 128, 256, 512)
@@ -297,8 +301,14 @@ class TrainingItems:
         return mean_loss(model, self.items, self.split["validation"], scorer=scorer)
 
 
-def with_defaults(model_options: dict, train_options: dict) -> tuple[dict, dict]:
+def with_defaults(model_options: dict, train_options: dict, fine_tuning: bool = False) -> tuple[dict, dict]:
     """The options of a new items run: `ITEMS_DEFAULTS` where an option was not given.
+
+    Args:
+        model_options: the `ModelConfig` options given.
+        train_options: the `TrainConfig` options given.
+        fine_tuning: the run starts from a parent (--init-from), whose shape it keeps: the shape
+            defaults (units) are not applied. Defaults to False.
 
     Raises:
         OptionError: --seq-length given (an items run's window is its longest item + 1), or
@@ -317,10 +327,11 @@ def with_defaults(model_options: dict, train_options: dict) -> tuple[dict, dict]
                               f"{train_options['distribute']}: distributed items runs pad every row to "
                               "the longest item; drop --buckets")
         train_options = {**train_options, "buckets": 1}
-    model_names = {"cell", "layers", "units", "embedding_dim", "dropout"}
+    model_names = SHAPE_OPTIONS | {"dropout"}
     model_options, train_options = dict(model_options), dict(train_options)
     for name, value in ITEMS_DEFAULTS.items():
-        (model_options if name in model_names else train_options).setdefault(name, value)
+        if not (fine_tuning and name in SHAPE_OPTIONS):
+            (model_options if name in model_names else train_options).setdefault(name, value)
     return model_options, train_options
 
 

@@ -178,7 +178,8 @@ class _Session:
         if tune is not None:  # --init-from: the parent's encoding unless one is given
             train_options = tune.train_options(train_options)
         if train_options.get("items") and saved is None:  # an items run's own defaults
-            model_options, train_options = items.with_defaults(model_options, train_options)
+            model_options, train_options = items.with_defaults(model_options, train_options,
+                                                                fine_tuning=tune is not None)
         train_config = resume_config(saved, model_options, train_options) if saved else TrainConfig(**train_options)
         stray = [f"--{name.replace('_', '-')}" for name in ("buckets", "max_item_length") if name in train_options]
         if stray and not train_config.items:
