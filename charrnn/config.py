@@ -87,6 +87,8 @@ class TrainConfig(_DictMixin):
     items: str | None = None  # None = one continuous text | "lines" = each non-empty line is one item
     max_item_length: int = 256  # with items="lines": the longest line accepted, in characters (end
     #                             symbol excluded), >= 1; a longer line is an error naming it
+    buckets: int = 1  # with items="lines": padded row lengths the training items are grouped into (each
+    #                   batch from one), >= 1; 1 pads every row to the longest item; items runs default to 4
 
     def __post_init__(self):
         if self.seq_length is None:  # measured on Tiny Shakespeare: see the README's quality table
@@ -118,6 +120,7 @@ class TrainConfig(_DictMixin):
         _check(self.items in (None, "lines"), f"Expected items in (None, 'lines'). Received: items={self.items!r}")
         _check(self.max_item_length >= 1,
                f"Expected max_item_length >= 1. Received: max_item_length={self.max_item_length}")
+        _check(self.buckets >= 1, f"Expected buckets >= 1. Received: buckets={self.buckets}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,8 +6,11 @@ newline "\\n" is both the start symbol and the end-of-item symbol (as makemore's
 "emma" is trained as the input "\\nemma" with the target "emma\\n", from a zero state, so the loss
 covers every character and the end symbol. A line never holds "\\n", so no special token is needed.
 
-Items never share a window: each batch row is one item padded to the window (the longest item + 1)
-with weight 0 on the padding. The items are split at random (seeded) into training, validation and
+Items never share a window: each batch row is one item, padded with weight 0. Rows are padded to
+one of a few bucket lengths (`--buckets`, 4 by default for an items run), chosen from the training
+items' lengths so that the padded positions are fewest, and every batch is drawn from one bucket:
+on names (a mean of 7.1 characters with the end symbol, the longest 16) rows are 6, 8, 10 or 16
+long, 7.7 positions on average instead of 16. The items are split at random (seeded) into training, validation and
 test sets; the run directory keeps the held-out items and hashes of every split (`items.npz`), so
 `charrnn eval`, `info` and `sample --novel/--tag` need no corpus.
 """
@@ -32,9 +35,13 @@ from charrnn.runs import ITEMS as ITEMS_FILE  # in the run directory: held-out i
 END = "\n"  # the start symbol and the end-of-item symbol
 TEST_MAX_ITEMS, TEST_SHARE = 1000, 0.1  # the test set: min(1000, 10%) of the items, as makemore
 VALIDATION_MAX_ITEMS = 1000  # the validation set: min(1000, val_fraction of the rest)
-# What an items run uses where the option is not given (the rest are a stream run's defaults):
-# on names, dropout 0.1 overfits within 10 minutes (best validation loss at 250 s, then rising).
-ITEMS_DEFAULTS = {"dropout": 0.3, "anneal_fraction": 0.5}
+# What an items run uses where the option is not given (the rest are a stream run's defaults),
+# chosen by 10-minute runs on names (README): unbucketed, dropout 0.1 overfit within 250 s and 0.3
+# did best (test 1.9282); bucketed, a 256-wide LSTM sees 38 epochs in 10 minutes and overfits
+# even at dropout 0.5 (test 1.9453 at 0.3, 1.9355 at 0.5), while 512 units with dropout 0.5 see
+# 12 epochs and reach test 1.9070.
+ITEMS_DEFAULTS = {"units": 512, "dropout": 0.5, "anneal_fraction": 0.5, "buckets": 4}
+SHAPE_OPTIONS = {"cell", "layers", "units", "embedding_dim"}  # a fine-tuned run takes these from its parent
 # sampling: draws stop after max(MIN_DRAWS, DRAWS_PER_ITEM x N) items, whether kept or not
 DRAWS_PER_ITEM, MIN_DRAWS, MAX_DRAW_BATCH = 20, 1000, 1024
 _SAMPLE_CHUNKS = (16, 32, 64, 128, 256, 512)
@@ -294,8 +301,14 @@ class TrainingItems:
         return mean_loss(model, self.items, self.split["validation"], scorer=scorer)
 
 
-def with_defaults(model_options: dict, train_options: dict) -> tuple[dict, dict]:
+def with_defaults(model_options: dict, train_options: dict, fine_tuning: bool = False) -> tuple[dict, dict]:
     """The options of a new items run: `ITEMS_DEFAULTS` where an option was not given.
+
+    Args:
+        model_options: the `ModelConfig` options given.
+        train_options: the `TrainConfig` options given.
+        fine_tuning: the run starts from a parent (--init-from), whose shape it keeps: the shape
+            defaults (units) are not applied. Defaults to False.
 
     Raises:
         OptionError: --seq-length given (an items run's window is its longest item + 1), or
@@ -308,10 +321,17 @@ def with_defaults(model_options: dict, train_options: dict) -> tuple[dict, dict]
                           "to the longest item + 1; cap items with --max-item-length instead")
     if train_options.get("distribute") == "multi-worker":
         raise OptionError("--items lines does not support --distribute multi-worker")
-    model_names = {"cell", "layers", "units", "embedding_dim", "dropout"}
+    if train_options.get("distribute") is not None:  # Keras fit under tf.distribute: one padded length
+        if train_options.get("buckets", 1) != 1:
+            raise OptionError(f"--buckets {train_options['buckets']} does not apply with --distribute "
+                              f"{train_options['distribute']}: distributed items runs pad every row to "
+                              "the longest item; drop --buckets")
+        train_options = {**train_options, "buckets": 1}
+    model_names = SHAPE_OPTIONS | {"dropout"}
     model_options, train_options = dict(model_options), dict(train_options)
     for name, value in ITEMS_DEFAULTS.items():
-        (model_options if name in model_names else train_options).setdefault(name, value)
+        if not (fine_tuning and name in SHAPE_OPTIONS):
+            (model_options if name in model_names else train_options).setdefault(name, value)
     return model_options, train_options
 
 
@@ -329,7 +349,8 @@ def training_items(sources, train_config, vocab: Vocabulary | None = None) -> Tr
     items = read_items(sources, train_config.encoding, train_config.max_item_length, vocab)
     split = split_items(len(items), train_config.seed, train_config.val_fraction)
     train_config = dataclasses.replace(train_config, seq_length=items.window)
-    batches = ItemBatches(items, split["train"], items.window, train_config.batch_size, train_config.seed)
+    batches = ItemBatches(items, split["train"], items.window, train_config.batch_size, train_config.seed,
+                          train_config.buckets)
     return TrainingItems(items, split, batches, train_config)
 
 
@@ -352,48 +373,131 @@ def pad_items(items: Items, indices: np.ndarray, window: int) -> tuple[np.ndarra
     return inputs, targets, weights
 
 
+def bucket_lengths(lengths: np.ndarray, buckets: int) -> list[int]:
+    """The padded row lengths that leave the fewest padded positions: at most `buckets` of them,
+    the last the longest row (by dynamic programming over the distinct row lengths).
+
+    Args:
+        lengths: each item's row length (its characters + the end symbol), >= 1.
+        buckets: how many padded lengths at most, >= 1.
+
+    Returns:
+        The bucket lengths, ascending.
+    """
+    values, counts = np.unique(np.asarray(lengths, np.int64), return_counts=True)
+    buckets = min(int(buckets), len(values))
+    below = np.concatenate([[0], np.cumsum(counts)])  # below[index]: items shorter than values[index]
+
+    def cost(first: int, last: int) -> int:  # values[first..last] all padded to values[last]
+        return int(values[last] * (below[last + 1] - below[first]))
+
+    # best[used][last]: the fewest positions for values[0..last] in `used` buckets, the last ending at values[last]
+    best = [[cost(0, last) for last in range(len(values))]]
+    choice = [[-1] * len(values)]
+    for used in range(1, buckets):
+        row, picks = [], []
+        for last in range(len(values)):
+            options = [(best[used - 1][split] + cost(split + 1, last), split) for split in range(last)]
+            value, split = min(options, default=(best[used - 1][last], -1))
+            row.append(value)
+            picks.append(split)
+        best.append(row)
+        choice.append(picks)
+    used, last, chosen = buckets - 1, len(values) - 1, []
+    while last >= 0:
+        chosen.append(int(values[last]))
+        last = choice[used][last] if used > 0 else -1
+        used -= 1
+    return sorted(set(chosen))
+
+
 class ItemBatches:
     """Deterministic training batches of whole items, a function of (seed, step) alone.
 
-    Each epoch visits the training items in a fresh seeded order; the last batch of an epoch
-    wraps round so every batch holds `batch_size` items. Weights are scaled so that their mean
-    over a batch is 1: Keras's mean over all positions is then the mean loss per real character.
+    The training items are grouped by length into buckets (`bucket_lengths`); every batch holds
+    `batch_size` rows of one bucket, each row one item padded to the bucket's length (weight 0 on
+    the padding). Each epoch visits every training item exactly once: the items in a fresh seeded
+    order, cut into batches bucket by bucket, and the batches in a seeded order. A bucket's last
+    batch of an epoch is filled up with empty rows (weight 0 throughout), so the batch size, and
+    the few shapes the training step is compiled for, never change.
 
     Args:
         items: the corpus's `Items`.
         indices: the training items' indices.
-        window: positions per row (>= the longest item + 1).
+        window: positions of the longest row (>= the longest item + 1).
         batch_size: items per batch.
         seed: seeds the epoch orders. Defaults to 0.
+        buckets: how many padded lengths at most; 1 pads every row to `window`. Defaults to 1.
     """
 
-    def __init__(self, items: Items, indices: np.ndarray, window: int, batch_size: int, seed: int = 0):
+    def __init__(self, items: Items, indices: np.ndarray, window: int, batch_size: int, seed: int = 0,
+                 buckets: int = 1):
         self.items, self.indices, self.batch_size, self.seed = items, np.asarray(indices), batch_size, seed
         self.seq_length = window
-        self.steps_per_epoch = math.ceil(len(self.indices) / batch_size)
-        self._order_epoch, self._order = -1, None
+        rows = items.lengths[self.indices] + 1
+        self.lengths = bucket_lengths(rows, buckets)[:-1] + [window] if len(rows) else [window]
+        self.bucket_of = np.searchsorted(self.lengths, rows)  # each training item's bucket
+        sizes = np.bincount(self.bucket_of, minlength=len(self.lengths))
+        self.steps_per_epoch = int(sum(math.ceil(size / batch_size) for size in sizes))
+        self.characters_per_epoch = int(rows.sum())  # real characters: the items and their end symbols
+        self._plan_epoch, self._plan = -1, None
 
-    def _epoch_order(self, epoch: int) -> np.ndarray:
-        if epoch != self._order_epoch:
-            self._order = np.random.default_rng([self.seed, epoch, 0x17E45]).permutation(len(self.indices))
-            self._order_epoch = epoch
-        return self._order
+    def _epoch_plan(self, epoch: int) -> list[tuple[int, np.ndarray]]:
+        """The epoch's batches in order: (bucket, positions in `indices`, -1 for an empty row)."""
+        if epoch != self._plan_epoch:
+            generator = np.random.default_rng([self.seed, epoch, 0x17E45])
+            order = generator.permutation(len(self.indices))
+            plan = []
+            for bucket in range(len(self.lengths)):
+                members = order[self.bucket_of[order] == bucket]
+                for start in range(0, len(members), self.batch_size):
+                    picks = np.full(self.batch_size, -1, np.int64)
+                    part = members[start:start + self.batch_size]
+                    picks[:len(part)] = part
+                    plan.append((bucket, picks))
+            self._plan = [plan[index] for index in generator.permutation(len(plan))]
+            self._plan_epoch = epoch
+        return self._plan
+
+    def _picks(self, step: int) -> tuple[int, np.ndarray]:
+        epoch, index = divmod(int(step), self.steps_per_epoch)
+        return self._epoch_plan(epoch)[index]
 
     def batch(self, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Returns (inputs, targets, weights) for `step`, each (batch_size, window)."""
-        epoch, index = divmod(int(step), self.steps_per_epoch)
-        order = self._epoch_order(epoch)
-        picks = order[(index * self.batch_size + np.arange(self.batch_size)) % len(order)]
-        inputs, targets, weights = pad_items(self.items, self.indices[picks], self.seq_length)
-        return inputs, targets, weights * np.float32(weights.size / weights.sum())
+        """Returns (inputs, targets, weights) for `step`, each (batch_size, its bucket's length);
+        weights are 1 on each item's characters and end symbol, 0 elsewhere."""
+        bucket, picks = self._picks(step)
+        real = picks >= 0
+        inputs, targets, weights = pad_items(self.items, self.indices[np.where(real, picks, 0)],
+                                             self.lengths[bucket])
+        weights[~real] = 0.0
+        return inputs, targets, weights
+
+    def characters(self, first_step: int, last_step: int) -> int:
+        """Real characters (items and their end symbols, no padding) in steps first_step .. last_step - 1."""
+        rows = self.items.lengths[self.indices] + 1
+        total = 0
+        for step in range(first_step, last_step):
+            picks = self._picks(step)[1]
+            total += int(rows[picks[picks >= 0]].sum())
+        return total
 
     def dataset(self, first_step: int, last_step: int):
         """A `tf.data.Dataset` of the (inputs, targets, weights) batches for steps first_step ..
-        last_step - 1, prefetched; Keras `fit` takes the weights as sample weights."""
+        last_step - 1, prefetched, for Keras `fit` (one bucket only: one shape). The weights are
+        scaled so that their mean over a batch is 1: Keras's mean over all positions is then the
+        mean loss per real character."""
         import tensorflow as tf
 
+        if len(self.lengths) != 1:
+            raise ValueError(f"Expected one bucket for a tf.data pipeline. Received: lengths={self.lengths}")
+
+        def scaled_batch(step):
+            inputs, targets, weights = self.batch(step)
+            return inputs, targets, weights * np.float32(weights.size / weights.sum())
+
         def to_batch(step):
-            arrays = tf.numpy_function(self.batch, [step], [tf.int32, tf.int32, tf.float32], stateful=False)
+            arrays = tf.numpy_function(scaled_batch, [step], [tf.int32, tf.int32, tf.float32], stateful=False)
             shape = (self.batch_size, self.seq_length)
             return tuple(tf.ensure_shape(array, shape) for array in arrays)
 

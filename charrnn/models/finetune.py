@@ -70,8 +70,9 @@ class FineTune:
             raise RunError(f"--out {out} is the --init-from run itself; write the fine-tuned run elsewhere")
 
     def train_options(self, options: dict) -> dict:
-        """The training options with the parent's encoding as the default (its symbols are the
-        same characters only when decoded the same way).
+        """The training options with the parent's encoding and item mode (`--items lines`) as
+        the defaults (its symbols are the same characters only when decoded the same way, and an
+        items model has learnt to start and end items at the newline).
 
         Raises:
             OptionError: raw bytes on one side and a text codec on the other.
@@ -81,7 +82,10 @@ class FineTune:
         if (encoding == "bytes") != (parent_encoding == "bytes"):
             raise OptionError(f"--encoding {encoding} contradicts the --init-from run's encoding "
                                f"{parent_encoding}: raw bytes and decoded characters are different symbols")
-        return {**options, "encoding": encoding}
+        inherited = {"encoding": encoding}
+        if self.parent.train_config.items and "items" not in options:
+            inherited["items"] = self.parent.train_config.items
+        return {**options, **inherited}
 
     def vocabulary(self, sources: Sequence[str | Path], encoding: str) -> Vocabulary:
         """The parent's symbols in their ids, then the corpus's symbols the parent lacks, sorted."""

@@ -178,8 +178,14 @@ class _Session:
         if tune is not None:  # --init-from: the parent's encoding unless one is given
             train_options = tune.train_options(train_options)
         if train_options.get("items") and saved is None:  # an items run's own defaults
-            model_options, train_options = items.with_defaults(model_options, train_options)
+            model_options, train_options = items.with_defaults(model_options, train_options,
+                                                                fine_tuning=tune is not None)
         train_config = resume_config(saved, model_options, train_options) if saved else TrainConfig(**train_options)
+        stray = [f"--{name.replace('_', '-')}" for name in ("buckets", "max_item_length") if name in train_options]
+        if stray and not train_config.items:
+            verb = "apply" if len(stray) > 1 else "applies"
+            raise OptionError(f"{' and '.join(stray)} {verb} only to --items lines; add --items lines or drop "
+                              f"{'them' if len(stray) > 1 else 'it'}")
         if train_config.distribute == "multi-worker" and train_config.time_budget is not None:
             raise OptionError("--distribute multi-worker needs --max-steps or --epochs, not --time-budget: "
                               "each worker's clock would stop it at a different step")
@@ -224,6 +230,7 @@ class _Session:
         self.fused = False
         self.plain_model = None  # the model as saved (plain Keras layers), when training fused
         self.multi_worker = None  # a MultiWorkerFit under --distribute multi-worker
+        self.bucketed = None  # a BucketedFit: an items run's steps, one compiled step per bucket length
         self.tensorboard = None  # a TensorBoardLog under --tensorboard
         self.learning_rate = None  # the rate last assigned to the optimizer
         self.state = LoopState()
@@ -269,19 +276,30 @@ class _Session:
             from charrnn.training.distribute import MultiWorkerFit
 
             self.multi_worker = MultiWorkerFit(self.strategy, self.model, self.optimizer, self.train_config.batch_size)
+        if self._trains_buckets():
+            from charrnn.training.bucketed import BucketedFit
+
+            self.bucketed = BucketedFit(self.model, self.optimizer, self.batches)
         if self.train_config.tensorboard and self.chief:
             from charrnn.training.callbacks import TensorBoardLog
 
             self.tensorboard = TensorBoardLog(self.out / "tensorboard", self.corpus.vocab, self.model_config)
         self.scorer = items.make_item_scorer(self.model) if self.items is not None else make_scorer(self.model)
 
+    def _trains_buckets(self) -> bool:
+        """Whether the steps run in a `BucketedFit` (an items run not under tf.distribute; its
+        batches come in several lengths) rather than Keras `fit`."""
+        return self.items is not None and self.train_config.distribute is None
+
     def _build_model(self) -> None:
         import keras
         import tensorflow as tf
 
-        from charrnn.models.char_model import build_char_model, fused_available
+        from charrnn.models.char_model import build_char_model, fused_available, gpu_available
 
         config = self.train_config
+        # bucketed items: a model of any length, each bucket's step traced with its own fixed length
+        seq_length = None if self._trains_buckets() else config.seq_length
         # The fused CPU stack is not used under tf.distribute (its custom gradient is untested there)
         self.fused = config.distribute is None and fused_available(self.model_config, config.seq_length)
         keras.utils.set_random_seed(config.seed)
@@ -290,7 +308,8 @@ class _Session:
         policy = keras.config.dtype_policy()
         keras.config.set_dtype_policy(config.precision)
         try:
-            model = build_char_model(self.model_config, seq_length=config.seq_length, fused=self.fused)
+            model = build_char_model(self.model_config, seq_length=seq_length, fused=self.fused,
+                                     unroll=None if seq_length else not gpu_available())
         finally:
             keras.config.set_dtype_policy(policy)
         optimizer = keras.optimizers.Adam(config.learning_rate, global_clipnorm=config.grad_clip or None)
@@ -360,8 +379,7 @@ class _Session:
             if self.items is not None:
                 items.save_split(self.out, self.items.items, self.items.split)
         watcher = Watcher(self.train_config.time_budget)
-        chars_per_step = self.train_config.batch_size * self.train_config.seq_length
-        bar = ProgressBar(progress, self.total_steps, self.state.step, chars_per_step, watcher)
+        bar = ProgressBar(progress, self.total_steps, self.state.step, self._characters_per_step(), watcher)
         stopped_by = None
         try:
             with watcher.signals():
@@ -373,6 +391,13 @@ class _Session:
         return TrainResult(self.out, self.state.step, stopped_by, best_val_loss=best,
                            best_val_bpc=bits_per_char(best) if best is not None else None,
                            last_metrics=self.metrics[-1] if self.metrics else None, signal=watcher.signal_name)
+
+    def _characters_per_step(self) -> float:
+        """Real characters per step: batch x window for a stream run; for an items run the mean
+        of its items with their end symbols (padding not counted)."""
+        if self.items is not None:
+            return self.batches.characters_per_epoch / self.batches.steps_per_epoch
+        return self.train_config.batch_size * self.train_config.seq_length
 
     def _set_learning_rate(self, rate: float) -> None:
         """Assigns the optimizer's rate only when the schedule changes it (most steps it does not)."""
@@ -397,11 +422,13 @@ class _Session:
             learning_rate_at(config, self._progress(first + done, watcher))))
         started = time.perf_counter()
         if boundary > first:
-            dataset = self.batches.dataset(first, boundary)
-            if self.multi_worker is not None:
-                self.multi_worker.fit(dataset, counter)
+            if self.bucketed is not None:
+                self.bucketed.fit(first, boundary, counter)
+            elif self.multi_worker is not None:
+                self.multi_worker.fit(self.batches.dataset(first, boundary), counter)
             else:
-                self.model.fit(dataset, epochs=1, verbose=0, shuffle=False, callbacks=[counter])
+                self.model.fit(self.batches.dataset(first, boundary), epochs=1, verbose=0, shuffle=False,
+                               callbacks=[counter])
         train_seconds = time.perf_counter() - started
         if counter.bad_loss is not None:
             raise TrainingError(f"the training loss became {counter.bad_loss} at step {first + counter.steps}; "
@@ -426,9 +453,13 @@ class _Session:
         else:
             val_loss = score_ids(self.model, self.val_ids, config.seq_length, config.batch_size, self.scorer)
         state.elapsed_s += time.perf_counter() - started
+        if self.items is not None:  # real characters: the items and their end symbols, not the padding
+            characters = self.batches.characters(state.step - counter.steps, state.step)
+        else:
+            characters = counter.steps * config.batch_size * config.seq_length
         row = {"step": state.step, "epoch": round(state.step / self.batches.steps_per_epoch, 4),
                "train_loss": counter.loss, "val_loss": val_loss, "val_bpc": bits_per_char(val_loss),
-               "chars_per_s": counter.steps * config.batch_size * config.seq_length / max(train_seconds, 1e-9),
+               "chars_per_s": characters / max(train_seconds, 1e-9),
                "elapsed_s": round(state.elapsed_s, 3),
                "learning_rate": float(np.asarray(self.optimizer.learning_rate))}
         self.metrics.append(row)
