@@ -67,8 +67,8 @@ def test_config_validation_echoes_value():
 
 
 
-def _fused_and_plain(seq_length, dropout=0.0):
-    config = ModelConfig(vocab_size=11, layers=2, units=16, embedding_dim=8, dropout=dropout)
+def _fused_and_plain(seq_length, dropout=0.0, units=16):
+    config = ModelConfig(vocab_size=11, layers=2, units=units, embedding_dim=8, dropout=dropout)
     keras.utils.set_random_seed(2)
     fused = build_char_model(config, seq_length=seq_length, fused=True)
     plain = build_char_model(config, seq_length=seq_length)
@@ -98,6 +98,19 @@ def test_fused_stack_matches_keras_lstm_values_and_gradients(seq_length):
     for mine, theirs in zip(fused_grads, plain_grads):
         np.testing.assert_allclose(mine, theirs, atol=1e-6)
         assert np.abs(theirs).max() > 0
+
+
+@pytest.mark.parametrize("lstm_path", ["native"], indirect=True)
+def test_a_width_the_native_op_does_not_take_keeps_the_chunked_path(lstm_path, capsys):
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        model = build_char_model(ModelConfig(vocab_size=11, layers=1, units=24), seq_length=5, fused=True)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    model(np.zeros((2, 5), np.int32), training=True)
+    assert lstm_path == []
+    assert capsys.readouterr().err == ("train: bf16 LSTM layers on TensorFlow's chunked path (oneDNN's kernel is "
+                                       "used for widths that are multiples of 32; these are 24)\n")
 
 
 def test_fused_stack_starts_like_keras_lstm():
@@ -137,8 +150,8 @@ def lstm_path(request, monkeypatch):
 def test_fused_stack_low_precision_products_stay_close_to_float32(lstm_path):
     import tensorflow as tf
 
-    fused, _ = _fused_and_plain(10)
-    config = ModelConfig(vocab_size=11, layers=2, units=16, embedding_dim=8, dropout=0.0)
+    fused, _ = _fused_and_plain(10, units=32)  # the native op takes widths that are multiples of 32
+    config = ModelConfig(vocab_size=11, layers=2, units=32, embedding_dim=8, dropout=0.0)
     keras.config.set_dtype_policy("mixed_bfloat16")
     try:
         low = build_char_model(config, seq_length=10, fused=True)

@@ -52,11 +52,11 @@ def test_the_op_is_compiled_once_into_the_cache_and_matches_a_numpy_lstm(fresh_d
     path = native.library_path()
     assert path.is_file() and [p.name for p in path.parent.iterdir()] == ["lstm_bf16.so"]  # no temporary left
     assert lines in ([], ["compiling the bf16 LSTM kernel (once) ..."])
-    # one layer, 5 steps, batch 3, 4 inputs, 6 units, against a float64 LSTM (gates i, f, c, o)
+    # one layer, 5 steps, batch 3, 4 inputs, 32 units, against a float64 LSTM (gates i, f, c, o)
     rng = np.random.default_rng(0)
-    inputs, kernel = rng.normal(size=(5, 3, 4)), rng.normal(size=(4, 24)) * 0.5
-    recurrent, bias = rng.normal(size=(6, 24)) * 0.5, rng.normal(size=24) * 0.5
-    hidden = carry = np.zeros((3, 6))
+    inputs, kernel = rng.normal(size=(5, 3, 4)), rng.normal(size=(4, 128)) * 0.5
+    recurrent, bias = rng.normal(size=(32, 128)) * 0.2, rng.normal(size=128) * 0.5
+    hidden = carry = np.zeros((3, 32))
     expected = []
     for step in range(5):
         z = inputs[step] @ kernel + hidden @ recurrent + bias
@@ -71,6 +71,6 @@ def test_the_op_is_compiled_once_into_the_cache_and_matches_a_numpy_lstm(fresh_d
     assert workspace.dtype == tf.uint8 and workspace.shape[0] > 0
     np.testing.assert_allclose(tf.cast(hiddens, tf.float32).numpy(), np.stack(expected), atol=0.03)
     # a shape the op refuses is an error that names it, not a crash
-    with pytest.raises(tf.errors.InvalidArgumentError, match=r"kernel must be \(in, 4 \* units\), got \[5,24\]"):
-        ops.charrnn_lstm_forward(tf.cast(as32(inputs), tf.bfloat16), as32(rng.normal(size=(5, 24))),
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"kernel must be \(in, 4 \* units\), got \[5,128\]"):
+        ops.charrnn_lstm_forward(tf.cast(as32(inputs), tf.bfloat16), as32(rng.normal(size=(5, 128))),
                                  as32(recurrent), as32(bias))

@@ -204,8 +204,11 @@ class FusedLSTMStack(keras.layers.Layer):
         """The oneDNN op module when this stack trains in bf16 and the op loads, else None."""
         if not self.low_precision:
             return None
-        from charrnn.native import lstm_ops
+        from charrnn.native import lstm_ops, supports_units, unsupported_units
 
+        if not supports_units(self.units):
+            unsupported_units(self.units)
+            return None
         return lstm_ops()
 
     @staticmethod

@@ -28,7 +28,9 @@ ENV = "CHARRNN_NATIVE"  # "0" keeps the TensorFlow path
 CACHE_ENV = "CHARRNN_NATIVE_CACHE"  # the folder of compiled kernels
 ONEDNN_WHEEL = "onednn-cpu-gomp"
 
-_loaded: dict = {}  # "ops": the loaded module or None, once decided
+UNITS_MULTIPLE = 32  # oneDNN 3.2's AMX LSTM kernels crashed (SIGILL) on some other widths, e.g. 6 and 24
+
+_loaded: dict = {}  # "ops": the loaded module or None, once decided; "said": widths already refused
 
 
 def _log(line: str) -> None:
@@ -146,6 +148,21 @@ def lstm_ops(log: Callable[[str], None] = _log):
         log(f"bf16 LSTM layers on TensorFlow's chunked path ({reason})")
     _loaded["ops"] = ops
     return ops
+
+
+def supports_units(units) -> bool:
+    """Whether every layer width in `units` is one the native op is used for (a multiple of
+    `UNITS_MULTIPLE`: the widths it was checked on; oneDNN 3.2 crashed the process on others)."""
+    return all(int(width) % UNITS_MULTIPLE == 0 for width in units)
+
+
+def unsupported_units(units, log: Callable[[str], None] = _log) -> None:
+    """Says once per process that `units` keeps the TensorFlow path, and why."""
+    said = _loaded.setdefault("said", set())
+    if tuple(units) not in said:
+        said.add(tuple(units))
+        log(f"bf16 LSTM layers on TensorFlow's chunked path (oneDNN's kernel is used for widths that are "
+            f"multiples of {UNITS_MULTIPLE}; these are {', '.join(str(width) for width in units)})")
 
 
 def reset() -> None:
