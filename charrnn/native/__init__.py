@@ -34,7 +34,9 @@ _loaded: dict = {}  # "ops": the loaded module or None, once decided; "said": wi
 
 
 def _log(line: str) -> None:
-    print(f"train: {line}", file=sys.stderr, flush=True)  # the op is built only when a model trains
+    from tqdm import tqdm
+
+    tqdm.write(f"train: {line}", file=sys.stderr)  # above a running progress bar; the op is built only in training
 
 
 def onednn_paths() -> tuple[Path, Path] | None:
