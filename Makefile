@@ -1,5 +1,5 @@
 # `make demo`: set up .venv, train on Tiny Shakespeare for a few minutes, then sample.
-# `make test`: set up .venv with the test extra and run the whole suite (what CI runs).
+# `make test`: set up .venv with the test extra and run the default suite (CI runs it, then `make test-sweep`).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -11,7 +11,7 @@ export CHARRNN_CORPUS_PATH ?= $(if $(wildcard $(SHARED_CORPORA)),$(SHARED_CORPOR
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 DEMO_SECONDS ?= 180
 
-.PHONY: venv demo test test-fast bench clean
+.PHONY: venv demo test test-fast test-sweep bench clean
 
 venv: $(VENV)/.installed
 
@@ -29,7 +29,10 @@ test: venv
 	$(BIN)/python -m pytest
 
 test-fast: venv
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -m "not slow and not sweep"
+
+test-sweep: venv
+	$(BIN)/python -m pytest -m sweep
 
 bench: venv
 	$(BIN)/python bench/run_all.py

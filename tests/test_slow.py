@@ -34,24 +34,39 @@ def demo_ok(name_and_seed):
     return name, seed, result["ok"], result["prediction"]
 
 
-@pytest.fixture(scope="module")
-def demo_results():
-    """Every demo for seed 0 and the other seeds, in two processes (the demos are small models
-    whose time goes to Python overhead, so two processes on two cores take about half as long)."""
+def run_demos(seeds) -> dict:
+    """Every demo for each seed, in two processes (the demos are small models whose time goes to
+    Python overhead, so two processes on two cores take about half as long)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    jobs = [(name, seed) for name in FORECAST_DEMOS for seed in (0, *OTHER_SEEDS)]
+    jobs = [(name, seed) for name in FORECAST_DEMOS for seed in seeds]
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
         return {(name, seed): (ok, prediction) for name, seed, ok, prediction in pool.map(demo_ok, jobs)}
 
 
+@pytest.fixture(scope="module")
+def default_seed_results():
+    return run_demos((0,))
+
+
 @pytest.mark.parametrize("name", list(FORECAST_DEMOS))
-def test_forecast_demo_ok_for_default_and_most_seeds(name, demo_results):
-    assert demo_results[(name, 0)][0], f"{name} not ok for seed 0: {demo_results[(name, 0)][1]}"
-    passed = [seed for seed in OTHER_SEEDS if demo_results[(name, seed)][0]]
-    shown = {seed: demo_results[(name, seed)][1] for seed in OTHER_SEEDS}
-    assert len(passed) >= 4, f"{name}: ok for only {len(passed)} of {len(OTHER_SEEDS)} other seeds: {shown}"
+def test_forecast_demo_ok_for_the_default_seed(name, default_seed_results):
+    ok, prediction = default_seed_results[(name, 0)]
+    assert ok, f"{name} not ok for seed 0: {prediction}"
+
+
+@pytest.mark.sweep
+def test_forecast_demos_ok_for_most_other_seeds():
+    """The demos' claims hold beyond the default seed: each demo is ok for at least 4 of 5 other
+    seeds (30 small trainings, about 8 minutes on 2 cores: `make test-sweep`, run by CI)."""
+    results = run_demos(OTHER_SEEDS)
+    failures = {}
+    for name in FORECAST_DEMOS:
+        passed = [seed for seed in OTHER_SEEDS if results[(name, seed)][0]]
+        if len(passed) < 4:
+            failures[name] = {seed: results[(name, seed)][1] for seed in OTHER_SEEDS}
+    assert not failures, f"demos ok for fewer than 4 of {len(OTHER_SEEDS)} other seeds: {failures}"
 
 
 def test_demo_forecast_json():
