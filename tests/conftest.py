@@ -3,6 +3,7 @@
 import importlib
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "corpora"
 if SHARED.is_dir() and not os.environ.get("CHARRNN_CORPUS_PATH"):
     os.environ["CHARRNN_CORPUS_PATH"] = str(SHARED)
+
+# The bf16 LSTM op (charrnn/native) compiles once per machine for the whole suite, not once per
+# test's isolated cache (the folder is keyed by a hash of the source, TensorFlow and oneDNN)
+os.environ.setdefault("CHARRNN_NATIVE_CACHE", str(Path(tempfile.gettempdir()) / "charrnn-tests-native"))
 
 TINY_TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\n"
              "All:\nSpeak, speak.\n\n") * 40

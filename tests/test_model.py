@@ -1,3 +1,5 @@
+import os
+
 import keras
 import numpy as np
 import pytest
@@ -65,8 +67,8 @@ def test_config_validation_echoes_value():
 
 
 
-def _fused_and_plain(seq_length, dropout=0.0):
-    config = ModelConfig(vocab_size=11, layers=2, units=16, embedding_dim=8, dropout=dropout)
+def _fused_and_plain(seq_length, dropout=0.0, units=16):
+    config = ModelConfig(vocab_size=11, layers=2, units=units, embedding_dim=8, dropout=dropout)
     keras.utils.set_random_seed(2)
     fused = build_char_model(config, seq_length=seq_length, fused=True)
     plain = build_char_model(config, seq_length=seq_length)
@@ -98,6 +100,19 @@ def test_fused_stack_matches_keras_lstm_values_and_gradients(seq_length):
         assert np.abs(theirs).max() > 0
 
 
+@pytest.mark.parametrize("lstm_path", ["native"], indirect=True)
+def test_a_width_the_native_op_does_not_take_keeps_the_chunked_path(lstm_path, capsys):
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        model = build_char_model(ModelConfig(vocab_size=11, layers=1, units=24), seq_length=5, fused=True)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    model(np.zeros((2, 5), np.int32), training=True)
+    assert lstm_path == []
+    assert capsys.readouterr().err == ("train: bf16 LSTM layers on TensorFlow's chunked path (oneDNN's kernel is "
+                                       "used for widths that are multiples of 32; these are 24)\n")
+
+
 def test_fused_stack_starts_like_keras_lstm():
     fused, _ = _fused_and_plain(6)
     bias = fused.get_weights()[3]  # layer 1's bias: gates i, f, c, o; Keras's unit_forget_bias
@@ -112,11 +127,31 @@ def test_fused_stack_dropout_only_while_training():
     assert np.abs(np.asarray(fused(ids, training=True)) - np.asarray(fused(ids))).max() > 1e-3
 
 
-def test_fused_stack_low_precision_products_stay_close_to_float32():
+@pytest.fixture
+def lstm_path(request, monkeypatch):
+    """Selects the bf16 LSTM path ("native": oneDNN's op, "tensorflow": the chunked fallback) and
+    returns the list of `native_lstm_layer` calls made while the test runs."""
+    from charrnn import native
+    from charrnn.models import fused_lstm
+    from charrnn.training.precision import cpu_bf16_units
+
+    if request.param == "native" and not cpu_bf16_units():
+        pytest.skip("this CPU has no bf16 units: the native op is not used here")
+    monkeypatch.setenv("CHARRNN_NATIVE", "1" if request.param == "native" else "0")
+    native.reset()
+    calls = []
+    original = fused_lstm.native_lstm_layer
+    monkeypatch.setattr(fused_lstm, "native_lstm_layer", lambda *args: calls.append(args) or original(*args))
+    yield calls
+    native.reset()
+
+
+@pytest.mark.parametrize("lstm_path", ["native", "tensorflow"], indirect=True)
+def test_fused_stack_low_precision_products_stay_close_to_float32(lstm_path):
     import tensorflow as tf
 
-    fused, _ = _fused_and_plain(10)
-    config = ModelConfig(vocab_size=11, layers=2, units=16, embedding_dim=8, dropout=0.0)
+    fused, _ = _fused_and_plain(10, units=32)  # the native op takes widths that are multiples of 32
+    config = ModelConfig(vocab_size=11, layers=2, units=32, embedding_dim=8, dropout=0.0)
     keras.config.set_dtype_policy("mixed_bfloat16")
     try:
         low = build_char_model(config, seq_length=10, fused=True)
@@ -131,5 +166,10 @@ def test_fused_stack_low_precision_products_stay_close_to_float32():
             value = keras.ops.mean(model(ids, training=True) ** 2)
         return [tf.convert_to_tensor(g).numpy() for g in tape.gradient(value, model.trainable_variables)]
 
-    for mine, theirs in zip(gradients(low), gradients(fused)):  # bfloat16 keeps 8 bits of mantissa
-        assert np.linalg.norm(mine - theirs) <= 0.02 * np.linalg.norm(theirs)  # 0.3-0.4% seen
+    low_gradients = gradients(low)
+    assert bool(lstm_path) == (os.environ["CHARRNN_NATIVE"] == "1")  # the path asked for ran
+    for mine, theirs in zip(low_gradients, gradients(fused)):  # bfloat16 keeps 8 bits of mantissa
+        # 2% of the gradient's norm: the chunked path was seen at 0.3-0.4%, oneDNN's at 0.3-1.1%
+        # (it also rounds the recurrent products and the hidden states to bfloat16)
+        assert np.linalg.norm(mine - theirs) <= 0.02 * np.linalg.norm(theirs)
+        assert np.abs(theirs).max() > 0

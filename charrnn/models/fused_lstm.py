@@ -12,6 +12,11 @@ while layer 1 works on chunk j + 1 (forward and backward); on a 2-core machine t
 worth about 1.4x (measured in a prototype: a whole-sequence hand-off ran at 21k instead of 31k
 chars/s). The math is Keras's LSTM (gates i, f, c, o; sigmoid and tanh; no peepholes) and the
 weights are Keras `LSTMCell` weights, so a trained stack copies into `keras.layers.LSTM` layers.
+
+With `low_precision` (bf16) on a CPU with bf16 units, each layer instead runs as one call of
+oneDNN's fused LSTM primitive over the whole sequence, forward and backward (`native_lstm_layer`,
+the op in `charrnn.native`); where that op cannot be built or loaded, or CHARRNN_NATIVE=0, the
+chunked path above runs instead.
 """
 
 from __future__ import annotations
@@ -120,6 +125,26 @@ def lstm_layer(chunks: list, kernel, recurrent, bias, low_precision: bool = Fals
     return run(*chunks, kernel, recurrent, bias)
 
 
+def native_lstm_layer(sequence, kernel, recurrent, bias, ops):
+    """One LSTM layer over a whole time-major sequence (T, B, in) by oneDNN's bf16 LSTM primitive
+    (the `charrnn.native` op module `ops`): inputs and weights rounded to bfloat16, the cell state
+    and the gate arithmetic float32; returns the (T, B, U) hidden states as float32 (bf16 values).
+    Differentiable with respect to the sequence and the three weights (float32 gradients)."""
+
+    @tf.custom_gradient
+    def run(sequence, kernel, recurrent, bias):
+        inputs = tf.cast(sequence, tf.bfloat16)
+        hiddens, workspace = ops.charrnn_lstm_forward(inputs, kernel, recurrent, bias)
+
+        def grad(d_hiddens):
+            return tuple(ops.charrnn_lstm_backward(inputs, kernel, recurrent, bias, hiddens, workspace,
+                                                   tf.cast(d_hiddens, tf.float32)))
+
+        return tf.cast(hiddens, tf.float32), grad
+
+    return run(sequence, kernel, recurrent, bias)
+
+
 @keras.saving.register_keras_serializable("charrnn")
 class FusedLSTMStack(keras.layers.Layer):
     """Stacked LSTM layers (Keras LSTM math and weights) trained with compiled chunks on CPUs.
@@ -132,8 +157,10 @@ class FusedLSTMStack(keras.layers.Layer):
         units: one width per layer.
         dropout: dropout rate on each layer's output while training. Defaults to 0.0.
         chunk: steps per compiled call. Defaults to `CHUNK`.
-        low_precision: take the input projections and weight gradients from bfloat16 operands
-            (what `--precision mixed_bfloat16` selects). Defaults to False.
+        low_precision: train in bfloat16 (what `--precision mixed_bfloat16` selects): each layer by
+            oneDNN's fused LSTM primitive where `charrnn.native.lstm_ops()` loads, else the
+            chunked path with the input projections and weight gradients from bfloat16 operands.
+            Defaults to False.
     """
 
     def __init__(self, units, dropout: float = 0.0, chunk: int = CHUNK, low_precision: bool = False, **kwargs):
@@ -158,14 +185,35 @@ class FusedLSTMStack(keras.layers.Layer):
         if steps is None:
             raise ValueError("FusedLSTMStack needs a fixed sequence length")
         sequence = tf.transpose(inputs, (1, 0, 2))  # time-major
+        ops = self._native_ops()
+        if ops is not None:
+            for cell in self.cells:
+                sequence = native_lstm_layer(sequence, *self._weights(cell), ops)
+                if self.dropout and training:
+                    sequence = keras.random.dropout(sequence, self.dropout, seed=self.seed_generator)
+            return tf.transpose(sequence, (1, 0, 2))
         sizes = [self.chunk] * (steps // self.chunk) + ([steps % self.chunk] if steps % self.chunk else [])
         chunks = tf.split(sequence, sizes, axis=0)
         for cell in self.cells:
-            weights = (tf.convert_to_tensor(weight) for weight in (cell.kernel, cell.recurrent_kernel, cell.bias))
-            chunks = lstm_layer(chunks, *weights, low_precision=self.low_precision)
+            chunks = lstm_layer(chunks, *self._weights(cell), low_precision=self.low_precision)
             if self.dropout and training:
                 chunks = [keras.random.dropout(chunk, self.dropout, seed=self.seed_generator) for chunk in chunks]
         return tf.transpose(tf.concat(chunks, axis=0), (1, 0, 2))
+
+    def _native_ops(self):
+        """The oneDNN op module when this stack trains in bf16 and the op loads, else None."""
+        if not self.low_precision:
+            return None
+        from charrnn.native import lstm_ops, supports_units, unsupported_units
+
+        if not supports_units(self.units):
+            unsupported_units(self.units)
+            return None
+        return lstm_ops()
+
+    @staticmethod
+    def _weights(cell) -> tuple:
+        return tuple(tf.convert_to_tensor(weight) for weight in (cell.kernel, cell.recurrent_kernel, cell.bias))
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], input_shape[1], self.units[-1])
