@@ -201,3 +201,21 @@ def test_mixed_bfloat16_trains_and_saves_a_float32_model(tmp_path, tiny_corpus):
     assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
     text = charrnn.Sampler(tmp_path / "run").generate(length=20, seed=0)[0]
     assert len(text) == 20  # an empty prime adds nothing to the text
+
+
+def test_a_long_time_budget_widens_the_default_lstm(tmp_path, tiny_corpus):
+    """Under --time-budget >= 300 s an LSTM whose units / dropout were not given gets 384 / 0.2;
+    given values, other cells, shorter budgets and runs without a budget keep their own."""
+    from charrnn.config import LONG_BUDGET_LSTM, with_budget_defaults
+
+    assert with_budget_defaults({}, {"time_budget": 600}) == LONG_BUDGET_LSTM
+    assert with_budget_defaults({"units": 256}, {"time_budget": 300}) == {"units": 256, "dropout": 0.2}
+    assert with_budget_defaults({}, {"time_budget": 299}) == {}
+    assert with_budget_defaults({}, {}) == {}
+    assert with_budget_defaults({"cell": "gru"}, {"time_budget": 600}) == {"cell": "gru"}
+    result = CliRunner().invoke(main, ["train", str(tiny_corpus), "--out", str(tmp_path / "run"), "--time-budget",
+                                       "600", "--max-steps", "1", "--layers", "1", "--embedding-dim", "8",
+                                       "--seq-length", "20", "--batch-size", "8", "--quiet"])
+    assert result.exit_code == 0, result.output
+    model = runs.load(tmp_path / "run").model_config
+    assert (model.units, model.dropout) == (384, 0.2)

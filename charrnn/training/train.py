@@ -23,7 +23,7 @@ import numpy as np
 from charrnn import __version__
 from charrnn.data import items
 from charrnn import runs
-from charrnn.config import DEFAULT_EPOCHS, ModelConfig, TrainConfig
+from charrnn.config import DEFAULT_EPOCHS, ModelConfig, TrainConfig, with_budget_defaults
 from charrnn.data.corpus import load_corpus, split
 from charrnn.data.windows import WindowBatches
 from charrnn.training.distribute import is_chief, make_strategy
@@ -180,6 +180,8 @@ class _Session:
         if train_options.get("items") and saved is None:  # an items run's own defaults
             model_options, train_options = items.with_defaults(model_options, train_options,
                                                                 fine_tuning=tune is not None)
+        elif saved is None and tune is None:  # a longer budget's wider LSTM
+            model_options = with_budget_defaults(model_options, train_options)
         train_config = resume_config(saved, model_options, train_options) if saved else TrainConfig(**train_options)
         stray = [f"--{name.replace('_', '-')}" for name in ("buckets", "max_item_length") if name in train_options]
         if stray and not train_config.items:
