@@ -179,6 +179,33 @@ void read_shape(OpKernelContext* context, Shape* shape) {
               tensorflow::errors::InvalidArgument("bias must be (4 * units,), got ", bias.shape().DebugString()));
 }
 
+// An op kernel with one cached plan (descriptors, primitive, buffers) per input shape, built on
+// first use; Compute reads the shape, takes the lock and hands the plan to Run.
+template <typename Plan>
+class PlannedOp : public OpKernel {
+ public:
+  explicit PlannedOp(OpKernelConstruction* context) : OpKernel(context) {}
+
+  void Compute(OpKernelContext* context) override {
+    Shape shape;
+    read_shape(context, &shape);
+    if (!context->status().ok()) return;
+    std::lock_guard<std::mutex> lock(mutex_);
+    reporting_dnnl_errors(context, [&] {
+      auto& plan = plans_[shape];
+      if (!plan) plan = std::make_unique<Plan>(shape);
+      Run(context, shape, *plan);
+    });
+  }
+
+ protected:
+  virtual void Run(OpKernelContext* context, const Shape& shape, Plan& plan) = 0;
+
+ private:
+  std::mutex mutex_;
+  std::map<Shape, std::unique_ptr<Plan>> plans_;
+};
+
 struct ForwardPlan {
   Descs descs;
   dnnl::lstm_forward::primitive_desc pd;
@@ -189,47 +216,36 @@ struct ForwardPlan {
         weights(descs, pd.weights_layer_desc(), pd.weights_iter_desc()) {}
 };
 
-class LstmForwardOp : public OpKernel {
+class LstmForwardOp : public PlannedOp<ForwardPlan> {
  public:
-  explicit LstmForwardOp(OpKernelConstruction* context) : OpKernel(context) {}
+  using PlannedOp::PlannedOp;
 
-  void Compute(OpKernelContext* context) override {
-    Shape shape;
-    read_shape(context, &shape);
-    if (!context->status().ok()) return;
-    std::lock_guard<std::mutex> lock(mutex_);
-    reporting_dnnl_errors(context, [&] {
-      auto& plan = plans_[shape];
-      if (!plan) plan = std::make_unique<ForwardPlan>(shape);
-      Tensor* hiddens = nullptr;
-      Tensor* workspace = nullptr;
-      OP_REQUIRES_OK(context, context->allocate_output(0, TensorShape({shape.time, shape.batch, shape.units}), &hiddens));
-      const int64_t workspace_bytes = static_cast<int64_t>(plan->pd.workspace_desc().get_size());
-      OP_REQUIRES_OK(context, context->allocate_output(1, TensorShape({workspace_bytes}), &workspace));
-      auto& engine = cpu_engine();
-      dnnl::stream stream(engine);
-      plan->weights.pack(stream, context->input(1), context->input(2));
-      dnnl::memory src(plan->descs.src, engine, data(context->input(0)));
-      dnnl::memory bias(plan->descs.bias, engine, data(context->input(3)));
-      dnnl::memory dst(plan->descs.dst, engine, data(*hiddens));
-      dnnl::memory space(plan->pd.workspace_desc(), engine, data(*workspace));
-      Tensor scratch_buffer;
-      dnnl::memory scratch;
-      if (!scratchpad(context, plan->pd.scratchpad_desc(), &scratch_buffer, &scratch)) return;
-      plan->primitive.execute(stream, {{DNNL_ARG_SRC_LAYER, src},
-                                       {DNNL_ARG_SCRATCHPAD, scratch},
-                                       {DNNL_ARG_WEIGHTS_LAYER, plan->weights.layer},
-                                       {DNNL_ARG_WEIGHTS_ITER, plan->weights.iter},
-                                       {DNNL_ARG_BIAS, bias},
-                                       {DNNL_ARG_DST_LAYER, dst},
-                                       {DNNL_ARG_WORKSPACE, space}});
-      stream.wait();
-    });
+ protected:
+  void Run(OpKernelContext* context, const Shape& shape, ForwardPlan& plan) override {
+    Tensor* hiddens = nullptr;
+    Tensor* workspace = nullptr;
+    OP_REQUIRES_OK(context, context->allocate_output(0, TensorShape({shape.time, shape.batch, shape.units}), &hiddens));
+    const int64_t workspace_bytes = static_cast<int64_t>(plan.pd.workspace_desc().get_size());
+    OP_REQUIRES_OK(context, context->allocate_output(1, TensorShape({workspace_bytes}), &workspace));
+    auto& engine = cpu_engine();
+    dnnl::stream stream(engine);
+    plan.weights.pack(stream, context->input(1), context->input(2));
+    dnnl::memory src(plan.descs.src, engine, data(context->input(0)));
+    dnnl::memory bias(plan.descs.bias, engine, data(context->input(3)));
+    dnnl::memory dst(plan.descs.dst, engine, data(*hiddens));
+    dnnl::memory space(plan.pd.workspace_desc(), engine, data(*workspace));
+    Tensor scratch_buffer;
+    dnnl::memory scratch;
+    if (!scratchpad(context, plan.pd.scratchpad_desc(), &scratch_buffer, &scratch)) return;
+    plan.primitive.execute(stream, {{DNNL_ARG_SRC_LAYER, src},
+                                    {DNNL_ARG_SCRATCHPAD, scratch},
+                                    {DNNL_ARG_WEIGHTS_LAYER, plan.weights.layer},
+                                    {DNNL_ARG_WEIGHTS_ITER, plan.weights.iter},
+                                    {DNNL_ARG_BIAS, bias},
+                                    {DNNL_ARG_DST_LAYER, dst},
+                                    {DNNL_ARG_WORKSPACE, space}});
+    stream.wait();
   }
-
- private:
-  std::mutex mutex_;
-  std::map<Shape, std::unique_ptr<ForwardPlan>> plans_;
 };
 
 struct BackwardPlan {
@@ -275,67 +291,56 @@ struct BackwardPlan {
   }
 };
 
-class LstmBackwardOp : public OpKernel {
+class LstmBackwardOp : public PlannedOp<BackwardPlan> {
  public:
-  explicit LstmBackwardOp(OpKernelConstruction* context) : OpKernel(context) {}
+  using PlannedOp::PlannedOp;
 
-  void Compute(OpKernelContext* context) override {
-    Shape shape;
-    read_shape(context, &shape);
-    if (!context->status().ok()) return;
-    std::lock_guard<std::mutex> lock(mutex_);
-    reporting_dnnl_errors(context, [&] {
-      auto& plan = plans_[shape];
-      if (!plan) plan = std::make_unique<BackwardPlan>(shape);
-      const Tensor& workspace = context->input(5);
-      OP_REQUIRES(context, static_cast<size_t>(workspace.NumElements()) == plan->pd.workspace_desc().get_size(),
-                  tensorflow::errors::InvalidArgument("workspace of ", workspace.NumElements(), " bytes, expected ",
-                                                      plan->pd.workspace_desc().get_size()));
-      Tensor *d_inputs = nullptr, *d_kernel = nullptr, *d_recurrent = nullptr, *d_bias = nullptr;
-      OP_REQUIRES_OK(context, context->allocate_output(0, context->input(0).shape(), &d_inputs));  // float32
-      OP_REQUIRES_OK(context, context->allocate_output(1, context->input(1).shape(), &d_kernel));
-      OP_REQUIRES_OK(context, context->allocate_output(2, context->input(2).shape(), &d_recurrent));
-      OP_REQUIRES_OK(context, context->allocate_output(3, context->input(3).shape(), &d_bias));
-      auto& engine = cpu_engine();
-      dnnl::stream stream(engine);
-      plan->weights.pack(stream, context->input(1), context->input(2));
-      // oneDNN accumulates into the weight and bias gradients: start them at zero
-      std::memset(plan->d_layer.get_data_handle(), 0, plan->pd.diff_weights_layer_desc().get_size());
-      std::memset(plan->d_iter.get_data_handle(), 0, plan->pd.diff_weights_iter_desc().get_size());
-      std::memset(data(*d_bias), 0, d_bias->TotalBytes());
-      dnnl::memory src(plan->descs.src, engine, data(context->input(0)));
-      dnnl::memory bias(plan->descs.bias, engine, data(context->input(3)));
-      dnnl::memory dst(plan->descs.dst, engine, data(context->input(4)));
-      dnnl::memory space(plan->pd.workspace_desc(), engine, data(workspace));
-      dnnl::memory d_dst(plan->d_dst, engine, data(context->input(6)));
-      dnnl::memory d_src(plan->d_src, engine, data(*d_inputs));
-      dnnl::memory d_bias_memory(plan->d_bias, engine, data(*d_bias));
-      Tensor scratch_buffer;
-      dnnl::memory scratch;
-      if (!scratchpad(context, plan->pd.scratchpad_desc(), &scratch_buffer, &scratch)) return;
-      plan->primitive.execute(stream, {{DNNL_ARG_SRC_LAYER, src},
-                                       {DNNL_ARG_SCRATCHPAD, scratch},
-                                       {DNNL_ARG_WEIGHTS_LAYER, plan->weights.layer},
-                                       {DNNL_ARG_WEIGHTS_ITER, plan->weights.iter},
-                                       {DNNL_ARG_BIAS, bias},
-                                       {DNNL_ARG_DST_LAYER, dst},
-                                       {DNNL_ARG_WORKSPACE, space},
-                                       {DNNL_ARG_DIFF_DST_LAYER, d_dst},
-                                       {DNNL_ARG_DIFF_SRC_LAYER, d_src},
-                                       {DNNL_ARG_DIFF_WEIGHTS_LAYER, plan->d_layer},
-                                       {DNNL_ARG_DIFF_WEIGHTS_ITER, plan->d_iter},
-                                       {DNNL_ARG_DIFF_BIAS, d_bias_memory}});
-      plan->d_layer_user.set_data_handle(data(*d_kernel));
-      plan->d_iter_user.set_data_handle(data(*d_recurrent));
-      plan->from_layer.execute(stream, plan->d_layer, plan->d_layer_user);
-      plan->from_iter.execute(stream, plan->d_iter, plan->d_iter_user);
-      stream.wait();
-    });
+ protected:
+  void Run(OpKernelContext* context, const Shape& shape, BackwardPlan& plan) override {
+    const Tensor& workspace = context->input(5);
+    OP_REQUIRES(context, static_cast<size_t>(workspace.NumElements()) == plan.pd.workspace_desc().get_size(),
+                tensorflow::errors::InvalidArgument("workspace of ", workspace.NumElements(), " bytes, expected ",
+                                                    plan.pd.workspace_desc().get_size()));
+    Tensor *d_inputs = nullptr, *d_kernel = nullptr, *d_recurrent = nullptr, *d_bias = nullptr;
+    OP_REQUIRES_OK(context, context->allocate_output(0, context->input(0).shape(), &d_inputs));  // float32
+    OP_REQUIRES_OK(context, context->allocate_output(1, context->input(1).shape(), &d_kernel));
+    OP_REQUIRES_OK(context, context->allocate_output(2, context->input(2).shape(), &d_recurrent));
+    OP_REQUIRES_OK(context, context->allocate_output(3, context->input(3).shape(), &d_bias));
+    auto& engine = cpu_engine();
+    dnnl::stream stream(engine);
+    plan.weights.pack(stream, context->input(1), context->input(2));
+    // oneDNN accumulates into the weight and bias gradients: start them at zero
+    std::memset(plan.d_layer.get_data_handle(), 0, plan.pd.diff_weights_layer_desc().get_size());
+    std::memset(plan.d_iter.get_data_handle(), 0, plan.pd.diff_weights_iter_desc().get_size());
+    std::memset(data(*d_bias), 0, d_bias->TotalBytes());
+    dnnl::memory src(plan.descs.src, engine, data(context->input(0)));
+    dnnl::memory bias(plan.descs.bias, engine, data(context->input(3)));
+    dnnl::memory dst(plan.descs.dst, engine, data(context->input(4)));
+    dnnl::memory space(plan.pd.workspace_desc(), engine, data(workspace));
+    dnnl::memory d_dst(plan.d_dst, engine, data(context->input(6)));
+    dnnl::memory d_src(plan.d_src, engine, data(*d_inputs));
+    dnnl::memory d_bias_memory(plan.d_bias, engine, data(*d_bias));
+    Tensor scratch_buffer;
+    dnnl::memory scratch;
+    if (!scratchpad(context, plan.pd.scratchpad_desc(), &scratch_buffer, &scratch)) return;
+    plan.primitive.execute(stream, {{DNNL_ARG_SRC_LAYER, src},
+                                    {DNNL_ARG_SCRATCHPAD, scratch},
+                                    {DNNL_ARG_WEIGHTS_LAYER, plan.weights.layer},
+                                    {DNNL_ARG_WEIGHTS_ITER, plan.weights.iter},
+                                    {DNNL_ARG_BIAS, bias},
+                                    {DNNL_ARG_DST_LAYER, dst},
+                                    {DNNL_ARG_WORKSPACE, space},
+                                    {DNNL_ARG_DIFF_DST_LAYER, d_dst},
+                                    {DNNL_ARG_DIFF_SRC_LAYER, d_src},
+                                    {DNNL_ARG_DIFF_WEIGHTS_LAYER, plan.d_layer},
+                                    {DNNL_ARG_DIFF_WEIGHTS_ITER, plan.d_iter},
+                                    {DNNL_ARG_DIFF_BIAS, d_bias_memory}});
+    plan.d_layer_user.set_data_handle(data(*d_kernel));
+    plan.d_iter_user.set_data_handle(data(*d_recurrent));
+    plan.from_layer.execute(stream, plan.d_layer, plan.d_layer_user);
+    plan.from_iter.execute(stream, plan.d_iter, plan.d_iter_user);
+    stream.wait();
   }
-
- private:
-  std::mutex mutex_;
-  std::map<Shape, std::unique_ptr<BackwardPlan>> plans_;
 };
 
 }  // namespace
