@@ -26,4 +26,5 @@ def test_sample_loop_variants_prints_every_variant():
 @pytest.mark.slow
 def test_sample_speed_prints_its_table():
     output = run_script("sample_speed.py", "--length", "8")
-    assert output.count("Sampler compiled loop") == 4 and "keras-io" in output
+    assert output.count("Sampler, float32") == 4 and "keras-io" in output
+    assert output.count("Sampler, bfloat16") == 8 and output.count("(xla-bf16)") == 4

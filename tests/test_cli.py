@@ -324,12 +324,30 @@ def test_sample_precision_bfloat16(tiny_run):
     args = ("sample", tiny_run, "--length", 60, "--seed", 5, "--num-samples", 2, "--precision", "bfloat16")
     result = invoke(*args)
     texts = charrnn.Sampler(tiny_run, precision="bfloat16").generate(length=60, seed=5, num_samples=2)
-    assert result.exit_code == 0 and result.output == "\n".join(text + "\n" for text in texts)
-    assert invoke(*args).output == result.output
+    assert result.exit_code == 0 and result.stdout == "\n".join(text + "\n" for text in texts)
+    assert invoke(*args).stdout == result.stdout
     beam = invoke("sample", tiny_run, "--beam", 2, "--length", 10, "--precision", "bfloat16")
     assert beam.exit_code == 0, beam.output
     refused = invoke("sample", tiny_run, "--precision", "float16")
-    assert refused.exit_code == 2 and "'float16' is not one of 'float32', 'bfloat16'" in refused.output
+    assert refused.exit_code == 2 and "'float16' is not one of 'auto', 'float32', 'bfloat16'" in refused.output
     timed = json.loads(invoke("bench", "sample", "--run", tiny_run, "--length", 20, "--precision", "bfloat16",
                               "--json").output)
     assert timed["precision"] == "bfloat16" and timed["chars_per_s"] > 0
+    assert timed["backend"] in ("native-amx-bf16", "xla-bf16")
+
+
+def test_anneal_shape_options_reach_the_schedule_or_are_refused(tmp_path, tiny_corpus):
+    options = [f"--{key.replace('_', '-')}={value}" for key, value in TINY_OPTIONS.items()]
+    out = tmp_path / "run"
+    result = invoke("train", tiny_corpus, "--out", out, "--max-steps", 8, "--eval-every", 8, "--quiet",
+                    "--anneal-fraction", 0.5, "--min-lr-ratio", 0.0, *options)
+    assert result.exit_code == 0, result.output
+    train = json.loads((out / "config.json").read_text())["train"]
+    assert (train["anneal_fraction"], train["min_lr_ratio"]) == (0.5, 0.0)
+    # step 8 of 8 is 7/8 through the run: 0.15 x the rate on this schedule (0.72 x on the default one)
+    last = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last["learning_rate"] < 0.2 * train["learning_rate"]
+    for option in ("--anneal-fraction", "--min-lr-ratio"):
+        refused = invoke("train", tiny_corpus, "--out", tmp_path / "other", "--lr-schedule", "constant", option, 0.5)
+        assert refused.exit_code == 2 and f"{option} shapes the anneal schedule" in refused.output
+    assert invoke("train", tiny_corpus, "--out", tmp_path / "bad", "--anneal-fraction", 0).exit_code == 2

@@ -25,7 +25,7 @@ def make_run(tmp_path, cell="lstm", embedding_dim=6):
 @pytest.mark.parametrize("cell,embedding_dim", [("lstm", 6), ("gru", 6), ("rnn", 0)])
 def test_one_step_recurrence_matches_keras(tmp_path, cell, embedding_dim):
     run, model = make_run(tmp_path, cell, embedding_dim)
-    sampler = Sampler(run)
+    sampler = Sampler(run, precision="float32")
     ids = np.array([[1, 4, 2, 0, 7]], np.int32)
     expected = np.asarray(model(ids))[0]
     states = sampler.zero_states(1)
@@ -36,7 +36,7 @@ def test_one_step_recurrence_matches_keras(tmp_path, cell, embedding_dim):
 
 def test_same_seed_same_text_and_chunking_does_not_matter(tmp_path):
     run, _ = make_run(tmp_path)
-    sampler = Sampler(run)
+    sampler = Sampler(run, precision="float32")
     # 200 characters: the streamed chunks grow (64, 128, then the last 8)
     options = dict(length=200, temperature=0.9, top_k=5, top_p=0.95, prime="abc", seed=11)
     whole = sampler.generate(**options)
@@ -51,7 +51,7 @@ def test_same_seed_same_text_and_chunking_does_not_matter(tmp_path):
 
 def test_greedy_options_agree(tmp_path):
     run, model = make_run(tmp_path)
-    sampler = Sampler(run)
+    sampler = Sampler(run, precision="float32")
     greedy = sampler.generate(length=30, argmax=True, prime="ab")[0]
     assert sampler.generate(length=30, top_k=1, prime="ab", seed=5)[0] == greedy
     assert sampler.generate(length=30, top_p=1e-6, prime="ab", seed=6)[0] == greedy
@@ -109,7 +109,7 @@ def test_top_k_top_p_pairwise_and_sorted_agree(monkeypatch, top_k, top_p):
 
 def test_top_k_only_draws_from_the_k_best(tmp_path):
     run, _ = make_run(tmp_path)
-    sampler = Sampler(run)
+    sampler = Sampler(run, precision="float32")
     logits, _ = sampler.feed(np.array([run.vocab.encode("a")], np.int32), sampler.zero_states(1))
     best_two = set(np.argsort(np.asarray(logits)[0])[-2:].tolist())
     seen = {run.vocab.encode(text[1])[0] for text in sampler.generate(length=1, prime="a", top_k=2,
@@ -191,11 +191,26 @@ def test_bfloat16_step_is_close_to_keras(tmp_path, cell, embedding_dim):
         np.testing.assert_allclose(np.asarray(logits)[0], expected[position], atol=2e-2)
 
 
-def test_bfloat16_draws_follow_the_float32_probabilities(tmp_path):
+@pytest.fixture
+def xla_loop(monkeypatch):
+    """bfloat16 samplers on XLA's loop (the native loop's fallback; tests/test_native_sampling.py
+    covers the native one)."""
+    from charrnn.generation import sampler as sampler_module
+    from charrnn.native import sampling
+
+    monkeypatch.setenv("CHARRNN_NATIVE", "0")
+    monkeypatch.setattr(sampler_module, "_said", set())
+    sampling.reset()
+    yield
+    sampling.reset()
+
+
+def test_bfloat16_draws_follow_the_float32_probabilities(tmp_path, xla_loop):
     run, model = make_run(tmp_path)
     model = scaled_up(run, model)
     exact = Sampler.from_model(model, run.vocab, run.model_config)
     half = Sampler.from_model(model, run.vocab, run.model_config, precision="bfloat16")
+    assert half.backend == "xla-bf16"
     prime = "abcfa"  # five steps through both layers' joint kernels before the draw
 
     def probabilities(sampler, text):
@@ -215,9 +230,10 @@ def test_bfloat16_draws_follow_the_float32_probabilities(tmp_path):
     assert chi_square(counts, probabilities(exact, "gg"))[0] > 100.0
 
 
-def test_bfloat16_text_is_the_same_in_any_chunking_and_after_new_weights(tmp_path):
+def test_bfloat16_text_is_the_same_in_any_chunking_and_after_new_weights(tmp_path, xla_loop):
     run, model = make_run(tmp_path)
     sampler = Sampler(run, precision="bfloat16")
+    assert sampler.backend == "xla-bf16"
     options = dict(length=150, temperature=0.9, top_k=5, prime="abc", seed=11, num_samples=3)
     whole = sampler.generate(**options)
     assert whole == sampler.generate(chunk_size=1, **options) == sampler.generate(chunk_size=7, **options)

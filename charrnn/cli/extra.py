@@ -148,7 +148,7 @@ def bench_train(steps, eval_every, precision, corpus, as_json):
 @click.option("--streams", type=POSITIVE_INT, default=1, show_default=True, help="Streams at once.")
 @click.option("--length", type=POSITIVE_INT, default=2000, show_default=True, help="Characters per stream.")
 @click.option("--run", type=click.Path(), help="A trained run.  [default: an untrained 2 x LSTM(256)]")
-@click.option("--precision", type=click.Choice(["float32", "bfloat16"]), default="float32", show_default=True, help="The sampler's weights (as `charrnn sample --precision`).")
+@click.option("--precision", type=click.Choice(["auto", "float32", "bfloat16"]), default="auto", show_default=True, help="The sampler's weights (as `charrnn sample --precision`).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @reports_errors
 def bench_sample(streams, length, run, precision, as_json):
@@ -160,4 +160,4 @@ def bench_sample(streams, length, run, precision, as_json):
         click.echo(json.dumps(result))
         return
     click.echo(f"chars_per_s {result['chars_per_s']:,.0f}  ({streams} streams x {length} chars in "
-               f"{result['seconds']} s, {precision} weights, {result['machine']})")
+               f"{result['seconds']} s, {result['precision']} weights on the {result['backend']} loop, {result['machine']})")

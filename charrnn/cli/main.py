@@ -47,6 +47,8 @@ def main(verbose):
 @click.option("--time-budget", type=POSITIVE_FLOAT, help="Stop after this many seconds of training.")
 @click.option("--learning-rate", type=POSITIVE_FLOAT, help=f"Adam learning rate.  [default: {TRAIN_DEFAULTS['learning_rate']}]")
 @click.option("--lr-schedule", type=click.Choice(["anneal", "constant"]), help=f"anneal: constant, then a cosine down to {TRAIN_DEFAULTS['min_lr_ratio']} x over the last {TRAIN_DEFAULTS['anneal_fraction']:.0%} of the run (of its steps, or of --time-budget).  [default: {TRAIN_DEFAULTS['lr_schedule']}]")
+@click.option("--anneal-fraction", type=click.FloatRange(0, 1, min_open=True), help=f"With --lr-schedule anneal: the share of the run (steps, or --time-budget) spent in the cosine decay.  [default: {TRAIN_DEFAULTS['anneal_fraction']}; an items run: 0.5]")
+@click.option("--min-lr-ratio", type=click.FloatRange(0, 1), help=f"With --lr-schedule anneal: the final learning rate, as a share of --learning-rate.  [default: {TRAIN_DEFAULTS['min_lr_ratio']}]")
 @click.option("--grad-clip", type=click.FloatRange(min=0), help=f"Clip gradients to this global norm; 0 = off.  [default: {TRAIN_DEFAULTS['grad_clip']}]")
 @click.option("--val-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), help=f"Share of the corpus (its end) held out for validation.  [default: {TRAIN_DEFAULTS['val_fraction']}]")
 @click.option("--patience", type=POSITIVE_INT, help="Stop after this many evaluations without a better val loss.")
@@ -77,6 +79,10 @@ def train(corpus, out, resume, force, quiet, **options):
         raise click.UsageError("--resume needs --out DIR (the run to continue)")
     if resume and options.get("init_from"):
         raise click.UsageError("--init-from starts a new run and --resume continues one; pick one")
+    if options.get("lr_schedule") == "constant":
+        for name in ("anneal_fraction", "min_lr_ratio"):
+            if options.get(name) is not None:
+                raise click.UsageError(f"--{name.replace('_', '-')} shapes the anneal schedule; it does nothing with --lr-schedule constant")
     setup_logging(quiet)
     log = (lambda line: None) if quiet else (lambda line: click.echo(line, err=True))
     result = train_model(list(corpus), out, resume=resume, force=force, progress=not quiet, log=log,
@@ -110,7 +116,7 @@ def train(corpus, out, resume, force, quiet, **options):
 @click.option("--tag", is_flag=True, help="Items run: tag each item in-train, in-val, in-test or new (after a tab).")
 @click.option("--rank", is_flag=True, help="Print the samples most likely first (by log-probability per character).")
 @click.option("--beam", type=POSITIVE_INT, help="Beam search of this width: the most likely continuation (items run: whole items, --length caps each), deterministic; --num-samples N gives the N best.")
-@click.option("--precision", type=click.Choice(["float32", "bfloat16"]), default="float32", show_default=True, help="The sampler's weights: bfloat16 reads half the bytes per character (faster for one or a few streams, slower for many) and gives a different text for a seed.")
+@click.option("--precision", type=click.Choice(["auto", "float32", "bfloat16"]), default="auto", show_default=True, help="The sampler's weights. bfloat16: for an LSTM on a CPU with AMX, the native AMX loop (about 3x float32's speed; a seed gives a different text than float32). float32: XLA's loop. auto: bfloat16 where the native loop runs the model, else float32 (--beam: float32).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object {\"samples\": [{\"text\": ...}, ...]}; with --beam or --rank each has its log_prob; for a stream run each has the longest span copied from the training corpus; for an items run (without --beam/--rank) {\"items\": [{\"text\", \"log_prob\", \"chars\", \"nats_per_char\"}]}.")
 @click.pass_context
 @reports_errors
@@ -140,6 +146,8 @@ def sample(context, run, novel, tag, rank, beam, precision, as_json, **options):
     if loaded.train_config.items and beam is None and not rank:
         _sample_items(loaded, config, length, novel, tag, as_json, precision)
         return
+    if beam is not None and precision == "auto":
+        precision = "float32"  # beam search steps through TensorFlow; the native loop only draws
     sampler = Sampler(loaded, precision=precision)
     if beam is not None or as_json:
         _print_samples(context, sampler, config, beam, as_json, rank)
@@ -165,7 +173,7 @@ def _write_symbols(symbols: str, encoding: str) -> None:
 
 
 def _sample_items(run, config: SampleConfig, length, novel: bool, tag: bool, as_json: bool,
-                  precision: str = "float32") -> None:
+                  precision: str = "auto") -> None:
     """Prints whole items from an items run: one a line, tab-tagged, or as one JSON object."""
     from charrnn.data.items import item_log_probs, sample_items
     from charrnn.generation.sampler import Sampler

@@ -64,7 +64,7 @@ class BeamSearcher:
 
         from charrnn.generation.sampler import Sampler
 
-        self.sampler = sampler if sampler is not None else Sampler(run)
+        self.sampler = sampler if sampler is not None else Sampler(run, precision="float32")
         self.vocab = self.sampler.vocab
         owner = getattr(self.sampler, "run", None)
         self.items = getattr(getattr(owner, "train_config", None), "items", None) == "lines"

@@ -27,7 +27,7 @@ def export_saved_model(run, out: str | Path) -> Path:
     out = Path(out)
     if out.exists():
         raise CharRNNError(f"{out} already exists; choose another --out or remove it")
-    sampler = Sampler(run)
+    sampler = Sampler(run, precision="float32")  # the exported graph is XLA's loop
     codes = np.array([ord(symbol) for symbol in sampler.vocab.symbols], np.int32)
     start = sampler.default_prime
 

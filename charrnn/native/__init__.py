@@ -88,8 +88,6 @@ def library_path() -> Path:
     """
     import tensorflow as tf
 
-    from charrnn.data.corpus import cache_dir
-
     paths = onednn_paths()
     if paths is None:
         raise FileNotFoundError("oneDNN headers and library")
@@ -99,8 +97,14 @@ def library_path() -> Path:
                  " ".join(_build_command(Path("out"), include, lib)).encode()):
         key.update(part)
         key.update(b"\0")
-    folder = Path(os.environ[CACHE_ENV]) if os.environ.get(CACHE_ENV) else cache_dir() / "native"
-    return folder / key.hexdigest()[:16] / "lstm_bf16.so"
+    return cache_folder() / key.hexdigest()[:16] / "lstm_bf16.so"
+
+
+def cache_folder() -> Path:
+    """The folder of compiled kernels: $CHARRNN_NATIVE_CACHE, else `<cache>/native`."""
+    from charrnn.data.corpus import cache_dir
+
+    return Path(os.environ[CACHE_ENV]) if os.environ.get(CACHE_ENV) else cache_dir() / "native"
 
 
 def compile_library(path: Path, log: Callable[[str], None] = _log) -> None:

@@ -19,7 +19,7 @@ def build_service(run, max_streams: int = 64):
     from .engine import Engine
 
     loaded = run if isinstance(run, runs.Run) else runs.load(run)
-    engine = Engine(Sampler(loaded), max_streams=max_streams)
+    engine = Engine(Sampler(loaded, precision="float32"), max_streams=max_streams)
     engine.warm_up()
     items = getattr(loaded.train_config, "items", None) == "lines"
     return Service(engine.start(), loaded.details(), items, loaded)

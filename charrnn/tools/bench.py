@@ -143,7 +143,7 @@ def train_intervals(corpus: str = "tinyshakespeare", steps: int = 300, eval_ever
 
 
 def sample_speed(streams: int = 1, length: int = 2000, run=None, vocab_size: int = 65, repeats: int = 3,
-                 sampler=None, precision: str = "float32", **options) -> dict:
+                 sampler=None, precision: str = "auto", **options) -> dict:
     """Characters per second of `Sampler` (a 2 x LSTM(256) model unless `run` or `sampler` is
     given; `precision` is the new sampler's, see `Sampler`), the best of `repeats` timed calls
     after a warm-up; `options` go to `generate` (e.g. top_k=20, or chunk_size=1 for one call
@@ -160,7 +160,7 @@ def sample_speed(streams: int = 1, length: int = 2000, run=None, vocab_size: int
         best = min(best, time.perf_counter() - started)
     return {"streams": streams, "length": length, "seconds": round(best, 4),
             "chars_per_s": round(streams * length / best, 1), "precision": sampler.precision,
-            "machine": machine()}
+            "backend": sampler.backend, "machine": machine()}
 
 
 def _untrained_run(vocab_size: int):
