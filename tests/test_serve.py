@@ -98,9 +98,27 @@ def test_generate_gives_charrnn_samples_text(server, tiny_run):
     assert all(text.startswith("All:") and len(text) == 124 for text in answer["texts"])
     printed = subprocess.run([sys.executable, "-m", "charrnn", "sample", str(tiny_run), "--prime", "All:",
                               "--length", "120", "--temperature", "0.9", "--top-k", "6", "--seed", "5",
-                              "--num-samples", "3", "--precision", "float32"],  # the server runs XLA's float32 loop
-                             capture_output=True, text=True, check=True).stdout
+                              "--num-samples", "3"], capture_output=True, text=True, check=True).stdout
     assert printed == "\n\n".join(answer["texts"]) + "\n"
+
+
+def test_each_precision_serves_charrnn_samples_text_for_it(server, tiny_run):
+    """The default server says which loop it runs; a float32 server gives `charrnn sample
+    --precision float32`'s text, so both of the sampler's loops stand behind the server."""
+    from charrnn.generation.sampler import Sampler
+
+    expected = Sampler(tiny_run)
+    said = "".join(server.lines)
+    assert f"({expected.precision} weights on the {expected.backend} loop;" in said, said
+    exact = Server(tiny_run, "--max-streams", "4", "--precision", "float32")
+    try:
+        assert "(float32 weights on the xla-float32 loop;" in "".join(exact.lines)
+        options = dict(prime="All:", length=80, temperature=0.8, top_p=0.9, seed=8, num_samples=2)
+        status, answer = exact.request("POST", "/generate", options)
+        assert status == 200
+        assert answer["texts"] == Sampler(tiny_run, precision="float32").generate(**options)
+    finally:
+        assert exact.stop() == 0, "".join(exact.lines)
 
 
 def test_stream_sends_text_as_it_is_generated(server):

@@ -99,7 +99,7 @@ class Sampler:
         self.variables = _flat(layers, [self._head]) + self._joints
         # XLA fuses each step's elementwise work: 103-113k vs 70-73k chars/s for 64 streams, 8.3-8.6k
         # vs 7.2-8.1k for one, against the same loop as a plain tf.function (2-core CPU, November 2026)
-        self.draw_chunk = tf.function(self._loop, jit_compile=True, reduce_retracing=True)
+        self._compiled_chunk = tf.function(self._loop, jit_compile=True, reduce_retracing=True)
         self._run_prime = tf.function(self.feed, reduce_retracing=True)
         self._native = self._native_loop(model) if self.precision == "bfloat16" else None
 
@@ -320,7 +320,8 @@ class Sampler:
         return "\n" if "\n" in self.vocab.symbols else self.vocab.symbols[0]
 
     def prime_states(self, config: SampleConfig):
-        """Feeds the config's prime to `num_samples` fresh streams; returns their logits and states.
+        """Feeds the config's prime to `num_samples` fresh streams; returns their logits and states
+        (TF tensors on XLA's loop, numpy arrays of the same shapes on the native loop).
 
         Raises:
             VocabularyError: the prime has characters outside the vocabulary.
@@ -328,7 +329,27 @@ class Sampler:
         import tensorflow as tf
 
         batch = self._prime_batch(config)
+        if self._native is not None:
+            states = self._native.zero_states(config.num_samples)
+            self._native.run(states, batch.shape[1], forced=batch)
+            return states["logits"], _as_columns(states)
         return self._run_prime(tf.constant(batch), self.zero_states(config.num_samples))
+
+    def draw_chunk(self, logits, states, positions, length, seeds, samples, temperature, top_k, top_p, mode):
+        """Draws `length` (<= CHUNK_CAPACITY) characters for every stream from `prime_states`'
+        logits and states; returns (ids (streams, >= length), logits, states). On XLA's loop this
+        is the compiled loop (see `_loop` for the arguments; TF ops, usable inside tf.function); on
+        the native loop it takes and returns arrays of the same shapes."""
+        if self._native is None:
+            return self._compiled_chunk(logits, states, positions, length, seeds, samples, temperature, top_k,
+                                        top_p, mode)
+        native = {"logits": np.array(logits, np.float32, order="C"),
+                  "hidden": np.ascontiguousarray(np.stack([np.asarray(layer[0]).T for layer in states]), np.float32),
+                  "carry": np.ascontiguousarray(np.stack([np.asarray(layer[1]).T for layer in states]), np.float32)}
+        knobs = tuple(np.asarray(knob) for knob in (seeds, samples, temperature, top_k, top_p))
+        ids = self._native.run(native, int(np.asarray(length)), knobs=knobs, mode=mode,
+                               positions=np.asarray(positions))
+        return ids, native["logits"], _as_columns(native)
 
     def _prime_batch(self, config: SampleConfig) -> np.ndarray:
         """The prime's ids (the default prime if it is empty), one row per stream."""
@@ -420,6 +441,12 @@ def _say_once(line: str) -> None:
     if line not in _said:
         _said.add(line)
         print(line, file=sys.stderr)
+
+
+def _as_columns(states: dict) -> list:
+    """The native loop's states (layers, streams, units) as XLA's loop holds them: per layer (h, c),
+    each (units, streams)."""
+    return [(hidden.T, carry.T) for hidden, carry in zip(states["hidden"], states["carry"])]
 
 
 def _flat(*groups) -> list:

@@ -12,8 +12,9 @@ from charrnn.cli.common import POSITIVE_INT, reports_errors
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every interface).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="TCP port; 0 = any free port (printed).")
 @click.option("--max-streams", type=POSITIVE_INT, default=64, show_default=True, help="Streams generated at once; later requests wait.")
+@click.option("--precision", type=click.Choice(["auto", "float32", "bfloat16"]), default="auto", show_default=True, help="The sampler's weights and loop, as `charrnn sample --precision`.")
 @reports_errors
-def serve(run, host, port, max_streams):
+def serve(run, host, port, max_streams, precision):
     """Serve RUN over HTTP: POST /generate, GET /stream (server-sent events), GET /health,
     GET /info, and a page at GET /. Ctrl-C or SIGTERM finishes the requests in flight, then exits."""
     from charrnn.errors import CharRNNError
@@ -25,4 +26,4 @@ def serve(run, host, port, max_streams):
         raise CharRNNError("charrnn serve needs the serve extra: pip install 'charrnn[serve]'") from None
     from .server import run_server
 
-    run_server(run, host, port, max_streams, log=lambda line: click.echo(line, err=True))
+    run_server(run, host, port, max_streams, log=lambda line: click.echo(line, err=True), precision=precision)

@@ -279,7 +279,7 @@ class Engine:
         states = [tuple(_padded(part[:, start:stop], BLOCK, 1) for part in layer) for layer in group.states]
         ids, logits, states = self.sampler.draw_chunk(logits, states, tf.constant(pad(group.positions)),
                                                       tf.constant(size), *knobs, group.mode)
-        return (ids.numpy()[:streams, :size], logits[:streams],
+        return (np.asarray(ids)[:streams, :size], logits[:streams],
                 [tuple(part[:, :streams] for part in layer) for layer in states])
 
     def _deliver(self, group: _Group, ids: np.ndarray, size: int) -> None:

@@ -11,15 +11,16 @@ import time
 GRACEFUL_S = 120  # at most this long to finish requests in flight after Ctrl-C / SIGTERM
 
 
-def build_service(run, max_streams: int = 64):
-    """A started `Service` (engine running, loop compiled for small batches) for a run or its path."""
+def build_service(run, max_streams: int = 64, precision: str = "auto"):
+    """A started `Service` (engine running, loop compiled for small batches) for a run or its path;
+    `precision` is the sampler's (see `charrnn.Sampler`)."""
     from charrnn import runs
     from charrnn.generation.sampler import Sampler
     from .app import Service
     from .engine import Engine
 
     loaded = run if isinstance(run, runs.Run) else runs.load(run)
-    engine = Engine(Sampler(loaded, precision="float32"), max_streams=max_streams)
+    engine = Engine(Sampler(loaded, precision=precision), max_streams=max_streams)
     engine.warm_up()
     items = getattr(loaded.train_config, "items", None) == "lines"
     return Service(engine.start(), loaded.details(), items, loaded)
@@ -41,7 +42,8 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def run_server(run, host: str = "127.0.0.1", port: int = 8000, max_streams: int = 64, log=print) -> None:
+def run_server(run, host: str = "127.0.0.1", port: int = 8000, max_streams: int = 64, log=print,
+               precision: str = "auto") -> None:
     """Serves `run` until Ctrl-C or SIGTERM, then finishes the requests in flight and returns.
 
     Raises:
@@ -53,10 +55,12 @@ def run_server(run, host: str = "127.0.0.1", port: int = 8000, max_streams: int 
 
     sock = _bind(host, port)  # before loading, so a taken port fails fast
     started = time.perf_counter()
-    service = build_service(run, max_streams)
+    service = build_service(run, max_streams, precision)
     shown = f"[{host}]" if ":" in host else host
+    sampler = service.engine.sampler
     log(f"serving {service.details['run']} on http://{shown}:{sock.getsockname()[1]} "
-        f"(ready in {time.perf_counter() - started:.1f} s; Ctrl-C stops)")
+        f"({sampler.precision} weights on the {sampler.backend} loop; ready in {time.perf_counter() - started:.1f} s; "
+        f"Ctrl-C stops)")
     config = uvicorn.Config(create_app(service), log_level="warning", access_log=False,
                             timeout_graceful_shutdown=GRACEFUL_S, lifespan="on")
     # uvicorn re-raises the signal that stopped it once it has drained; with these handlers in
