@@ -1,7 +1,7 @@
 """Load on `charrnn serve`: N clients arriving together, each streaming L characters, against the
 same N requests served one at a time.
 
-    python bench/serve_load.py RUN [--clients 32] [--length 500]
+    python bench/serve_load.py RUN [--clients 32] [--length 500] [--precision auto|float32|bfloat16]
 
 Starts the real server (`charrnn serve RUN --port 0`) in a subprocess for each row and talks
 HTTP to it (GET /stream, server-sent events). Rows:
@@ -28,13 +28,14 @@ import numpy as np
 
 
 class Server:
-    def __init__(self, run, max_streams):
+    def __init__(self, run, max_streams, precision):
         self.process = subprocess.Popen([sys.executable, "-m", "charrnn", "serve", run, "--port", "0",
-                                         "--max-streams", str(max_streams)], stderr=subprocess.PIPE, text=True)
+                                         "--max-streams", str(max_streams), "--precision", precision],
+                                        stderr=subprocess.PIPE, text=True)
         for line in self.process.stderr:
-            found = re.search(r"on http://127\.0\.0\.1:(\d+) ", line)
+            found = re.search(r"on http://127\.0\.0\.1:(\d+) \((.+?) loop;", line)
             if found:
-                self.port = int(found.group(1))
+                self.port, self.loop = int(found.group(1)), found.group(2)
                 threading.Thread(target=lambda: [None for _ in self.process.stderr], daemon=True).start()
                 return
         raise SystemExit("the server did not start")
@@ -103,12 +104,15 @@ def main():
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--length", type=int, default=500)
     parser.add_argument("--temperature", type=float, default=0.8)
+    parser.add_argument("--precision", choices=["auto", "float32", "bfloat16"], default="auto",
+                        help="the servers' --precision (auto: the native bf16 loop where it runs)")
     args = parser.parse_args()
     from charrnn.tools.bench import machine
 
     rows, texts = [], []
     for label, max_streams in (("batched (--max-streams 64)", 64), ("one at a time (--max-streams 1)", 1)):
-        server = Server(args.run, max_streams)
+        server = Server(args.run, max_streams, args.precision)
+        loop = server.loop
         try:
             crowd(server, args.clients, args.length, args.temperature)  # warm-up: compiles this width
             results, wall = crowd(server, args.clients, args.length, args.temperature)
@@ -123,7 +127,8 @@ def main():
             server.stop()
         print(f"{label}: at most {peak} streams in one chunk", file=sys.stderr)
     same = sum(batched == alone for batched, alone in zip(*texts))
-    print(f"machine: {machine()}; {args.clients} clients x {args.length} characters, temperature {args.temperature}")
+    print(f"machine: {machine()}; {args.clients} clients x {args.length} characters, temperature {args.temperature}; "
+          f"{loop} loop")
     print(f"texts identical batched and one at a time (same seeds): {same} of {args.clients}")
     print(f"{'server':<34}{'requests':>9}{'chars/s':>10}{'first p50':>11}{'first p99':>11}{'done p50':>10}{'done p99':>10}")
     for label, count, rate, first50, first99, done50, done99 in rows:
