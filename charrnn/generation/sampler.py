@@ -41,7 +41,7 @@ class Sampler:
         run: a `charrnn.runs.Run`, or the path of a run directory.
         precision: how the loop stores the products' weights: "float32" (XLA's compiled loop),
             "bfloat16" (half the bytes read per character; the native AMX loop for an LSTM on a
-            CPU with AMX tiles, 3x the float32 loop's speed, else XLA's loop; the logits differ
+            CPU with AMX tiles, 4-10x the float32 loop's speed here, else XLA's loop; the logits differ
             from float32's by bf16 rounding, so a seed gives a different text) or "auto"
             ("bfloat16" where the native loop runs this model, else "float32"). `precision`
             then holds the one chosen and `backend` the loop. Defaults to "auto".
@@ -372,9 +372,6 @@ class Sampler:
         import tensorflow as tf
 
         config = config or SampleConfig(**options)
-        if self._native is not None:
-            yield from self._native_chunks(config, chunk_sizes)
-            return
         logits, states = self.prime_states(config)
         seed = config.seed if config.seed is not None else secrets.randbits(31)
         knobs = [tf.constant(vector) for vector in stream_knobs(config, seed)]
@@ -387,24 +384,7 @@ class Sampler:
             ids, logits, states = self.draw_chunk(logits, states, positions, tf.constant(size), *knobs,
                                                   draw_mode(config))
             done += size
-            yield [self.vocab.decode(row) for row in ids.numpy()[:, :size]]
-
-    def _native_chunks(self, config: SampleConfig, chunk_sizes) -> Iterator[list[str]]:
-        """`chunks` on the native loop: the same chunking, keys and knobs as the XLA loop."""
-        batch = self._prime_batch(config)
-        states = self._native.zero_states(config.num_samples)
-        self._native.run(states, batch.shape[1], forced=batch)
-        seed = config.seed if config.seed is not None else secrets.randbits(31)
-        knobs, mode = stream_knobs(config, seed), draw_mode(config)
-        yield [config.prime] * config.num_samples
-        done, sizes = 0, list(chunk_sizes)
-        while done < config.length:
-            size = sizes.pop(0) if len(sizes) > 1 else sizes[0]
-            size = min(size, CHUNK_CAPACITY, config.length - done)
-            ids = self._native.run(states, size, knobs=knobs, mode=mode,
-                                   positions=np.full(config.num_samples, done, np.int32))
-            done += size
-            yield [self.vocab.decode(row) for row in ids]
+            yield [self.vocab.decode(row) for row in np.asarray(ids)[:, :size]]
 
     def stream(self, config: SampleConfig | None = None, **options) -> Iterator[str]:
         """Yields the text of the first stream piece by piece, as it is generated."""

@@ -57,6 +57,17 @@ void load_tile_config(int rows) {
   _tile_loadconfig(&config);
 }
 
+// C tiles `first` and `second` += the A tile in tile 4 times two adjacent column blocks' B tiles
+// (the first at `b`, the next `b_step` values on), through tiles 6 and 7. A macro, not a function:
+// GCC's tile intrinsics take the tile numbers as literal tokens.
+#define COLUMN_PAIR(first, second, b, b_step) \
+  do {                                        \
+    _tile_loadd(6, (b), 64);                  \
+    _tile_loadd(7, (b) + (b_step), 64);       \
+    _tile_dpbf16ps(first, 4, 6);              \
+    _tile_dpbf16ps(second, 4, 7);             \
+  } while (0)
+
 // y (mblocks*16 x n, float32, row stride n) = x (mblocks*16 x k, bf16, row stride k) @ w (packed),
 // columns blocks [first, last) of 16 only (a thread's share; both even). w holds tile (nb, kb) at
 // ((nb * k/32) + kb) * 512; row r of a tile is k pair 2r, 2r+1 of 16 columns, each pair adjacent
@@ -100,32 +111,20 @@ void product(const uint16_t* x, int mblocks, int k, const uint16_t* w, int n, fl
       _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
       for (int kb = 0; kb < kblocks; ++kb) {
         _tile_loadd(4, x0 + kb * kTileK, xstride);
-        _tile_loadd(6, b0 + kb * kTileElems, 64);
-        _tile_loadd(7, b0 + b_step + kb * kTileElems, 64);
-        _tile_dpbf16ps(0, 4, 6);
-        _tile_dpbf16ps(1, 4, 7);
-        _tile_loadd(6, b0 + 2 * b_step + kb * kTileElems, 64);
-        _tile_loadd(7, b0 + 3 * b_step + kb * kTileElems, 64);
-        _tile_dpbf16ps(2, 4, 6);
-        _tile_dpbf16ps(3, 4, 7);
+        COLUMN_PAIR(0, 1, b0 + kb * kTileElems, b_step);
+        COLUMN_PAIR(2, 3, b0 + 2 * b_step + kb * kTileElems, b_step);
       }
-      for (int j = 0; j < 4; ++j) {
-        float* out = y0 + (nb + j) * kTileCols;
-        if (j == 0) _tile_stored(0, out, ystride);
-        if (j == 1) _tile_stored(1, out, ystride);
-        if (j == 2) _tile_stored(2, out, ystride);
-        if (j == 3) _tile_stored(3, out, ystride);
-      }
+      _tile_stored(0, y0 + nb * kTileCols, ystride);
+      _tile_stored(1, y0 + (nb + 1) * kTileCols, ystride);
+      _tile_stored(2, y0 + (nb + 2) * kTileCols, ystride);
+      _tile_stored(3, y0 + (nb + 3) * kTileCols, ystride);
     }
     for (; nb < last; nb += 2) {
       const uint16_t* b0 = w + nb * b_step;
       _tile_zero(0); _tile_zero(1);
       for (int kb = 0; kb < kblocks; ++kb) {
         _tile_loadd(4, x0 + kb * kTileK, xstride);
-        _tile_loadd(6, b0 + kb * kTileElems, 64);
-        _tile_loadd(7, b0 + b_step + kb * kTileElems, 64);
-        _tile_dpbf16ps(0, 4, 6);
-        _tile_dpbf16ps(1, 4, 7);
+        COLUMN_PAIR(0, 1, b0 + kb * kTileElems, b_step);
       }
       _tile_stored(0, y0 + nb * kTileCols, ystride);
       _tile_stored(1, y0 + (nb + 1) * kTileCols, ystride);
