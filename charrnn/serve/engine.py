@@ -8,8 +8,9 @@ argmax), one compiled loop each. Every chunk runs in blocks of exactly `BLOCK` s
 block padded): XLA's CPU products round a column differently at different batch widths (about
 1e-9 in a logit, measured here: widths 1, 32 and 64 differed from 2-17), which now and then
 flips a draw that lands on a boundary; at one fixed width a stream's arithmetic is the same alone
-or in a crowd, and XLA compiles one shape per mode. TensorFlow is called from the scheduler
-thread only.
+or in a crowd, and XLA compiles one shape per mode. The native loop needs no padding (a stream's
+rows are the same at any width), so there a chunk is one call over the group's streams as they
+are. TensorFlow is called from the scheduler thread only.
 """
 
 from __future__ import annotations
@@ -256,8 +257,9 @@ class Engine:
         streams = len(group.jobs)
         self.peak_streams = max(self.peak_streams, streams)
         size = min(self.chunk, max(job.left for job in group.jobs))
-        blocks = [self._run_block(group, start, min(start + BLOCK, streams), size)
-                  for start in range(0, streams, BLOCK)]
+        width = BLOCK if self.sampler.backend.startswith("xla") else streams
+        blocks = [self._run_block(group, start, min(start + width, streams), size, width)
+                  for start in range(0, streams, width)]
         ids = np.concatenate([block[0] for block in blocks], axis=0)
         group.logits = _concat([block[1] for block in blocks], axis=0)
         group.states = [tuple(_concat([block[2][layer][part] for block in blocks], axis=1)
@@ -266,17 +268,17 @@ class Engine:
         group.positions = group.positions + size
         self._deliver(group, ids, size)
 
-    def _run_block(self, group: _Group, start: int, stop: int, size: int):
-        """Runs streams start..stop-1 of `group` for `size` characters as one call of width BLOCK;
-        returns their ids (stop - start, size), logits and states."""
+    def _run_block(self, group: _Group, start: int, stop: int, size: int, width: int):
+        """Runs streams start..stop-1 of `group` for `size` characters as one call of `width`
+        streams (padded); returns their ids (stop - start, size), logits and states."""
         import tensorflow as tf
 
         streams = stop - start
-        pad = lambda vector, fill=0: np.concatenate([vector[start:stop], np.full(BLOCK - streams, fill, vector.dtype)])
+        pad = lambda vector, fill=0: np.concatenate([vector[start:stop], np.full(width - streams, fill, vector.dtype)])
         knobs = [tf.constant(pad(group.knobs[name], 1 if name in ("temperature", "top_p") else 0))
                  for name in group.KNOBS]
-        logits = _padded(group.logits[start:stop], BLOCK, 0)
-        states = [tuple(_padded(part[:, start:stop], BLOCK, 1) for part in layer) for layer in group.states]
+        logits = _padded(group.logits[start:stop], width, 0)
+        states = [tuple(_padded(part[:, start:stop], width, 1) for part in layer) for layer in group.states]
         ids, logits, states = self.sampler.draw_chunk(logits, states, tf.constant(pad(group.positions)),
                                                       tf.constant(size), *knobs, group.mode)
         return (np.asarray(ids)[:streams, :size], logits[:streams],
