@@ -90,7 +90,8 @@ class Sampler:
             self.precision = "bfloat16" if native else "float32"
         # Variables, not constants (same speed here), so `update_weights` reuses the compiled loop
         variable = lambda array: None if array is None else tf.Variable(array, trainable=False)
-        layers, head, joints = self._weight_arrays(model)
+        arrays = self._arrays(model)
+        layers, head, joints = self._weight_arrays(arrays)
         layers = [tuple(map(variable, layer)) for layer in layers]
         self._input_parts = [layer[:2] for layer in layers]
         self._recurrent_parts = [layer[2:] for layer in layers]
@@ -101,9 +102,9 @@ class Sampler:
         # vs 7.2-8.1k for one, against the same loop as a plain tf.function (2-core CPU, November 2026)
         self._compiled_chunk = tf.function(self._loop, jit_compile=True, reduce_retracing=True)
         self._run_prime = tf.function(self.feed, reduce_retracing=True)
-        self._native = self._native_loop(model) if self.precision == "bfloat16" else None
+        self._native = self._native_loop(arrays) if self.precision == "bfloat16" else None
 
-    def _native_loop(self, model):
+    def _native_loop(self, arrays):
         """The native AMX loop over this model's weights (bfloat16 LSTM samplers where the CPU
         and compiler allow), else None: `chunks` then runs the XLA loop."""
         from charrnn.native import sampling
@@ -114,7 +115,7 @@ class Sampler:
         if library is None:
             _say_once(f"sample: bf16 weights on the XLA loop ({sampling.unavailable_reason()})")
             return None
-        layers, (head_kernel, head_bias) = self._arrays(model)
+        layers, (head_kernel, head_bias) = arrays
         return sampling.NativeLoop(library, table=layers[0][0], input_biases=[layer[1] for layer in layers[1:]],
                                    recurrent_kernels=[layer[2].T for layer in layers],
                                    input_kernels=[layer[0].T for layer in layers[1:]],
@@ -130,17 +131,18 @@ class Sampler:
     def update_weights(self, model) -> None:
         """Copies new weights from a char model of the same shape (e.g. later in training); the
         compiled loop is kept."""
-        layers, head, joints = self._weight_arrays(model)
+        arrays = self._arrays(model)
+        layers, head, joints = self._weight_arrays(arrays)
         for variable, array in zip(self.variables, _flat(layers, [head]) + joints, strict=True):
             variable.assign(array)
         if self._native is not None:
-            self._native = self._native_loop(model)
+            self._native = self._native_loop(arrays)
 
-    def _weight_arrays(self, model) -> tuple:
-        """`_arrays` as the loop stores them: for "float32" (layers, head, []); for "bfloat16"
-        the products' kernels move into bf16 joint kernels (see `_bf16_joints`), leaving None
-        in their places."""
-        layers, head = self._arrays(model)
+    def _weight_arrays(self, arrays) -> tuple:
+        """`_arrays`' result as XLA's loop stores it: for "float32" (layers, head, []); for
+        "bfloat16" the products' kernels move into bf16 joint kernels (see `_bf16_joints`),
+        leaving None in their places."""
+        layers, head = arrays
         if self.precision == "float32":
             return layers, head, []
         joints = _bf16_joints(layers, head)

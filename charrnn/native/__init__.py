@@ -55,18 +55,46 @@ def _onednn_version(include: Path) -> str:
         return hashlib.sha256((include / "oneapi" / "dnnl" / "dnnl_version.h").read_bytes()).hexdigest()[:12]
 
 
-def why_not_native() -> str | None:
-    """Why this machine cannot use the native op (a short phrase), or None if it can try."""
-    from charrnn.training.precision import cpu_bf16_units
-
+def build_blocker(cpu_reason: Callable[[], str | None]) -> str | None:
+    """Why a native kernel cannot be built and run here (a short phrase), or None: CHARRNN_NATIVE=0,
+    not Linux x86-64, `cpu_reason()` (what the CPU lacks, or None), or no C++ compiler."""
     if os.environ.get(ENV, "1").strip() == "0":
         return f"{ENV}=0 is set"
     if sys.platform != "linux" or platform.machine() != "x86_64":
         return "it is built only on Linux x86-64"
-    if not cpu_bf16_units():
-        return "this CPU has no bf16 matrix units (amx_bf16 / avx512_bf16)"
+    reason = cpu_reason()
+    if reason is not None:
+        return reason
     if shutil.which(os.environ.get("CXX", "g++")) is None:
         return "no C++ compiler (g++) was found"
+    return None
+
+
+def compile_source(path: Path, build_command: Callable[[Path], list[str]]) -> None:
+    """Runs `build_command(temporary)` and renames its output over `path` (atomically).
+
+    Raises:
+        RuntimeError: the compiler failed; the message is its first error line.
+        WriteError: the cache folder cannot be written.
+    """
+    from charrnn.atomic import atomic_path
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path, suffix=".so") as temporary:
+        done = subprocess.run(build_command(temporary), capture_output=True, text=True)
+        if done.returncode != 0:
+            errors = [line for line in done.stderr.splitlines() if "error" in line] or done.stderr.splitlines() or ["?"]
+            raise RuntimeError(f"g++ failed: {errors[0].strip()}")
+
+
+def why_not_native() -> str | None:
+    """Why this machine cannot use the native op (a short phrase), or None if it can try."""
+    from charrnn.training.precision import cpu_bf16_units
+
+    no_units = "this CPU has no bf16 matrix units (amx_bf16 / avx512_bf16)"
+    reason = build_blocker(lambda: None if cpu_bf16_units() else no_units)
+    if reason is not None:
+        return reason
     if onednn_paths() is None:
         return f"the oneDNN wheels are not installed (pip install {ONEDNN_WHEEL}==2023.2.0 onednn-devel-cpu-gomp==2023.2.0)"
     return None
@@ -114,16 +142,9 @@ def compile_library(path: Path, log: Callable[[str], None] = _log) -> None:
         RuntimeError: g++ failed; the message is its first error line.
         WriteError: the cache folder cannot be written.
     """
-    from charrnn.atomic import atomic_path
-
     include, lib = onednn_paths()
     log("compiling the bf16 LSTM kernel (once) ...")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path, suffix=".so") as temporary:
-        done = subprocess.run(_build_command(temporary, include, lib), capture_output=True, text=True)
-        if done.returncode != 0:
-            errors = [line for line in done.stderr.splitlines() if "error" in line] or done.stderr.splitlines() or ["?"]
-            raise RuntimeError(f"g++ failed: {errors[0].strip()}")
+    compile_source(path, lambda output: _build_command(output, include, lib))
 
 
 def lstm_ops(log: Callable[[str], None] = _log):

@@ -19,6 +19,7 @@
 #include <memory>
 #include <mutex>
 #include <tuple>
+#include <unordered_map>
 
 #include "oneapi/dnnl/dnnl.hpp"
 #include "tensorflow/core/framework/op.h"
@@ -206,6 +207,17 @@ class PlannedOp : public OpKernel {
   std::map<Shape, std::unique_ptr<Plan>> plans_;
 };
 
+// The arguments the forward and backward primitives share: the layer's input, its packed
+// weights, bias, output, the workspace and the scratchpad.
+std::unordered_map<int, dnnl::memory> shared_arguments(const WeightPack& weights, const dnnl::memory& src,
+                                                       const dnnl::memory& bias, const dnnl::memory& dst,
+                                                       const dnnl::memory& space, const dnnl::memory& scratch) {
+  return {{DNNL_ARG_SRC_LAYER, src},       {DNNL_ARG_SCRATCHPAD, scratch},
+          {DNNL_ARG_WEIGHTS_LAYER, weights.layer}, {DNNL_ARG_WEIGHTS_ITER, weights.iter},
+          {DNNL_ARG_BIAS, bias},           {DNNL_ARG_DST_LAYER, dst},
+          {DNNL_ARG_WORKSPACE, space}};
+}
+
 struct ForwardPlan {
   Descs descs;
   dnnl::lstm_forward::primitive_desc pd;
@@ -237,13 +249,7 @@ class LstmForwardOp : public PlannedOp<ForwardPlan> {
     Tensor scratch_buffer;
     dnnl::memory scratch;
     if (!scratchpad(context, plan.pd.scratchpad_desc(), &scratch_buffer, &scratch)) return;
-    plan.primitive.execute(stream, {{DNNL_ARG_SRC_LAYER, src},
-                                    {DNNL_ARG_SCRATCHPAD, scratch},
-                                    {DNNL_ARG_WEIGHTS_LAYER, plan.weights.layer},
-                                    {DNNL_ARG_WEIGHTS_ITER, plan.weights.iter},
-                                    {DNNL_ARG_BIAS, bias},
-                                    {DNNL_ARG_DST_LAYER, dst},
-                                    {DNNL_ARG_WORKSPACE, space}});
+    plan.primitive.execute(stream, shared_arguments(plan.weights, src, bias, dst, space, scratch));
     stream.wait();
   }
 };
@@ -323,18 +329,13 @@ class LstmBackwardOp : public PlannedOp<BackwardPlan> {
     Tensor scratch_buffer;
     dnnl::memory scratch;
     if (!scratchpad(context, plan.pd.scratchpad_desc(), &scratch_buffer, &scratch)) return;
-    plan.primitive.execute(stream, {{DNNL_ARG_SRC_LAYER, src},
-                                    {DNNL_ARG_SCRATCHPAD, scratch},
-                                    {DNNL_ARG_WEIGHTS_LAYER, plan.weights.layer},
-                                    {DNNL_ARG_WEIGHTS_ITER, plan.weights.iter},
-                                    {DNNL_ARG_BIAS, bias},
-                                    {DNNL_ARG_DST_LAYER, dst},
-                                    {DNNL_ARG_WORKSPACE, space},
-                                    {DNNL_ARG_DIFF_DST_LAYER, d_dst},
-                                    {DNNL_ARG_DIFF_SRC_LAYER, d_src},
-                                    {DNNL_ARG_DIFF_WEIGHTS_LAYER, plan.d_layer},
-                                    {DNNL_ARG_DIFF_WEIGHTS_ITER, plan.d_iter},
-                                    {DNNL_ARG_DIFF_BIAS, d_bias_memory}});
+    auto arguments = shared_arguments(plan.weights, src, bias, dst, space, scratch);
+    arguments.insert({{DNNL_ARG_DIFF_DST_LAYER, d_dst},
+                      {DNNL_ARG_DIFF_SRC_LAYER, d_src},
+                      {DNNL_ARG_DIFF_WEIGHTS_LAYER, plan.d_layer},
+                      {DNNL_ARG_DIFF_WEIGHTS_ITER, plan.d_iter},
+                      {DNNL_ARG_DIFF_BIAS, d_bias_memory}});
+    plan.primitive.execute(stream, arguments);
     plan.d_layer_user.set_data_handle(data(*d_kernel));
     plan.d_iter_user.set_data_handle(data(*d_recurrent));
     plan.from_layer.execute(stream, plan.d_layer, plan.d_layer_user);

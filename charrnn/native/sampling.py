@@ -17,10 +17,6 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
-import platform
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -39,32 +35,16 @@ class _Model(ctypes.Structure):
                 ("joints", ctypes.c_void_p), ("widths", ctypes.c_void_p), ("head_bias", ctypes.c_void_p)]
 
 
-def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> set[str]:
-    """The CPU's feature flags from /proc/cpuinfo (empty where it cannot be read)."""
-    try:
-        text = Path(cpuinfo).read_text("utf-8", errors="replace")
-    except OSError:
-        return set()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return set(line.split(":", 1)[1].split())
-    return set()
-
-
 def why_not_native() -> str | None:
     """Why this machine cannot run the native sampling loop (a short phrase), or None."""
-    from charrnn.native import ENV
+    from charrnn.native import build_blocker
+    from charrnn.training.precision import cpu_flags
 
-    if os.environ.get(ENV, "1").strip() == "0":
-        return f"{ENV}=0 is set"
-    if sys.platform != "linux" or platform.machine() != "x86_64":
-        return "it is built only on Linux x86-64"
-    missing = [flag for flag in AMX_FLAGS if flag not in cpu_flags()]
-    if missing:
-        return f"this CPU lacks {', '.join(missing)}"
-    if shutil.which(os.environ.get("CXX", "g++")) is None:
-        return "no C++ compiler (g++) was found"
-    return None
+    def missing_units():
+        missing = [flag for flag in AMX_FLAGS if flag not in cpu_flags()]
+        return f"this CPU lacks {', '.join(missing)}" if missing else None
+
+    return build_blocker(missing_units)
 
 
 def _build_command(output: Path) -> list[str]:
@@ -81,26 +61,11 @@ def library_path() -> Path:
     return cache_folder() / key.hexdigest()[:16] / "sample_amx.so"
 
 
-def compile_library(path: Path) -> None:
-    """Compiles `sample_amx.cc` into `path` atomically.
-
-    Raises:
-        RuntimeError: g++ failed; the message is its first error line.
-        WriteError: the cache folder cannot be written.
-    """
-    from charrnn.atomic import atomic_path
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path, suffix=".so") as temporary:
-        done = subprocess.run(_build_command(temporary), capture_output=True, text=True)
-        if done.returncode != 0:
-            errors = [line for line in done.stderr.splitlines() if "error" in line] or done.stderr.splitlines() or ["?"]
-            raise RuntimeError(f"g++ failed: {errors[0].strip()}")
-
-
 def loop_library():
     """The loaded native loop (a ctypes CDLL), compiling it on first use; None where it is
     unavailable (`unavailable_reason()` says why). Decided once per process."""
+    from charrnn.native import compile_source
+
     if "library" in _loaded:
         return _loaded["library"]
     reason, library = why_not_native(), None
@@ -108,7 +73,7 @@ def loop_library():
         try:
             path = library_path()
             if not path.is_file():
-                compile_library(path)
+                compile_source(path, _build_command)
             library = ctypes.CDLL(str(path))
             library.charrnn_sample_run.restype = ctypes.c_int
             if library.charrnn_amx_init() != 0:

@@ -15,6 +15,18 @@ PRECISIONS = ("float32", "mixed_bfloat16")
 BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo flags of the units oneDNN uses for bf16 products
 
 
+def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> set[str]:
+    """The CPU's feature flags from `cpuinfo` (empty where it cannot be read, e.g. not Linux)."""
+    try:
+        text = Path(cpuinfo).read_text("utf-8", errors="replace")
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[-1].split())
+    return set()
+
+
 def cpu_bf16_units(cpuinfo: str | Path = "/proc/cpuinfo") -> tuple[str, ...]:
     """The bf16 matrix-unit flags the CPU reports.
 
@@ -25,15 +37,8 @@ def cpu_bf16_units(cpuinfo: str | Path = "/proc/cpuinfo") -> tuple[str, ...]:
         The flags of `BF16_FLAGS` present, e.g. ("amx_bf16", "avx512_bf16"); () when there are none
         or the file cannot be read (not Linux).
     """
-    try:
-        text = Path(cpuinfo).read_text("utf-8", errors="replace")
-    except OSError:
-        return ()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            flags = set(line.split(":", 1)[-1].split())
-            return tuple(flag for flag in BF16_FLAGS if flag in flags)
-    return ()
+    flags = cpu_flags(cpuinfo)
+    return tuple(flag for flag in BF16_FLAGS if flag in flags)
 
 
 def choose_precision(cell: str, distribute: str | None) -> tuple[str, str]:
