@@ -4,8 +4,10 @@
 
 Each budget runs `charrnn train tinyshakespeare --time-budget N` (graph building and
 evaluations count against the budget) and prints the last validation loss and bits/char as
-training scored them (windows of the run's --seq-length), and the best model's validation loss
-rescored on windows of `--window` characters, so runs with different window lengths compare.
+training scored them (windows of the run's --eval-window, 2,048 by default: each character
+predicted from the state carried since its window began), and the best model's validation loss
+rescored on windows of `--window` characters (100 by default: how runs before --eval-window
+scored, each window from a zero state), so runs compare with earlier figures.
 Options it does not know are passed to `charrnn train` (the defaults are what it measures).
 """
 
@@ -25,7 +27,8 @@ run = charrnn.load(sys.argv[1])
 window = int(sys.argv[2])
 config = run.train_config
 ids = split(load_corpus(["tinyshakespeare"]).ids, config.val_fraction)[1][: config.max_val_chars + 1]
-print(json.dumps(score_ids(run.model(seq_length=window), ids, window, config.batch_size)))
+model = run.model(seq_length=window, unroll=False if window > config.seq_length else None)
+print(json.dumps(score_ids(model, ids, window, config.batch_size)))
 """
 
 
@@ -37,7 +40,7 @@ def main():
     if train_options:
         print("charrnn train options:", " ".join(train_options))
     print(f"{'budget s':>9}{'seq':>5}{'steps':>7}{'val nats/char':>15}{'val bits/char':>15}"
-          f"{'best, window ' + str(args.window):>20}")
+          f"{'best, windows of ' + str(args.window):>22}")
     for budget in args.budgets:
         with tempfile.TemporaryDirectory() as folder:
             out = Path(folder) / "run"
@@ -49,7 +52,7 @@ def main():
                                   check=True, capture_output=True, text=True)
             rescored = json.loads(done.stdout.strip().splitlines()[-1])
         print(f"{budget:>9.0f}{seq:>5}{last['step']:>7}{last['val_loss']:>15.4f}{last['val_bpc']:>15.4f}"
-              f"{rescored:>20.4f}")
+              f"{rescored:>22.4f}")
 
 
 if __name__ == "__main__":

@@ -54,21 +54,35 @@ DEFAULT_EPOCHS = 10  # passes over the training split when no --epochs, --max-st
 # long ones (more context) win in longer runs.
 SHORT_SEQ_LENGTH, LONG_SEQ_LENGTH, SHORT_BUDGET_S = 50, 100, 300
 
-# The LSTM's shape under a --time-budget of SHORT_BUDGET_S or more, where units / dropout are not
-# given. On Tiny Shakespeare with the bf16 oneDNN path, 600 s: 2 x LSTM(256) with dropout 0.1 ran
-# 3,661 steps and overfit (1.4935); 384 with dropout 0.2, 2,077 steps, 1.4584; 512 with 0.2, 1,304
-# steps, 1.4940 (README, quality table). Shorter budgets and runs without a budget keep the
-# ModelConfig defaults.
+# Validation windows. A window of --seq-length starts each character's context at most that far
+# back, while a sampler carries its state through the whole text: on Tiny Shakespeare's
+# validation split a 600 s model scored 1.4557 in windows of 100 and 1.4208 in 64 whole
+# streams of 1,743. EVAL_WINDOW is long enough that doubling it changes the loss by about 0.001
+# (README, "Validation windows").
+EVAL_WINDOW = 2048
+
+# The LSTM's shape and learning rate under a --time-budget of SHORT_BUDGET_S or more, where they
+# are not given. On Tiny Shakespeare with the bf16 oneDNN path, 600 s: 2 x LSTM(256) with dropout
+# 0.1 ran 3,661 steps and overfit (1.4935 in windows of 100); 384 with dropout 0.2, 2,077 steps,
+# 1.4584; 512 with 0.2, 1,304 steps, 1.4940. Then, in windows of 2,048: dropout 0.1 1.4310, 0.2
+# 1.4216, 0.35 1.4435; Adam 3e-3 1.4154 and 1.4203 against 5e-3's 1.4216 and 1.4259 (README,
+# quality table). Shorter budgets and runs without a budget keep the ModelConfig / TrainConfig
+# defaults.
 LONG_BUDGET_LSTM = {"units": 384, "dropout": 0.2}
+LONG_BUDGET_TRAIN = {"learning_rate": 3e-3}
 
 
-def with_budget_defaults(model_options: dict, train_options: dict) -> dict:
-    """`model_options` with `LONG_BUDGET_LSTM` where a new LSTM stream run under a time budget of
-    `SHORT_BUDGET_S` or more left units / dropout unset."""
+def with_budget_defaults(model_options: dict, train_options: dict) -> tuple[dict, dict]:
+    """(`model_options`, `train_options`) with `LONG_BUDGET_LSTM` / `LONG_BUDGET_TRAIN` where a new
+    LSTM stream run under a time budget of `SHORT_BUDGET_S` or more left them unset."""
     budget = train_options.get("time_budget")
     if budget is None or budget < SHORT_BUDGET_S or model_options.get("cell", "lstm") != "lstm":
-        return model_options
-    return {**LONG_BUDGET_LSTM, **{name: value for name, value in model_options.items() if value is not None}}
+        return model_options, train_options
+
+    def given(options: dict) -> dict:
+        return {name: value for name, value in options.items() if value is not None}
+
+    return {**LONG_BUDGET_LSTM, **given(model_options)}, {**LONG_BUDGET_TRAIN, **given(train_options)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +106,10 @@ class TrainConfig(_DictMixin):
     eval_every: int = 200  # optimizer steps between validations (and checkpoints), >= 1
     checkpoint_every: int | None = None  # steps between resumable checkpoints; None = eval_every
     max_val_chars: int = 200_000  # cap on validation characters scored at each evaluation
+    eval_window: int | None = EVAL_WINDOW  # characters per validation window, >= 1: each character is
+    #                                        predicted from the state carried since its window began,
+    #                                        as a sampler carries it; None = seq_length (runs written
+    #                                        before this option scored so)
     deterministic: bool = False  # TF op determinism: bit-exact reruns and resumes, a little slower
     encoding: str = "utf-8"  # how corpus bytes become characters; "bytes" = one symbol per byte
     precision: str = "auto"  # "float32" | "mixed_bfloat16" (bf16 compute, float32 weights and logits) |
@@ -132,11 +150,23 @@ class TrainConfig(_DictMixin):
         _check(self.distribute in (None, "mirrored", "multi-worker"),
                f"Expected distribute in (None, 'mirrored', 'multi-worker'). Received: distribute={self.distribute!r}")
         _check(self.replicas >= 1, f"Expected replicas >= 1. Received: replicas={self.replicas}")
+        _check(self.eval_window is None or self.eval_window >= 1,
+               f"Expected eval_window >= 1. Received: eval_window={self.eval_window}")
         _check(self.max_val_chars >= 1, f"Expected max_val_chars >= 1. Received: max_val_chars={self.max_val_chars}")
         _check(self.items in (None, "lines"), f"Expected items in (None, 'lines'). Received: items={self.items!r}")
         _check(self.max_item_length >= 1,
                f"Expected max_item_length >= 1. Received: max_item_length={self.max_item_length}")
         _check(self.buckets >= 1, f"Expected buckets >= 1. Received: buckets={self.buckets}")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        """As `_DictMixin.from_dict`; a run written before `eval_window` existed keeps the windows
+        it was scored in (its seq_length), so a resume or `charrnn eval` scores as it did."""
+        return super().from_dict({"eval_window": None, **values})
+
+    def validation_window(self) -> int:
+        """Characters per validation window (`eval_window`, or `seq_length` where it is None)."""
+        return self.eval_window if self.eval_window is not None else self.seq_length
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The sampling benchmark scripts run and print their tables (tiny sizes; the figures are not checked)."""
+"""The benchmark scripts run and print their tables (tiny sizes; the sampling figures are not checked)."""
 
 import subprocess
 import sys
@@ -28,3 +28,18 @@ def test_sample_speed_prints_its_table():
     output = run_script("sample_speed.py", "--length", "8")
     assert output.count("Sampler, float32") == 4 and "keras-io" in output
     assert output.count("Sampler, bfloat16") == 8 and output.count("(xla-bf16)") == 4
+
+
+def test_eval_windows_scores_the_validation_split_as_evaluate_does(tiny_run, tiny_corpus, tmp_path):
+    import charrnn
+    from charrnn.data.corpus import load_corpus, split
+
+    lines = run_script("eval_windows.py", str(tiny_run), "--windows", "20", "40").splitlines()
+    row = lines[-1].split()
+    losses = [float(value) for value in row[1:3]]
+    run = charrnn.load(tiny_run)
+    val = split(load_corpus([tiny_corpus]).ids, run.train_config.val_fraction)[1]
+    path = tmp_path / "val.txt"
+    path.write_text(run.vocab.decode(val), encoding="utf-8")
+    for window, loss in zip((20, 40), losses):  # the script in the run's precision, evaluate in float32
+        assert loss == pytest.approx(charrnn.evaluate(run, path, window=window)["loss"], abs=2e-2)

@@ -242,6 +242,8 @@ def test_eval_of_a_file_scores_its_lines_as_items(items_run, tmp_path):
     result = CliRunner().invoke(main, ["eval", str(items_run), str(path), "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["items"] == 2 and json.loads(result.output)["chars"] == 10
+    windowed = CliRunner().invoke(main, ["eval", str(items_run), str(path), "--window", "8"])
+    assert windowed.exit_code == 2 and "--window applies to a stream run" in windowed.output
 
 
 def test_validation_loss_is_the_masked_item_loss(items_run):

@@ -141,7 +141,8 @@ def lstm_path(request, monkeypatch):
     native.reset()
     calls = []
     original = fused_lstm.native_lstm_layer
-    monkeypatch.setattr(fused_lstm, "native_lstm_layer", lambda *args: calls.append(args) or original(*args))
+    monkeypatch.setattr(fused_lstm, "native_lstm_layer",
+                        lambda *args, **kwargs: calls.append(args) or original(*args, **kwargs))
     yield calls
     native.reset()
 

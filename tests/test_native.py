@@ -70,6 +70,11 @@ def test_the_op_is_compiled_once_into_the_cache_and_matches_a_numpy_lstm(fresh_d
                                                   as32(recurrent), as32(bias))
     assert workspace.dtype == tf.uint8 and workspace.shape[0] > 0
     np.testing.assert_allclose(tf.cast(hiddens, tf.float32).numpy(), np.stack(expected), atol=0.03)
+    # the inference op: the same hidden states, without a workspace
+    inferred = ops.charrnn_lstm_inference(tf.cast(as32(inputs), tf.bfloat16), as32(kernel), as32(recurrent),
+                                          as32(bias))
+    np.testing.assert_allclose(tf.cast(inferred, tf.float32).numpy(), tf.cast(hiddens, tf.float32).numpy(),
+                               atol=1e-2)
     # a shape the op refuses is an error that names it, not a crash
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"kernel must be \(in, 4 \* units\), got \[5,128\]"):
         ops.charrnn_lstm_forward(tf.cast(as32(inputs), tf.bfloat16), as32(rng.normal(size=(5, 128))),

@@ -192,6 +192,44 @@ def test_evaluate_scores_a_file(tiny_run, tiny_corpus):
     assert 0 < result["loss"] < np.log(charrnn.load(tiny_run).vocab.size) + 0.5
 
 
+def _validation_text(run_dir, corpus_path, folder):
+    """The run's validation split written to a file, and the best val loss training logged."""
+    from charrnn.data.corpus import load_corpus, split
+
+    run = charrnn.load(run_dir)
+    val = split(load_corpus([corpus_path]).ids, run.train_config.val_fraction)[1]
+    path = folder / "val.txt"
+    path.write_text(run.vocab.decode(val), encoding="utf-8")
+    best = min(row["val_loss"] for row in runs.read_metrics(run_dir / runs.METRICS))
+    return run, path, len(val), best
+
+
+@pytest.mark.parametrize("eval_window, precision", [(None, "float32"), (64, "float32"), (64, "mixed_bfloat16")])
+def test_validation_loss_is_evaluate_on_the_split_in_its_windows(tmp_path, tiny_corpus, eval_window, precision):
+    """Training's val loss is `charrnn.evaluate` of the best model on the validation text, in windows
+    of eval_window (cut to the split, never below --seq-length) or, with None, of --seq-length.
+    In bf16 the validation copy runs the inference op where the native kernel loads (evaluate
+    scores in float32: a bf16 tolerance)."""
+    options = {**TINY_OPTIONS, "eval_window": eval_window, "precision": precision}
+    charrnn.train(tiny_corpus, tmp_path / "run", max_steps=20, **QUIET, **options)
+    run, path, length, best = _validation_text(tmp_path / "run", tiny_corpus, tmp_path)
+    seq_length = TINY_OPTIONS["seq_length"]
+    expected = seq_length if eval_window is None else min(eval_window, length - 1)
+    assert run.train_config.validation_window() == (eval_window or seq_length)
+    result = charrnn.evaluate(run, path)
+    assert result["window"] == expected and result["chars"] == length
+    assert result["loss"] == pytest.approx(best, abs=1e-4 if precision == "float32" else 2e-2)
+    other = charrnn.evaluate(run, path, window=seq_length if eval_window else 64)
+    assert abs(other["loss"] - result["loss"]) > 1e-4  # the window changes what is scored
+
+
+def test_a_run_written_before_eval_window_keeps_its_windows():
+    saved = {key: value for key, value in charrnn.TrainConfig(seq_length=30).to_dict().items()
+             if key != "eval_window"}
+    assert charrnn.TrainConfig.from_dict(saved).validation_window() == 30
+    assert charrnn.TrainConfig(seq_length=30).validation_window() == charrnn.TrainConfig().eval_window > 30
+
+
 def test_mixed_bfloat16_trains_and_saves_a_float32_model(tmp_path, tiny_corpus):
     import keras
 
@@ -204,18 +242,22 @@ def test_mixed_bfloat16_trains_and_saves_a_float32_model(tmp_path, tiny_corpus):
 
 
 def test_a_long_time_budget_widens_the_default_lstm(tmp_path, tiny_corpus):
-    """Under --time-budget >= 300 s an LSTM whose units / dropout were not given gets 384 / 0.2;
-    given values, other cells, shorter budgets and runs without a budget keep their own."""
-    from charrnn.config import LONG_BUDGET_LSTM, with_budget_defaults
+    """Under --time-budget >= 300 s an LSTM whose units / dropout / learning rate were not given
+    gets 384 / 0.2 / 3e-3; given values, other cells, shorter budgets and runs without a budget
+    keep their own."""
+    from charrnn.config import LONG_BUDGET_LSTM, LONG_BUDGET_TRAIN, with_budget_defaults
 
-    assert with_budget_defaults({}, {"time_budget": 600}) == LONG_BUDGET_LSTM
-    assert with_budget_defaults({"units": 256}, {"time_budget": 300}) == {"units": 256, "dropout": 0.2}
-    assert with_budget_defaults({}, {"time_budget": 299}) == {}
-    assert with_budget_defaults({}, {}) == {}
-    assert with_budget_defaults({"cell": "gru"}, {"time_budget": 600}) == {"cell": "gru"}
+    long = {"time_budget": 600}
+    assert with_budget_defaults({}, long) == (LONG_BUDGET_LSTM, {**long, **LONG_BUDGET_TRAIN})
+    assert with_budget_defaults({"units": 256}, {"time_budget": 300, "learning_rate": 0.01}) == (
+        {"units": 256, "dropout": 0.2}, {"time_budget": 300, "learning_rate": 0.01})
+    assert with_budget_defaults({}, {"time_budget": 299}) == ({}, {"time_budget": 299})
+    assert with_budget_defaults({}, {}) == ({}, {})
+    assert with_budget_defaults({"cell": "gru"}, long) == ({"cell": "gru"}, long)
     result = CliRunner().invoke(main, ["train", str(tiny_corpus), "--out", str(tmp_path / "run"), "--time-budget",
                                        "600", "--max-steps", "1", "--layers", "1", "--embedding-dim", "8",
                                        "--seq-length", "20", "--batch-size", "8", "--quiet"])
     assert result.exit_code == 0, result.output
     model = runs.load(tmp_path / "run").model_config
     assert (model.units, model.dropout) == (384, 0.2)
+    assert runs.load(tmp_path / "run").train_config.learning_rate == LONG_BUDGET_TRAIN["learning_rate"] == 3e-3

@@ -14,7 +14,7 @@ import click
 
 from charrnn.cli.common import (MODEL_DEFAULTS, POSITIVE_FLOAT, POSITIVE_INT, SAMPLE_DEFAULTS, TRAIN_DEFAULTS,  # noqa: F401
                          given, reports_errors, setup_logging, without_tensorflow)
-from charrnn.config import DEFAULT_EPOCHS, LONG_BUDGET_LSTM, LONG_SEQ_LENGTH, SHORT_BUDGET_S, SHORT_SEQ_LENGTH, SampleConfig
+from charrnn.config import DEFAULT_EPOCHS, LONG_BUDGET_LSTM, LONG_BUDGET_TRAIN, LONG_SEQ_LENGTH, SHORT_BUDGET_S, SHORT_SEQ_LENGTH, SampleConfig
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -45,7 +45,7 @@ def main(verbose):
 @click.option("--epochs", type=POSITIVE_FLOAT, help=f"Passes over the training text.  [default: {DEFAULT_EPOCHS} if no other limit]")
 @click.option("--max-steps", type=POSITIVE_INT, help="Stop after this many optimizer steps in all.")
 @click.option("--time-budget", type=POSITIVE_FLOAT, help="Stop after this many seconds of training.")
-@click.option("--learning-rate", type=POSITIVE_FLOAT, help=f"Adam learning rate.  [default: {TRAIN_DEFAULTS['learning_rate']}]")
+@click.option("--learning-rate", type=POSITIVE_FLOAT, help=f"Adam learning rate.  [default: {TRAIN_DEFAULTS['learning_rate']}; an LSTM under a --time-budget of {SHORT_BUDGET_S} s or more: {LONG_BUDGET_TRAIN['learning_rate']}]")
 @click.option("--lr-schedule", type=click.Choice(["anneal", "constant"]), help=f"anneal: constant, then a cosine down to {TRAIN_DEFAULTS['min_lr_ratio']} x over the last {TRAIN_DEFAULTS['anneal_fraction']:.0%} of the run (of its steps, or of --time-budget).  [default: {TRAIN_DEFAULTS['lr_schedule']}]")
 @click.option("--anneal-fraction", type=click.FloatRange(0, 1, min_open=True), help=f"With --lr-schedule anneal: the share of the run (steps, or --time-budget) spent in the cosine decay.  [default: {TRAIN_DEFAULTS['anneal_fraction']}; an items run: 0.5]")
 @click.option("--min-lr-ratio", type=click.FloatRange(0, 1), help=f"With --lr-schedule anneal: the final learning rate, as a share of --learning-rate.  [default: {TRAIN_DEFAULTS['min_lr_ratio']}]")
@@ -53,6 +53,7 @@ def main(verbose):
 @click.option("--val-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), help=f"Share of the corpus (its end) held out for validation.  [default: {TRAIN_DEFAULTS['val_fraction']}]")
 @click.option("--patience", type=POSITIVE_INT, help="Stop after this many evaluations without a better val loss.")
 @click.option("--eval-every", type=POSITIVE_INT, help=f"Steps between validations and checkpoints.  [default: {TRAIN_DEFAULTS['eval_every']}]")
+@click.option("--eval-window", type=POSITIVE_INT, help=f"Characters per validation window: each validation character is predicted from the state carried since its window began, as when sampling (the windows of --seq-length score every character with less context than a sampler gives it).  [default: {TRAIN_DEFAULTS['eval_window']}]")
 @click.option("--checkpoint-every", type=POSITIVE_INT, help="Steps between resumable checkpoints (one is also written when the run stops).  [default: --eval-every]")
 @click.option("--seed", type=int, help=f"Seed of weights, data order and dropout.  [default: {TRAIN_DEFAULTS['seed']}]")
 @click.option("--deterministic", is_flag=True, default=None, help="TF op determinism: a rerun, or a run stopped and resumed with the same options, ends with bit-identical weights.")
@@ -264,9 +265,10 @@ def _copy_index(run):
 @click.argument("run", type=click.Path())
 @click.argument("file", nargs=-1, type=click.Path())
 @click.option("--encoding", help="Codec of FILE.  [default: the run's]")
+@click.option("--window", type=POSITIVE_INT, help="Characters per scored window (the state is carried within a window).  [default: the run's validation window, so FILE = its validation text gives its val loss]")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @reports_errors
-def eval_command(run, file, encoding, as_json):
+def eval_command(run, file, encoding, window, as_json):
     """Score RUN on FILE: mean loss in nats/char and bits/char.
 
     For an items run (--items lines) FILE's lines are scored as items, and without FILE the
@@ -278,13 +280,16 @@ def eval_command(run, file, encoding, as_json):
     loaded = runs.load(run)
     if not file and not loaded.train_config.items:
         raise click.UsageError("give FILE: only an items run (--items lines) keeps a test split to score")
-    result = evaluate(loaded, list(file), encoding)
+    if window is not None and loaded.train_config.items:
+        raise click.UsageError("--window applies to a stream run; an items run scores each item whole")
+    result = evaluate(loaded, list(file), encoding, window=window)
     if as_json:
         click.echo(json.dumps(result))
     else:
         items = f"{result['items']:,} items, " if "items" in result else ""
+        windows = f" (windows of {result['window']:,})" if "window" in result else ""
         click.echo(f"{result['file']}: {items}{result['chars']:,} chars, loss {result['loss']:.4f} nats/char, "
-                   f"{result['bpc']:.4f} bits/char")
+                   f"{result['bpc']:.4f} bits/char{windows}")
 
 
 @main.command()

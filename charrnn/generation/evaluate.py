@@ -42,7 +42,8 @@ def score_ids(model, ids: np.ndarray, seq_length: int, batch_size: int, scorer=N
     return total / count
 
 
-def evaluate(run, files=None, encoding: str | None = None, batch_size: int = 64) -> dict:
+def evaluate(run, files=None, encoding: str | None = None, batch_size: int = 64,
+             window: int | None = None) -> dict:
     """Scores a trained run on text files.
 
     Args:
@@ -51,6 +52,9 @@ def evaluate(run, files=None, encoding: str | None = None, batch_size: int = 64)
             non-empty line is scored as an item, and None scores the run's test items. Defaults to None.
         encoding: the text's codec; defaults to the run's training encoding.
         batch_size: windows per call. Defaults to 64.
+        window: characters per window of a stream run; the state is carried within a window and
+            starts from zero in each. Defaults to the run's validation window
+            (`TrainConfig.validation_window`), so the run's validation text scores its val loss.
 
     Returns:
         {"file", "chars", "loss", "bpc"}: loss in nats/char over every predicted character (for
@@ -70,8 +74,12 @@ def evaluate(run, files=None, encoding: str | None = None, batch_size: int = 64)
 
     sources = [files] if isinstance(files, (str, Path)) else list(files)
     corpus = load_corpus(sources, encoding or run.train_config.encoding, vocab=run.vocab, use_cache=False)
-    seq_length = run.train_config.seq_length
-    model = run.model(seq_length=seq_length)
-    loss = score_ids(model, corpus.ids, seq_length, batch_size)
+    config = run.train_config
+    window = window or config.validation_window()
+    if window > config.seq_length:  # as in training: no longer than the text, no shorter than a training window
+        window = max(config.seq_length, min(window, len(corpus.ids) - 1))
+    # a window longer than training's runs rolled (an unrolled graph of thousands of steps builds slowly)
+    model = run.model(seq_length=window, unroll=None if window <= config.seq_length else False)
+    loss = score_ids(model, corpus.ids, window, batch_size)
     return {"file": ", ".join(map(str, sources)), "chars": int(len(corpus.ids)), "loss": loss,
-            "bpc": bits_per_char(loss)}
+            "bpc": bits_per_char(loss), "window": window}

@@ -125,11 +125,14 @@ def lstm_layer(chunks: list, kernel, recurrent, bias, low_precision: bool = Fals
     return run(*chunks, kernel, recurrent, bias)
 
 
-def native_lstm_layer(sequence, kernel, recurrent, bias, ops):
+def native_lstm_layer(sequence, kernel, recurrent, bias, ops, training: bool = True):
     """One LSTM layer over a whole time-major sequence (T, B, in) by oneDNN's bf16 LSTM primitive
     (the `charrnn.native` op module `ops`): inputs and weights rounded to bfloat16, the cell state
     and the gate arithmetic float32; returns the (T, B, U) hidden states as float32 (bf16 values).
-    Differentiable with respect to the sequence and the three weights (float32 gradients)."""
+    With `training`, differentiable with respect to the sequence and the three weights (float32
+    gradients); without, the inference primitive, which keeps nothing for a backward pass."""
+    if not training:
+        return tf.cast(ops.charrnn_lstm_inference(tf.cast(sequence, tf.bfloat16), kernel, recurrent, bias), tf.float32)
 
     @tf.custom_gradient
     def run(sequence, kernel, recurrent, bias):
@@ -188,7 +191,7 @@ class FusedLSTMStack(keras.layers.Layer):
         ops = self._native_ops()
         if ops is not None:
             for cell in self.cells:
-                sequence = native_lstm_layer(sequence, *self._weights(cell), ops)
+                sequence = native_lstm_layer(sequence, *self._weights(cell), ops, training=bool(training))
                 if self.dropout and training:
                     sequence = keras.random.dropout(sequence, self.dropout, seed=self.seed_generator)
             return tf.transpose(sequence, (1, 0, 2))

@@ -2,7 +2,9 @@
 //
 // CharrnnLstmForward runs `lstm_forward` (prop_kind forward_training) and returns the hidden
 // states with the primitive's workspace; CharrnnLstmBackward runs `lstm_backward` from that
-// workspace. Sources, hidden states and weights are bfloat16; the bias, the cell state and the
+// workspace. CharrnnLstmInference runs `lstm_forward` with prop_kind forward_inference: the hidden
+// states only, no workspace (about 20 KB per position of a 384-unit layer, which a long
+// validation window cannot afford). Sources, hidden states and weights are bfloat16; the bias, the cell state and the
 // gradients float32 (oneDNN 3.2 refuses other mixes). Initial states are zero.
 //
 // Weights arrive as Keras LSTMCell float32 weights: kernel (in, 4U), recurrent kernel (U, 4U) and
@@ -49,6 +51,20 @@ REGISTER_OP("CharrnnLstmForward")
       context->set_output(0, context->MakeShape({context->Dim(inputs, 0), context->Dim(inputs, 1),
                                                  context->Dim(recurrent, 0)}));
       context->set_output(1, context->Vector(InferenceContext::kUnknownDim));
+      return tensorflow::OkStatus();
+    });
+
+REGISTER_OP("CharrnnLstmInference")
+    .Input("inputs: bfloat16")     // (time, batch, in)
+    .Input("kernel: float")        // (in, 4 * units)
+    .Input("recurrent: float")     // (units, 4 * units)
+    .Input("bias: float")          // (4 * units)
+    .Output("hiddens: bfloat16")   // (time, batch, units)
+    .SetShapeFn([](InferenceContext* context) {
+      auto inputs = context->input(0);
+      auto recurrent = context->input(2);
+      context->set_output(0, context->MakeShape({context->Dim(inputs, 0), context->Dim(inputs, 1),
+                                                 context->Dim(recurrent, 0)}));
       return tensorflow::OkStatus();
     });
 
@@ -110,9 +126,10 @@ dnnl::primitive_attr user_scratchpad() {
   return attr;
 }
 
-dnnl::lstm_forward::primitive_desc forward_desc(const Descs& d) {
+dnnl::lstm_forward::primitive_desc forward_desc(const Descs& d,
+                                                dnnl::prop_kind kind = dnnl::prop_kind::forward_training) {
   return dnnl::lstm_forward::primitive_desc(
-      cpu_engine(), dnnl::prop_kind::forward_training, dnnl::rnn_direction::unidirectional_left2right, d.src,
+      cpu_engine(), kind, dnnl::rnn_direction::unidirectional_left2right, d.src,
       d.none, d.none, d.weights_layer_any, d.weights_iter_any, d.bias, d.dst, d.none, d.none, user_scratchpad());
 }
 
@@ -218,38 +235,47 @@ std::unordered_map<int, dnnl::memory> shared_arguments(const WeightPack& weights
           {DNNL_ARG_WORKSPACE, space}};
 }
 
+template <dnnl::prop_kind Kind>
 struct ForwardPlan {
   Descs descs;
   dnnl::lstm_forward::primitive_desc pd;
   dnnl::lstm_forward primitive;
   WeightPack weights;
   explicit ForwardPlan(const Shape& shape)
-      : descs(shape), pd(forward_desc(descs)), primitive(pd),
+      : descs(shape), pd(forward_desc(descs, Kind)), primitive(pd),
         weights(descs, pd.weights_layer_desc(), pd.weights_iter_desc()) {}
 };
 
-class LstmForwardOp : public PlannedOp<ForwardPlan> {
+// The forward pass: for training (output 1 is the workspace the backward op reads) or for
+// inference (no workspace: the primitive keeps no gates or states).
+template <dnnl::prop_kind Kind>
+class LstmForwardOp : public PlannedOp<ForwardPlan<Kind>> {
  public:
-  using PlannedOp::PlannedOp;
+  using PlannedOp<ForwardPlan<Kind>>::PlannedOp;
 
  protected:
-  void Run(OpKernelContext* context, const Shape& shape, ForwardPlan& plan) override {
+  void Run(OpKernelContext* context, const Shape& shape, ForwardPlan<Kind>& plan) override {
+    constexpr bool training = Kind == dnnl::prop_kind::forward_training;
     Tensor* hiddens = nullptr;
     Tensor* workspace = nullptr;
     OP_REQUIRES_OK(context, context->allocate_output(0, TensorShape({shape.time, shape.batch, shape.units}), &hiddens));
-    const int64_t workspace_bytes = static_cast<int64_t>(plan.pd.workspace_desc().get_size());
-    OP_REQUIRES_OK(context, context->allocate_output(1, TensorShape({workspace_bytes}), &workspace));
+    if (training) {
+      const int64_t workspace_bytes = static_cast<int64_t>(plan.pd.workspace_desc().get_size());
+      OP_REQUIRES_OK(context, context->allocate_output(1, TensorShape({workspace_bytes}), &workspace));
+    }
     auto& engine = cpu_engine();
     dnnl::stream stream(engine);
     plan.weights.pack(stream, context->input(1), context->input(2));
     dnnl::memory src(plan.descs.src, engine, data(context->input(0)));
     dnnl::memory bias(plan.descs.bias, engine, data(context->input(3)));
     dnnl::memory dst(plan.descs.dst, engine, data(*hiddens));
-    dnnl::memory space(plan.pd.workspace_desc(), engine, data(*workspace));
+    dnnl::memory space = training ? dnnl::memory(plan.pd.workspace_desc(), engine, data(*workspace)) : dnnl::memory();
     Tensor scratch_buffer;
     dnnl::memory scratch;
     if (!scratchpad(context, plan.pd.scratchpad_desc(), &scratch_buffer, &scratch)) return;
-    plan.primitive.execute(stream, shared_arguments(plan.weights, src, bias, dst, space, scratch));
+    auto arguments = shared_arguments(plan.weights, src, bias, dst, space, scratch);
+    if (!training) arguments.erase(DNNL_ARG_WORKSPACE);
+    plan.primitive.execute(stream, arguments);
     stream.wait();
   }
 };
@@ -346,5 +372,8 @@ class LstmBackwardOp : public PlannedOp<BackwardPlan> {
 
 }  // namespace
 
-REGISTER_KERNEL_BUILDER(Name("CharrnnLstmForward").Device(tensorflow::DEVICE_CPU), LstmForwardOp);
+REGISTER_KERNEL_BUILDER(Name("CharrnnLstmForward").Device(tensorflow::DEVICE_CPU),
+                        LstmForwardOp<dnnl::prop_kind::forward_training>);
+REGISTER_KERNEL_BUILDER(Name("CharrnnLstmInference").Device(tensorflow::DEVICE_CPU),
+                        LstmForwardOp<dnnl::prop_kind::forward_inference>);
 REGISTER_KERNEL_BUILDER(Name("CharrnnLstmBackward").Device(tensorflow::DEVICE_CPU), LstmBackwardOp);

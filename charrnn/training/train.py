@@ -180,8 +180,8 @@ class _Session:
         if train_options.get("items") and saved is None:  # an items run's own defaults
             model_options, train_options = items.with_defaults(model_options, train_options,
                                                                 fine_tuning=tune is not None)
-        elif saved is None and tune is None:  # a longer budget's wider LSTM
-            model_options = with_budget_defaults(model_options, train_options)
+        elif saved is None and tune is None:  # a longer budget's wider LSTM and lower learning rate
+            model_options, train_options = with_budget_defaults(model_options, train_options)
         train_config = resume_config(saved, model_options, train_options) if saved else TrainConfig(**train_options)
         stray = [f"--{name.replace('_', '-')}" for name in ("buckets", "max_item_length") if name in train_options]
         if stray and not train_config.items:
@@ -229,6 +229,7 @@ class _Session:
             self.config["parent"] = parent
         # built when the loop starts (they need TensorFlow)
         self.model = self.optimizer = self.scorer = self.strategy = None
+        self.val_model, self.val_window = None, None  # what scores the validation split, in windows of how many
         self.fused = False
         self.plain_model = None  # the model as saved (plain Keras layers), when training fused
         self.multi_worker = None  # a MultiWorkerFit under --distribute multi-worker
@@ -286,7 +287,10 @@ class _Session:
             from charrnn.training.callbacks import TensorBoardLog
 
             self.tensorboard = TensorBoardLog(self.out / "tensorboard", self.corpus.vocab, self.model_config)
-        self.scorer = items.make_item_scorer(self.model) if self.items is not None else make_scorer(self.model)
+        if self.items is not None:
+            self.scorer = items.make_item_scorer(self.model)
+        else:
+            self._build_validation()
 
     def _trains_buckets(self) -> bool:
         """Whether the steps run in a `BucketedFit` (an items run not under tf.distribute; its
@@ -297,7 +301,7 @@ class _Session:
         import keras
         import tensorflow as tf
 
-        from charrnn.models.char_model import build_char_model, fused_available, gpu_available
+        from charrnn.models.char_model import fused_available, gpu_available
 
         config = self.train_config
         # bucketed items: a model of any length, each bucket's step traced with its own fixed length
@@ -307,17 +311,40 @@ class _Session:
         keras.utils.set_random_seed(config.seed)
         if config.deterministic:
             tf.config.experimental.enable_op_determinism()
-        policy = keras.config.dtype_policy()
-        keras.config.set_dtype_policy(config.precision)
-        try:
-            model = build_char_model(self.model_config, seq_length=seq_length, fused=self.fused,
-                                     unroll=None if seq_length else not gpu_available())
-        finally:
-            keras.config.set_dtype_policy(policy)
+        model = self._new_model(seq_length, fused=self.fused, unroll=None if seq_length else not gpu_available())
         optimizer = keras.optimizers.Adam(config.learning_rate, global_clipnorm=config.grad_clip or None)
         model.compile(optimizer, keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         optimizer.build(model.trainable_variables)
         self.model, self.optimizer = model, optimizer
+
+    def _new_model(self, seq_length: int | None, fused: bool, unroll: bool | None):
+        """A char model of this run's shape, built under the run's precision policy."""
+        import keras
+
+        from charrnn.models.char_model import build_char_model
+
+        policy = keras.config.dtype_policy()
+        keras.config.set_dtype_policy(self.train_config.precision)
+        try:
+            return build_char_model(self.model_config, seq_length=seq_length, fused=fused, unroll=unroll)
+        finally:
+            keras.config.set_dtype_policy(policy)
+
+    def _build_validation(self) -> None:
+        """The validation scorer of a stream run. Windows of the training length are scored by the
+        training model; longer ones (`eval_window`) by a copy built for that length, its weights
+        copied from the training model at each evaluation (a window longer than the split is cut to
+        the split, but never below the training window)."""
+        config = self.train_config
+        window = config.validation_window()
+        if window > config.seq_length:
+            window = max(config.seq_length, min(window, len(self.val_ids) - 1))
+        self.val_window = window
+        if window == config.seq_length:
+            self.val_model = self.model
+        else:  # the fused stack where the training model has it, else the rolled layers
+            self.val_model = self._new_model(window, fused=self.fused, unroll=False)
+        self.scorer = make_scorer(self.val_model)
 
     def _saved_form(self):
         """The model as saved in model.keras: plain Keras layers (a fused stack's weights copied
@@ -453,7 +480,9 @@ class _Session:
         if self.items is not None:
             val_loss = self.items.validation_loss(self.model, self.scorer)
         else:
-            val_loss = score_ids(self.model, self.val_ids, config.seq_length, config.batch_size, self.scorer)
+            if self.val_model is not self.model:
+                self.val_model.set_weights(self.model.get_weights())
+            val_loss = score_ids(self.val_model, self.val_ids, self.val_window, config.batch_size, self.scorer)
         state.elapsed_s += time.perf_counter() - started
         if self.items is not None:  # real characters: the items and their end symbols, not the padding
             characters = self.batches.characters(state.step - counter.steps, state.step)
