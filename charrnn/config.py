@@ -79,10 +79,10 @@ def with_budget_defaults(model_options: dict, train_options: dict) -> tuple[dict
     if budget is None or budget < SHORT_BUDGET_S or model_options.get("cell", "lstm") != "lstm":
         return model_options, train_options
 
-    def given(options: dict) -> dict:
-        return {name: value for name, value in options.items() if value is not None}
-
-    return {**LONG_BUDGET_LSTM, **given(model_options)}, {**LONG_BUDGET_TRAIN, **given(train_options)}
+    given_model = {name: value for name, value in model_options.items() if value is not None}
+    # only the budget's own keys are filled in: another None (eval_window=None) is a choice
+    filled = {name: value for name, value in LONG_BUDGET_TRAIN.items() if train_options.get(name) is None}
+    return {**LONG_BUDGET_LSTM, **given_model}, {**train_options, **filled}
 
 
 @dataclasses.dataclass(frozen=True)

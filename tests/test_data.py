@@ -44,6 +44,17 @@ def test_scoring_windows_score_every_target_once():
     assert weights.sum() == 56
     assert sorted(targets[weights > 0].tolist()) == list(range(1, 57))
     assert all(batch[0].shape == (4, 10) for batch in batches)
+    # a text of fewer windows than a batch is scored in one batch of its own windows, not padded
+    few = list(scoring_windows(ids, seq_length=30, batch_size=64))
+    assert len(few) == 1 and few[0][0].shape == (2, 30) and few[0][2].sum() == 56
+
+
+def test_rows_per_call_caps_the_logits_of_long_windows():
+    from charrnn.generation.evaluate import LOGITS_PER_CALL, rows_per_call
+
+    assert rows_per_call(64, 2048, 65) == 64
+    assert rows_per_call(64, 2048, 5000) == LOGITS_PER_CALL // (2048 * 5000) == 13
+    assert rows_per_call(64, 1 << 20, 1 << 10) == 1
 
 
 def test_dataset_matches_batches():

@@ -244,6 +244,11 @@ def test_eval_of_a_file_scores_its_lines_as_items(items_run, tmp_path):
     assert json.loads(result.output)["items"] == 2 and json.loads(result.output)["chars"] == 10
     windowed = CliRunner().invoke(main, ["eval", str(items_run), str(path), "--window", "8"])
     assert windowed.exit_code == 2 and "--window applies to a stream run" in windowed.output
+    with pytest.raises(ValueError, match="window applies to a stream run"):
+        charrnn.evaluate(charrnn.load(items_run), path, window=8)
+    refused = CliRunner().invoke(main, ["train", str(path), "--items", "lines", "--eval-window", "64",
+                                        "--out", str(tmp_path / "new"), "--quiet"])
+    assert refused.exit_code == 2 and "--eval-window applies to a stream run" in refused.output
 
 
 def test_validation_loss_is_the_masked_item_loss(items_run):

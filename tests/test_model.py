@@ -142,7 +142,7 @@ def lstm_path(request, monkeypatch):
     calls = []
     original = fused_lstm.native_lstm_layer
     monkeypatch.setattr(fused_lstm, "native_lstm_layer",
-                        lambda *args, **kwargs: calls.append(args) or original(*args, **kwargs))
+                        lambda *args, **kwargs: calls.append((args, kwargs)) or original(*args, **kwargs))
     yield calls
     native.reset()
 
@@ -169,6 +169,17 @@ def test_fused_stack_low_precision_products_stay_close_to_float32(lstm_path):
 
     low_gradients = gradients(low)
     assert bool(lstm_path) == (os.environ["CHARRNN_NATIVE"] == "1")  # the path asked for ran
+    if lstm_path:  # training ran the training op; a call with training=False runs the inference op
+        assert all(kwargs["training"] is True for _, kwargs in lstm_path)
+        del lstm_path[:]
+        np.testing.assert_allclose(low(ids, training=False), low(ids, training=True), atol=1e-6)
+        assert [kwargs["training"] for _, kwargs in lstm_path] == [False, False, True, True]
+        # a batch of one (oneDNN's AMX kernels die on it: the stack pads it to two rows)
+        np.testing.assert_allclose(low(ids[:1], training=False), low(ids, training=False)[:1], atol=1e-6)
+        with tf.GradientTape() as tape:
+            value = keras.ops.mean(low(ids[:1], training=True) ** 2)
+        assert all(np.isfinite(tf.convert_to_tensor(g).numpy()).all()
+                   for g in tape.gradient(value, low.trainable_variables))
     for mine, theirs in zip(low_gradients, gradients(fused)):  # bfloat16 keeps 8 bits of mantissa
         # 2% of the gradient's norm: the chunked path was seen at 0.3-0.4%, oneDNN's at 0.3-1.1%
         # (it also rounds the recurrent products and the hidden states to bfloat16)

@@ -221,6 +221,7 @@ def test_validation_loss_is_evaluate_on_the_split_in_its_windows(tmp_path, tiny_
     assert result["loss"] == pytest.approx(best, abs=1e-4 if precision == "float32" else 2e-2)
     other = charrnn.evaluate(run, path, window=seq_length if eval_window else 64)
     assert abs(other["loss"] - result["loss"]) > 1e-4  # the window changes what is scored
+    assert abs(result["loss"] - best) < abs(other["loss"] - best)  # and training scored this window
 
 
 def test_a_run_written_before_eval_window_keeps_its_windows():
@@ -253,6 +254,7 @@ def test_a_long_time_budget_widens_the_default_lstm(tmp_path, tiny_corpus):
         {"units": 256, "dropout": 0.2}, {"time_budget": 300, "learning_rate": 0.01})
     assert with_budget_defaults({}, {"time_budget": 299}) == ({}, {"time_budget": 299})
     assert with_budget_defaults({}, {}) == ({}, {})
+    assert with_budget_defaults({}, {**long, "eval_window": None})[1] == {**long, "eval_window": None, **LONG_BUDGET_TRAIN}
     assert with_budget_defaults({"cell": "gru"}, long) == ({"cell": "gru"}, long)
     result = CliRunner().invoke(main, ["train", str(tiny_corpus), "--out", str(tmp_path / "run"), "--time-budget",
                                        "600", "--max-steps", "1", "--layers", "1", "--embedding-dim", "8",

@@ -265,7 +265,7 @@ def _copy_index(run):
 @click.argument("run", type=click.Path())
 @click.argument("file", nargs=-1, type=click.Path())
 @click.option("--encoding", help="Codec of FILE.  [default: the run's]")
-@click.option("--window", type=POSITIVE_INT, help="Characters per scored window (the state is carried within a window).  [default: the run's validation window, so FILE = its validation text gives its val loss]")
+@click.option("--window", type=POSITIVE_INT, help="Characters per scored window (the state is carried within a window).  [default: the run's validation window, so its validation text scores the val loss training logged, to float32-vs-bf16 rounding]")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @reports_errors
 def eval_command(run, file, encoding, window, as_json):

@@ -87,6 +87,7 @@ def scoring_windows(ids: np.ndarray, seq_length: int, batch_size: int):
     if count < 1:
         raise CorpusError("the text to score needs at least 2 characters")
     windows = math.ceil(count / seq_length)
+    batch_size = min(batch_size, windows)  # a text of fewer windows than a batch is not padded to one
     padded = np.zeros(windows * seq_length + 1, dtype=np.int32)
     padded[: len(ids)] = ids
     inputs = padded[:-1].reshape(windows, seq_length)

@@ -10,6 +10,15 @@ from charrnn.data.windows import scoring_windows
 from charrnn.runs import bits_per_char
 
 
+LOGITS_PER_CALL = 1 << 27  # float32 logits one scoring call may hold (512 MB)
+
+
+def rows_per_call(batch_size: int, window: int, vocab_size: int) -> int:
+    """Windows scored per call: `batch_size`, fewer where a long window of a large vocabulary
+    would hold more than `LOGITS_PER_CALL` logits (at least 1)."""
+    return max(1, min(batch_size, LOGITS_PER_CALL // (window * vocab_size)))
+
+
 def make_scorer(model):
     """Returns a compiled function (inputs, targets, weights) -> (weighted loss sum, weight sum)."""
     import tensorflow as tf
@@ -65,7 +74,11 @@ def evaluate(run, files=None, encoding: str | None = None, batch_size: int = 64,
     """
     from charrnn.data.corpus import load_corpus
 
+    if window is not None and window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
     if run.train_config.items:
+        if window is not None:
+            raise ValueError("window applies to a stream run; an items run scores each item whole")
         from charrnn.data.items import evaluate_items
 
         return evaluate_items(run, files, encoding)
@@ -75,11 +88,11 @@ def evaluate(run, files=None, encoding: str | None = None, batch_size: int = 64,
     sources = [files] if isinstance(files, (str, Path)) else list(files)
     corpus = load_corpus(sources, encoding or run.train_config.encoding, vocab=run.vocab, use_cache=False)
     config = run.train_config
-    window = window or config.validation_window()
+    window = window if window is not None else config.validation_window()
     if window > config.seq_length:  # as in training: no longer than the text, no shorter than a training window
         window = max(config.seq_length, min(window, len(corpus.ids) - 1))
     # a window longer than training's runs rolled (an unrolled graph of thousands of steps builds slowly)
     model = run.model(seq_length=window, unroll=None if window <= config.seq_length else False)
-    loss = score_ids(model, corpus.ids, window, batch_size)
+    loss = score_ids(model, corpus.ids, window, rows_per_call(batch_size, window, run.vocab.size))
     return {"file": ", ".join(map(str, sources)), "chars": int(len(corpus.ids)), "loss": loss,
             "bpc": bits_per_char(loss), "window": window}

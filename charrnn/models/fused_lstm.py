@@ -190,10 +190,16 @@ class FusedLSTMStack(keras.layers.Layer):
         sequence = tf.transpose(inputs, (1, 0, 2))  # time-major
         ops = self._native_ops()
         if ops is not None:
+            # oneDNN 3.2's AMX LSTM kernels die (SIGILL) on a batch of one: give them a zero row
+            single = sequence.shape[1] == 1
+            if single:
+                sequence = tf.pad(sequence, [[0, 0], [0, 1], [0, 0]])
             for cell in self.cells:
                 sequence = native_lstm_layer(sequence, *self._weights(cell), ops, training=bool(training))
                 if self.dropout and training:
                     sequence = keras.random.dropout(sequence, self.dropout, seed=self.seed_generator)
+            if single:
+                sequence = sequence[:, :1]
             return tf.transpose(sequence, (1, 0, 2))
         sizes = [self.chunk] * (steps // self.chunk) + ([steps % self.chunk] if steps % self.chunk else [])
         chunks = tf.split(sequence, sizes, axis=0)

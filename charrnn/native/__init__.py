@@ -148,7 +148,8 @@ def compile_library(path: Path, log: Callable[[str], None] = _log) -> None:
 
 
 def lstm_ops(log: Callable[[str], None] = _log):
-    """The loaded op module (`charrnn_lstm_forward`, `charrnn_lstm_backward`), compiling it on
+    """The loaded op module (`charrnn_lstm_forward`, `charrnn_lstm_backward`,
+    `charrnn_lstm_inference`), compiling it on
     first use; None where the native path is unavailable (said once, in one status line).
 
     Args:

@@ -28,7 +28,7 @@ from charrnn.data.corpus import load_corpus, split
 from charrnn.data.windows import WindowBatches
 from charrnn.training.distribute import is_chief, make_strategy
 from charrnn.errors import CharRNNError, OptionError, RunError, TrainingError
-from charrnn.generation.evaluate import make_scorer, score_ids
+from charrnn.generation.evaluate import make_scorer, rows_per_call, score_ids
 from charrnn.runs import bits_per_char
 from charrnn.models.finetune import FineTune
 from charrnn.training.progress import ProgressBar, Watcher
@@ -188,6 +188,9 @@ class _Session:
             verb = "apply" if len(stray) > 1 else "applies"
             raise OptionError(f"{' and '.join(stray)} {verb} only to --items lines; add --items lines or drop "
                               f"{'them' if len(stray) > 1 else 'it'}")
+        if train_config.items and train_options.get("eval_window") is not None:
+            raise OptionError("--eval-window applies to a stream run; an --items run scores each validation item "
+                              "whole: drop --eval-window")
         if train_config.distribute == "multi-worker" and train_config.time_budget is not None:
             raise OptionError("--distribute multi-worker needs --max-steps or --epochs, not --time-budget: "
                               "each worker's clock would stop it at a different step")
@@ -482,7 +485,8 @@ class _Session:
         else:
             if self.val_model is not self.model:
                 self.val_model.set_weights(self.model.get_weights())
-            val_loss = score_ids(self.val_model, self.val_ids, self.val_window, config.batch_size, self.scorer)
+            rows = rows_per_call(config.batch_size, self.val_window, self.model_config.vocab_size)
+            val_loss = score_ids(self.val_model, self.val_ids, self.val_window, rows, self.scorer)
         state.elapsed_s += time.perf_counter() - started
         if self.items is not None:  # real characters: the items and their end symbols, not the padding
             characters = self.batches.characters(state.step - counter.steps, state.step)
