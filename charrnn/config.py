@@ -164,9 +164,14 @@ class TrainConfig(_DictMixin):
         it was scored in (its seq_length), so a resume or `charrnn eval` scores as it did."""
         return super().from_dict({"eval_window": None, **values})
 
-    def validation_window(self) -> int:
-        """Characters per validation window (`eval_window`, or `seq_length` where it is None)."""
-        return self.eval_window if self.eval_window is not None else self.seq_length
+    def validation_window(self, text_length: int | None = None, window: int | None = None) -> int:
+        """Characters per validation window: `window`, else `eval_window`, else `seq_length`. With
+        `text_length` (the ids scored), a window longer than the training window is cut to the
+        text's targets, but never below the training window."""
+        window = window if window is not None else self.eval_window if self.eval_window is not None else self.seq_length
+        if text_length is not None and window > self.seq_length:
+            window = max(self.seq_length, min(window, text_length - 1))
+        return window
 
 
 @dataclasses.dataclass(frozen=True)

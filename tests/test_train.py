@@ -229,6 +229,9 @@ def test_a_run_written_before_eval_window_keeps_its_windows():
              if key != "eval_window"}
     assert charrnn.TrainConfig.from_dict(saved).validation_window() == 30
     assert charrnn.TrainConfig(seq_length=30).validation_window() == charrnn.TrainConfig().eval_window > 30
+    # cut to the text's targets, never below the training window; an explicit window wins
+    config = charrnn.TrainConfig(seq_length=30)
+    assert (config.validation_window(500), config.validation_window(10), config.validation_window(500, 64)) == (499, 30, 64)
 
 
 def test_mixed_bfloat16_trains_and_saves_a_float32_model(tmp_path, tiny_corpus):

@@ -88,9 +88,7 @@ def evaluate(run, files=None, encoding: str | None = None, batch_size: int = 64,
     sources = [files] if isinstance(files, (str, Path)) else list(files)
     corpus = load_corpus(sources, encoding or run.train_config.encoding, vocab=run.vocab, use_cache=False)
     config = run.train_config
-    window = window if window is not None else config.validation_window()
-    if window > config.seq_length:  # as in training: no longer than the text, no shorter than a training window
-        window = max(config.seq_length, min(window, len(corpus.ids) - 1))
+    window = config.validation_window(len(corpus.ids), window)  # cut as training cuts it
     # a window longer than training's runs rolled (an unrolled graph of thousands of steps builds slowly)
     model = run.model(seq_length=window, unroll=None if window <= config.seq_length else False)
     loss = score_ids(model, corpus.ids, window, rows_per_call(batch_size, window, run.vocab.size))

@@ -38,6 +38,14 @@ using tensorflow::shape_inference::InferenceContext;
 using tag = dnnl::memory::format_tag;
 using dt = dnnl::memory::data_type;
 
+// Output 0 of both forward ops: the hidden states, (time, batch, units).
+static void set_hiddens_shape(InferenceContext* context) {
+  auto inputs = context->input(0);
+  auto recurrent = context->input(2);
+  context->set_output(0, context->MakeShape({context->Dim(inputs, 0), context->Dim(inputs, 1),
+                                             context->Dim(recurrent, 0)}));
+}
+
 REGISTER_OP("CharrnnLstmForward")
     .Input("inputs: bfloat16")     // (time, batch, in)
     .Input("kernel: float")        // (in, 4 * units)
@@ -46,10 +54,7 @@ REGISTER_OP("CharrnnLstmForward")
     .Output("hiddens: bfloat16")   // (time, batch, units)
     .Output("workspace: uint8")    // oneDNN's saved gates and states, for the backward op
     .SetShapeFn([](InferenceContext* context) {
-      auto inputs = context->input(0);
-      auto recurrent = context->input(2);
-      context->set_output(0, context->MakeShape({context->Dim(inputs, 0), context->Dim(inputs, 1),
-                                                 context->Dim(recurrent, 0)}));
+      set_hiddens_shape(context);
       context->set_output(1, context->Vector(InferenceContext::kUnknownDim));
       return tensorflow::OkStatus();
     });
@@ -61,10 +66,7 @@ REGISTER_OP("CharrnnLstmInference")
     .Input("bias: float")          // (4 * units)
     .Output("hiddens: bfloat16")   // (time, batch, units)
     .SetShapeFn([](InferenceContext* context) {
-      auto inputs = context->input(0);
-      auto recurrent = context->input(2);
-      context->set_output(0, context->MakeShape({context->Dim(inputs, 0), context->Dim(inputs, 1),
-                                                 context->Dim(recurrent, 0)}));
+      set_hiddens_shape(context);
       return tensorflow::OkStatus();
     });
 

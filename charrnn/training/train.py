@@ -339,10 +339,7 @@ class _Session:
         copied from the training model at each evaluation (a window longer than the split is cut to
         the split, but never below the training window)."""
         config = self.train_config
-        window = config.validation_window()
-        if window > config.seq_length:
-            window = max(config.seq_length, min(window, len(self.val_ids) - 1))
-        self.val_window = window
+        self.val_window = window = config.validation_window(len(self.val_ids))
         if window == config.seq_length:
             self.val_model = self.model
         else:  # the fused stack where the training model has it, else the rolled layers
