@@ -7,6 +7,7 @@ function and one line there. Refused requests get a JSON body {"error": ..., "fi
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import json
 import secrets
@@ -31,6 +32,8 @@ class Service:
 
     def __init__(self, engine: Engine, details: dict, items: bool, run=None):
         self.engine, self.details, self.items, self.run = engine, details, items, run
+        # an `--encoding bytes` run's symbols are bytes: requests arrive and answers leave as text
+        self.bytes = getattr(getattr(run, "train_config", None), "encoding", None) == "bytes"
         self.vocabulary = set(engine.sampler.vocab.symbols)
         self._scorer = None  # built on the first POST /score (it compiles its own pass)
         self._scoring = threading.Lock()  # one scoring pass at a time, off the event loop
@@ -44,20 +47,42 @@ class Service:
             if self._scorer is None:
                 self._scorer = Scorer(self.run)
             try:
-                return self._scorer.score(texts)
+                rows = self._scorer.score([self._symbols(text) for text in texts])
             except VocabularyError as error:
                 raise RequestError(str(error), field="texts") from None
+        return [{**row, "text": text} for row, text in zip(rows, texts)]  # as sent, not as bytes
+
+    def _symbols(self, text):
+        """The run's symbols for text a client sent: a bytes run's are the text's UTF-8 bytes."""
+        from charrnn.data.corpus import symbols_of_text
+
+        return symbols_of_text(text, "bytes") if self.bytes and isinstance(text, str) else text
 
     def config(self, fields: dict):
+        if "prime" in fields:
+            fields = {**fields, "prime": self._symbols(fields["prime"])}
         return limits.sample_config(fields, self.vocabulary, self.engine.max_streams)
 
     def submit(self, config) -> tuple[Job, asyncio.Queue]:
-        """Queues a generation; its pieces arrive on the returned queue as (kind, value) pairs."""
+        """Queues a generation; its pieces arrive on the returned queue as (kind, value) pairs. A bytes
+        run's pieces arrive as text: each stream's bytes decoded as UTF-8 as they come (a character
+        split between pieces waits for its last byte; bytes that are not UTF-8 become U+FFFD)."""
         loop, queue = asyncio.get_running_loop(), asyncio.Queue()
 
-        def deliver(kind, value):  # called from the engine's thread
+        def put(kind, value):
             with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is listening
                 loop.call_soon_threadsafe(queue.put_nowait, (kind, value))
+
+        decoders = [codecs.getincrementaldecoder("utf-8")("replace") for _ in range(config.num_samples)]
+
+        def deliver(kind, value):  # called from the engine's thread
+            if self.bytes and kind == "piece":
+                value = [decoder.decode(piece.encode("latin-1")) for decoder, piece in zip(decoders, value)]
+            elif self.bytes and kind == "done":
+                rest = [decoder.decode(b"", final=True) for decoder in decoders]
+                if any(rest):
+                    put("piece", rest)
+            put(kind, value)
 
         seed = config.seed if config.seed is not None else secrets.randbits(31)
         job = Job(config, deliver, seed=seed)
