@@ -246,15 +246,17 @@ def test_mixed_bfloat16_trains_and_saves_a_float32_model(tmp_path, tiny_corpus):
 
 
 def test_a_long_time_budget_widens_the_default_lstm(tmp_path, tiny_corpus):
-    """Under --time-budget >= 300 s an LSTM whose units / dropout / learning rate were not given
-    gets 384 / 0.2 / 3e-3; given values, other cells, shorter budgets and runs without a budget
-    keep their own."""
+    """Under --time-budget >= 300 s an LSTM whose units / dropout / learning rate / weight decay were
+    not given gets 384 / 0.2 / 3e-3 / 0.1; given values, other cells, shorter budgets and runs
+    without a budget keep their own."""
     from charrnn.config import LONG_BUDGET_LSTM, LONG_BUDGET_TRAIN, with_budget_defaults
 
     long = {"time_budget": 600}
     assert with_budget_defaults({}, long) == (LONG_BUDGET_LSTM, {**long, **LONG_BUDGET_TRAIN})
-    assert with_budget_defaults({"units": 256}, {"time_budget": 300, "learning_rate": 0.01}) == (
-        {"units": 256, "dropout": 0.2}, {"time_budget": 300, "learning_rate": 0.01})
+    assert with_budget_defaults({"units": 256}, {"time_budget": 300, "learning_rate": 0.01, "weight_decay": 0.0}) == (
+        {"units": 256, "dropout": 0.2}, {"time_budget": 300, "learning_rate": 0.01, "weight_decay": 0.0})
+    assert with_budget_defaults({}, {"time_budget": 300, "learning_rate": 0.01})[1] == {
+        "time_budget": 300, "learning_rate": 0.01, "weight_decay": 0.1}
     assert with_budget_defaults({}, {"time_budget": 299}) == ({}, {"time_budget": 299})
     assert with_budget_defaults({}, {}) == ({}, {})
     assert with_budget_defaults({}, {**long, "eval_window": None})[1] == {**long, "eval_window": None, **LONG_BUDGET_TRAIN}
@@ -265,4 +267,30 @@ def test_a_long_time_budget_widens_the_default_lstm(tmp_path, tiny_corpus):
     assert result.exit_code == 0, result.output
     model = runs.load(tmp_path / "run").model_config
     assert (model.units, model.dropout) == (384, 0.2)
-    assert runs.load(tmp_path / "run").train_config.learning_rate == LONG_BUDGET_TRAIN["learning_rate"] == 3e-3
+    train = runs.load(tmp_path / "run").train_config
+    assert (train.learning_rate, train.weight_decay) == (LONG_BUDGET_TRAIN["learning_rate"], 0.1) == (3e-3, 0.1)
+
+
+def test_weight_decay_shrinks_the_weights_and_spares_the_biases(tmp_path, tiny_corpus):
+    """--weight-decay is AdamW's decoupled decay: at a rate so small that the gradient steps barely
+    move anything, a large decay shrinks every kernel and embedding while the biases stay put."""
+    options = {**QUIET, **TINY_OPTIONS, "max_steps": 10, "learning_rate": 1e-4, "lr_schedule": "constant",
+               "dropout": 0.0}
+    plain = charrnn.train(tiny_corpus, tmp_path / "plain", **options)
+    decayed = charrnn.train(tiny_corpus, tmp_path / "decayed", weight_decay=500.0, **options)
+    assert runs.load(decayed.run_dir).train_config.weight_decay == 500.0
+
+    def weights(run_dir):
+        model = runs.load(run_dir).keras_model()
+        return {variable.path: np.asarray(variable) for variable in model.weights}
+
+    before, after = weights(plain.run_dir), weights(decayed.run_dir)
+    assert before.keys() == after.keys()
+    biases = [path for path in before if path.endswith("bias")]
+    matrices = [path for path in before if not path.endswith("bias")]
+    assert biases and len(matrices) >= 4  # embedding, kernel, recurrent kernel, head
+    for path in matrices:  # ten steps of x (1 - 500 x 1e-4) = 0.95 each: 0.95 ** 10 = 0.60
+        ratio = np.linalg.norm(after[path]) / np.linalg.norm(before[path])
+        assert 0.55 < ratio < 0.65, (path, ratio)
+    for path in biases:
+        assert np.abs(after[path] - before[path]).max() < 0.01, path

@@ -38,6 +38,7 @@ from charrnn.training.schedule import learning_rate_at
 # model's shape, the data order and split, the distribution set-up come from the run).
 RESUME_OVERRIDES = {"epochs", "max_steps", "time_budget", "patience", "eval_every", "checkpoint_every",
                     "learning_rate", "lr_schedule", "anneal_fraction", "min_lr_ratio", "grad_clip",
+                    "weight_decay",
                     "max_val_chars", "deterministic", "precision", "tensorboard"}
 
 
@@ -315,7 +316,10 @@ class _Session:
         if config.deterministic:
             tf.config.experimental.enable_op_determinism()
         model = self._new_model(seq_length, fused=self.fused, unroll=None if seq_length else not gpu_available())
-        optimizer = keras.optimizers.Adam(config.learning_rate, global_clipnorm=config.grad_clip or None)
+        optimizer = keras.optimizers.Adam(config.learning_rate, global_clipnorm=config.grad_clip or None,
+                                          weight_decay=config.weight_decay or None)
+        if config.weight_decay:
+            optimizer.exclude_from_weight_decay(var_names=["bias"])
         model.compile(optimizer, keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         optimizer.build(model.trainable_variables)
         self.model, self.optimizer = model, optimizer
