@@ -1,5 +1,5 @@
 # `make demo`: set up .venv, train on Tiny Shakespeare for a few minutes, then sample.
-# `make test`: set up .venv with the test extra and run the default suite (CI runs it, then `make test-sweep`).
+# `make test`: set up .venv with the test extra and run the default suite (CI runs it, then `make test-sweep`: the forecast demos).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
