@@ -47,20 +47,24 @@ class Service:
             if self._scorer is None:
                 self._scorer = Scorer(self.run)
             try:
-                rows = self._scorer.score([self._symbols(text) for text in texts])
+                rows = self._scorer.score([self._symbols(text, "texts") for text in texts])
             except VocabularyError as error:
                 raise RequestError(str(error), field="texts") from None
         return [{**row, "text": text} for row, text in zip(rows, texts)]  # as sent, not as bytes
 
-    def _symbols(self, text):
-        """The run's symbols for text a client sent: a bytes run's are the text's UTF-8 bytes."""
-        from charrnn.data.corpus import symbols_of_text
-
-        return symbols_of_text(text, "bytes") if self.bytes and isinstance(text, str) else text
+    def _symbols(self, text, field: str):
+        """The run's symbols for text a client sent: a bytes run's are the text's UTF-8 bytes (one
+        latin-1 character each); other values are left for the limits to refuse."""
+        if not (self.bytes and isinstance(text, str)):
+            return text
+        try:
+            return text.encode("utf-8").decode("latin-1")
+        except UnicodeEncodeError:  # a lone surrogate (JSON's "\ud83d") has no UTF-8 bytes
+            raise RequestError(f"the {field} is not valid Unicode text (a lone surrogate)", field) from None
 
     def config(self, fields: dict):
-        if "prime" in fields:
-            fields = {**fields, "prime": self._symbols(fields["prime"])}
+        if isinstance(fields, dict) and "prime" in fields:
+            fields = {**fields, "prime": self._symbols(fields["prime"], "prime")}
         return limits.sample_config(fields, self.vocabulary, self.engine.max_streams)
 
     def submit(self, config) -> tuple[Job, asyncio.Queue]:
