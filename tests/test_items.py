@@ -448,3 +448,19 @@ def test_names_corpus_is_in_the_manifest():
     entry = manifest_entry("names")
     assert entry["sha256"] == "0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8cc4d"
     assert entry["size"] == 228145 and entry["url"].endswith("makemore/master/names.txt")
+
+
+def test_an_items_runs_plot_is_against_steps(items_run, tmp_path, monkeypatch):
+    """An items run's rows are padded, so a step's characters vary: its plot's x axis is steps."""
+    from .conftest import require
+
+    require("matplotlib")
+    import matplotlib.axes
+
+    labels = []
+    set_xlabel = matplotlib.axes.Axes.set_xlabel
+    monkeypatch.setattr(matplotlib.axes.Axes, "set_xlabel",
+                        lambda axis, label, *args, **kwargs: labels.append(label) or set_xlabel(axis, label, *args, **kwargs))
+    result = CliRunner().invoke(main, ["plot", str(items_run), "--out", str(tmp_path / "loss.png")])
+    assert result.exit_code == 0, result.output
+    assert labels == ["optimizer steps"] and (tmp_path / "loss.png").read_bytes()[:4] == b"\x89PNG"

@@ -48,7 +48,7 @@ def analyse(run, text: str) -> dict:
     ids = run.vocab.encode(text).astype(np.int32)[None]
     model = run.model(seq_length=None, unroll=False)
     layers = [model.get_layer(f"rnn_{index}") for index in range(1, run.model_config.layers + 1)]
-    probe = keras.Model(model.inputs, [model.output, *[layer.output for layer in layers]])
+    probe = keras.Model(model.input, [model.output, *[layer.output for layer in layers]])  # one input, not a list
     logits, *hidden = probe(ids)
     log_probs = np.asarray(keras.ops.log_softmax(logits, axis=-1))[0]
     targets = ids[0, 1:]  # position p predicts the character at p + 1

@@ -1,4 +1,5 @@
-"""`charrnn plot`: training and validation loss against characters seen (matplotlib, optional)."""
+"""`charrnn plot`: training and validation loss against characters seen, or against steps for an items
+run, whose padded rows make characters per step vary (matplotlib, optional)."""
 
 from __future__ import annotations
 
@@ -25,13 +26,16 @@ def plot_run(run, out: str | Path) -> Path:
     rows = run.metrics()
     if not rows:
         raise CharRNNError(f"{run.path} has no evaluations to plot yet")
-    chars_per_step = run.train_config.batch_size * run.train_config.seq_length
-    seen = [row["step"] * chars_per_step / 1e6 for row in rows]
+    if getattr(run.train_config, "items", None):  # rows are padded items: a step's characters vary
+        seen, x_label = [row["step"] for row in rows], "optimizer steps"
+    else:
+        chars_per_step = run.train_config.batch_size * run.train_config.seq_length
+        seen, x_label = [row["step"] * chars_per_step / 1e6 for row in rows], "characters seen (millions)"
     figure, axis = plt.subplots(figsize=(8, 4.5), dpi=120)
     train = [(x, row["train_loss"]) for x, row in zip(seen, rows) if row.get("train_loss") is not None]
     axis.plot(*zip(*train), marker="o", label="train (mean over the interval)")
     axis.plot(seen, [row["val_loss"] for row in rows], marker="o", label="validation")
-    axis.set_xlabel("characters seen (millions)")
+    axis.set_xlabel(x_label)
     axis.set_ylabel("loss (nats/char)")
     bits = axis.secondary_yaxis("right", functions=(lambda n: n / math.log(2), lambda b: b * math.log(2)))
     bits.set_ylabel("bits/char")
