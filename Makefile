@@ -1,5 +1,5 @@
 # `make demo`: set up .venv, train on Tiny Shakespeare for a few minutes, then sample.
-# `make test`: set up .venv with the test extra and run the default suite (CI runs it, then `make test-sweep`: the forecast demos).
+# `make test`: set up .venv with the test extra and run the default suite (CI runs it, then `make test-sweep`: the forecast demos and the speed scripts).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -29,10 +29,10 @@ test: venv
 	$(BIN)/python -m pytest
 
 test-fast: venv
-	$(BIN)/python -m pytest -m "not slow and not sweep"
+	$(BIN)/python -m pytest -m "not slow and not sweep and not bench"
 
 test-sweep: venv
-	$(BIN)/python -m pytest -m sweep
+	$(BIN)/python -m pytest -m "sweep or bench"
 
 bench: venv
 	$(BIN)/python bench/run_all.py

@@ -23,7 +23,7 @@ def test_sample_loop_variants_prints_every_variant():
     assert all(float(row[-1].replace(",", "")) > 0 for row in rows)
 
 
-@pytest.mark.slow
+@pytest.mark.bench
 def test_sample_speed_prints_its_table():
     output = run_script("sample_speed.py", "--length", "8")
     assert output.count("Sampler, float32") == 4 and "keras-io" in output

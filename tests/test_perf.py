@@ -42,7 +42,7 @@ def test_bench_train_refuses_fewer_than_two_intervals():
     assert result.exit_code == 2 and "fewer than two intervals" in result.output
 
 
-@pytest.mark.slow
+@pytest.mark.bench
 def test_train_speed_script_prints_its_table():
     done = subprocess.run([sys.executable, str(BENCH / "train_speed.py"), "--rounds", "1", "--steps", "4",
                            "--eval-every", "2", "--precision", "float32"], capture_output=True, text=True, timeout=600)
