@@ -21,17 +21,11 @@ from charrnn.generation.evaluate import score_ids
 
 
 def build(run, window: int):
-    import keras
-
     from charrnn.models.char_model import build_char_model, fused_available
 
-    policy = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(run.train_config.precision)
-    try:
-        fused = fused_available(run.model_config, window)
-        model = build_char_model(run.model_config, seq_length=window, fused=fused, unroll=None if fused else False)
-    finally:
-        keras.config.set_dtype_policy(policy)
+    fused = fused_available(run.model_config, window)
+    model = build_char_model(run.model_config, seq_length=window, fused=fused, unroll=None if fused else False,
+                             precision=run.train_config.precision)
     model.set_weights(run.model().get_weights())
     return model
 

@@ -215,18 +215,19 @@ def resolve_sources(sources: Sequence[str | Path], encoding: str = "utf-8") -> t
     return name or "corpus", files
 
 
-def symbols_of_text(text: str, encoding: str) -> str:
+def symbols_of_text(text: str, encoding: str, errors: str = "surrogateescape") -> str:
     """The symbols a run trained with `encoding` sees for text a user typed (a prime, a line).
 
-    For a bytes run that is the text's UTF-8 bytes, one symbol per byte (bytes that came in
-    undecodable on the command line are kept as they were); for any other run, the text itself.
+    For a bytes run that is the text's UTF-8 bytes, one symbol per byte (with the default `errors`,
+    bytes that came in undecodable on the command line are kept as they were; "strict" raises
+    UnicodeEncodeError for a lone surrogate); for any other run, the text itself.
 
     Example:
 
     >>> symbols_of_text("\u00fc", "bytes")  # the two bytes c3 bc
     '\u00c3\u00bc'
     """
-    return text.encode("utf-8", "surrogateescape").decode("latin-1") if encoding == "bytes" else text
+    return text.encode("utf-8", errors).decode("latin-1") if encoding == "bytes" else text
 
 
 def output_of_symbols(symbols: str, encoding: str) -> str | bytes:

@@ -42,7 +42,7 @@ def fused_available(config: ModelConfig, seq_length: int | None) -> bool:
 
 
 def build_char_model(config: ModelConfig, seq_length: int | None = None,
-                     unroll: bool | None = None, fused: bool = False) -> keras.Model:
+                     unroll: bool | None = None, fused: bool = False, precision: str | None = None) -> keras.Model:
     """Builds the Functional next-character model (logits, not probabilities).
 
     Args:
@@ -54,10 +54,19 @@ def build_char_model(config: ModelConfig, seq_length: int | None = None,
         fused: use `FusedLSTMStack` for the recurrent layers (training on CPUs; needs
             `fused_available`). Its weights list is the same as the plain model's, so
             `set_weights` copies between the two. Defaults to False.
+        precision: a Keras dtype policy ("float32", "mixed_bfloat16") to build under, the global
+            policy restored after; None builds under the global policy. Defaults to None.
 
     Returns:
         A `keras.Model` mapping int ids (batch, time) to logits (batch, time, vocab_size).
     """
+    if precision is not None:
+        policy = keras.config.dtype_policy()
+        keras.config.set_dtype_policy(precision)
+        try:
+            return build_char_model(config, seq_length, unroll, fused)
+        finally:
+            keras.config.set_dtype_policy(policy)
     if unroll is None:
         unroll = seq_length is not None and not gpu_available()
     ids = keras.Input(shape=(seq_length,), dtype="int32", name="ids")

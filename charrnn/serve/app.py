@@ -55,10 +55,12 @@ class Service:
     def _symbols(self, text, field: str):
         """The run's symbols for text a client sent: a bytes run's are the text's UTF-8 bytes (one
         latin-1 character each); other values are left for the limits to refuse."""
+        from charrnn.data.corpus import symbols_of_text
+
         if not (self.bytes and isinstance(text, str)):
             return text
-        try:
-            return text.encode("utf-8").decode("latin-1")
+        try:  # strict: over HTTP a surrogate escape is no undecodable byte, only bad text
+            return symbols_of_text(text, "bytes", errors="strict")
         except UnicodeEncodeError:  # a lone surrogate (JSON's "\ud83d") has no UTF-8 bytes
             raise RequestError(f"the {field} is not valid Unicode text (a lone surrogate)", field) from None
 
@@ -71,6 +73,8 @@ class Service:
         """Queues a generation; its pieces arrive on the returned queue as (kind, value) pairs. A bytes
         run's pieces arrive as text: each stream's bytes decoded as UTF-8 as they come (a character
         split between pieces waits for its last byte; bytes that are not UTF-8 become U+FFFD)."""
+        from charrnn.data.corpus import output_of_symbols
+
         loop, queue = asyncio.get_running_loop(), asyncio.Queue()
 
         def put(kind, value):
@@ -81,7 +85,7 @@ class Service:
 
         def deliver(kind, value):  # called from the engine's thread
             if self.bytes and kind == "piece":
-                value = [decoder.decode(piece.encode("latin-1")) for decoder, piece in zip(decoders, value)]
+                value = [decoder.decode(output_of_symbols(piece, "bytes")) for decoder, piece in zip(decoders, value)]
             elif self.bytes and kind == "done":
                 rest = [decoder.decode(b"", final=True) for decoder in decoders]
                 if any(rest):

@@ -326,16 +326,10 @@ class _Session:
 
     def _new_model(self, seq_length: int | None, fused: bool, unroll: bool | None):
         """A char model of this run's shape, built under the run's precision policy."""
-        import keras
-
         from charrnn.models.char_model import build_char_model
 
-        policy = keras.config.dtype_policy()
-        keras.config.set_dtype_policy(self.train_config.precision)
-        try:
-            return build_char_model(self.model_config, seq_length=seq_length, fused=fused, unroll=unroll)
-        finally:
-            keras.config.set_dtype_policy(policy)
+        return build_char_model(self.model_config, seq_length=seq_length, fused=fused, unroll=unroll,
+                                precision=self.train_config.precision)
 
     def _build_validation(self) -> None:
         """The validation scorer of a stream run. Windows of the training length are scored by the
