@@ -288,6 +288,19 @@ def test_bytes_run_samples_raw_bytes_and_takes_a_utf8_prime(tmp_path):
     symbols = charrnn.Sampler(out).generate(length=40, seed=2, prime="Köln".encode().decode("latin-1"))[0]
     assert sampled.stdout_bytes == symbols.encode("latin-1") + b"\n"  # one raw byte per symbol
     assert sampled.stdout_bytes.startswith("Köln".encode("utf-8"))
+    # JSON and tables have no raw bytes: they show a bytes run's symbols as the UTF-8 text they spell
+    as_json = invoke("sample", out, "--prime", "Köln", "--length", 40, "--seed", 2, "--json")
+    assert as_json.exit_code == 0, as_json.output
+    shown = json.loads(as_json.stdout)["samples"][0]["text"]
+    assert shown == symbols.encode("latin-1").decode("utf-8", "replace") and shown.startswith("Köln")
+    lines = tmp_path / "lines.txt"
+    lines.write_text("Grüße aus Köln\ncafé\n", encoding="utf-8")
+    scored = invoke("score", out, lines, "--lines")
+    assert scored.exit_code == 0, scored.output
+    assert [row.split("\t")[-1] for row in scored.stdout.splitlines()] == ["Grüße aus Köln", "café"]
+    assert [row.split("\t")[3] for row in scored.stdout.splitlines()] == ["17", "5"]  # bytes scored
+    scored_json = json.loads(invoke("score", out, lines, "--lines", "--json").stdout)
+    assert [row["text"] for row in scored_json["results"]] == ["Grüße aus Köln", "café"]
 
 
 TENSORFLOW_LOG_LINE = re.compile(r"^([IWEF]\d{4} |WARNING: All log messages)|absl|oneDNN|cuda|cuInit|tensorflow|XLA",

@@ -185,7 +185,10 @@ def _sample_items(run, config: SampleConfig, length, novel: bool, tag: bool, as_
     result = sample_items(Sampler(run, precision=precision), config, novel=novel, tag=tag, max_length=length)
     tags = result.tags or [None] * len(result.texts)
     if as_json:  # log-probabilities at temperature 1, from one batched scoring pass
-        rows = [{"text": text, **score, **({"tag": label} if tag else {})}
+        from charrnn.data.corpus import text_of_symbols
+
+        encoding = run.train_config.encoding
+        rows = [{"text": text_of_symbols(text, encoding), **score, **({"tag": label} if tag else {})}
                 for text, score, label in zip(result.texts, item_log_probs(run, result.texts), tags)]
         click.echo(json.dumps({"items": rows, "draws": result.draws, "seed": result.seed}, ensure_ascii=False))
         return
@@ -237,6 +240,13 @@ def _print_samples(context, sampler, config, beam, as_json, rank=False) -> None:
         for entry in samples:
             entry["copied"] = copyindex.copy_report(index, run.vocab, entry["text"], run.train_config.val_fraction)
     if as_json:
+        from charrnn.data.corpus import text_of_symbols
+
+        encoding = run.train_config.encoding
+        for entry in samples:  # a bytes run's symbols shown as the UTF-8 text they spell
+            entry["text"] = text_of_symbols(entry["text"], encoding)
+            if entry.get("copied"):
+                entry["copied"]["text"] = text_of_symbols(entry["copied"]["text"], encoding)
         described = None if index is None else {"kgram": index.kgram, "stride": index.stride,
                                                 "min_length": index.min_length, "bytes": index.nbytes}
         click.echo(json.dumps({"samples": samples, **({"copy_index": described} if not items else {})},
@@ -309,12 +319,13 @@ def score(run, file, lines, as_json, sort, batch_size):
     (nats), characters scored, and the file (or FILE:LINE and the line).
     """
     from charrnn import runs
+    from charrnn.data.corpus import text_of_symbols
     from charrnn.generation.score import read_texts
     from charrnn.generation.score import score as score_texts
 
     loaded = runs.load(run)
     sources = read_texts(loaded, list(file), lines)
-    results = [{**source, **result}
+    results = [{**source, **result, "text": text_of_symbols(source["text"], loaded.train_config.encoding)}
                for source, result in zip(sources, score_texts(loaded, [source["text"] for source in sources], batch_size))]
     if sort:
         results.sort(key=lambda result: (result["nats_per_char"] is None, result["nats_per_char"] or 0.0))

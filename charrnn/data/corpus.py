@@ -236,6 +236,18 @@ def output_of_symbols(symbols: str, encoding: str) -> str | bytes:
     return symbols.encode("latin-1") if encoding == "bytes" else symbols
 
 
+def text_of_symbols(symbols: str, encoding: str) -> str:
+    """Symbols a run generated or scored, as text to show in JSON or a table: a bytes run's bytes
+    read as UTF-8 (a cut or invalid sequence becomes U+FFFD), any other run's symbols as they are.
+
+    Example:
+
+    >>> text_of_symbols("\u00c3\u00bc", "bytes"), text_of_symbols("\u00c3", "bytes")
+    ('\u00fc', '\ufffd')
+    """
+    return symbols.encode("latin-1").decode("utf-8", "replace") if encoding == "bytes" else symbols
+
+
 def _decoder(encoding: str):
     if encoding == "bytes":
         return None
