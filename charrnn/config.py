@@ -103,6 +103,7 @@ class TrainConfig(_DictMixin):
     grad_clip: float = 5.0  # clip gradients to this global norm; 0 = no clipping
     weight_decay: float = 0.0  # decoupled weight decay (AdamW's) of every weight but the biases: each
     #                            step shrinks a weight by weight_decay x the learning rate; 0 = none
+    beta2: float = 0.999  # Adam's beta_2, the decay of its running mean of squared gradients, in [0, 1)
     val_fraction: float = 0.1  # tail of the corpus held out for validation, in (0, 1)
     patience: int | None = None  # stop after this many evaluations without a better val loss
     seed: int = 0  # seeds weights, data order and dropout
@@ -144,6 +145,7 @@ class TrainConfig(_DictMixin):
         _check(0.0 <= self.min_lr_ratio <= 1.0, f"Expected 0 <= min_lr_ratio <= 1. Received: min_lr_ratio={self.min_lr_ratio}")
         _check(self.grad_clip >= 0, f"Expected grad_clip >= 0. Received: grad_clip={self.grad_clip}")
         _check(self.weight_decay >= 0, f"Expected weight_decay >= 0. Received: weight_decay={self.weight_decay}")
+        _check(0.0 <= self.beta2 < 1.0, f"Expected 0 <= beta2 < 1. Received: beta2={self.beta2}")
         _check(0.0 < self.val_fraction < 1.0, f"Expected 0 < val_fraction < 1. Received: val_fraction={self.val_fraction}")
         _check(self.patience is None or self.patience >= 1, f"Expected patience >= 1. Received: patience={self.patience}")
         _check(self.eval_every >= 1, f"Expected eval_every >= 1. Received: eval_every={self.eval_every}")

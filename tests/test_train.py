@@ -294,3 +294,26 @@ def test_weight_decay_shrinks_the_weights_and_spares_the_biases(tmp_path, tiny_c
         assert 0.55 < ratio < 0.65, (path, ratio)
     for path in biases:
         assert np.abs(after[path] - before[path]).max() < 0.01, path
+
+
+def test_beta2_sets_how_fast_adams_squared_gradient_mean_forgets(tmp_path, tiny_corpus):
+    """After one step Adam's second moment is (1 - beta_2) x g^2 and its first (1 - beta_1) x g: with
+    the same seed (the same first gradient), --beta2 0.5 makes the second moments 500 times those of
+    Keras's 0.999 and leaves the first alone."""
+    options = {**QUIET, **TINY_OPTIONS, "max_steps": 1, "dropout": 0.0, "precision": "float32"}
+    keras_default = charrnn.train(tiny_corpus, tmp_path / "default", **options)
+    fast = charrnn.train(tiny_corpus, tmp_path / "fast", beta2=0.5, **options)
+    assert runs.load(fast.run_dir).train_config.beta2 == 0.5
+    assert runs.load(keras_default.run_dir).train_config.beta2 == 0.999
+    _, first, _ = runs.load_checkpoint(keras_default.run_dir)
+    _, second, _ = runs.load_checkpoint(fast.run_dir)
+    ratios = []
+    for one, other in zip(first, second):
+        seen = np.abs(one) > 1e-12
+        if one.ndim and seen.any():
+            ratios.append(float(np.median(other[seen] / one[seen])))
+    moments = [ratio for ratio in ratios if abs(ratio - 1) > 1e-3]
+    assert len(ratios) >= 2 * len(moments) > 0  # a first moment (unchanged) beside each second
+    assert all(abs(ratio - 500) < 5 for ratio in moments), ratios
+    with pytest.raises(charrnn.ConfigError, match="beta2"):
+        charrnn.TrainConfig(beta2=1.0)

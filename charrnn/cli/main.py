@@ -51,6 +51,7 @@ def main(verbose):
 @click.option("--min-lr-ratio", type=click.FloatRange(0, 1), help=f"With --lr-schedule anneal: the final learning rate, as a share of --learning-rate.  [default: {TRAIN_DEFAULTS['min_lr_ratio']}]")
 @click.option("--grad-clip", type=click.FloatRange(min=0), help=f"Clip gradients to this global norm; 0 = off.  [default: {TRAIN_DEFAULTS['grad_clip']}]")
 @click.option("--weight-decay", type=click.FloatRange(min=0), help=f"Decoupled (AdamW) weight decay of every weight but the biases: each step shrinks a weight by this x the learning rate; 0 = off.  [default: {TRAIN_DEFAULTS['weight_decay']}; an LSTM under a --time-budget of {SHORT_BUDGET_S} s or more: {LONG_BUDGET_TRAIN['weight_decay']}]")
+@click.option("--beta2", type=click.FloatRange(0, 1, max_open=True), help=f"Adam's beta_2: how slowly its running mean of squared gradients forgets (0.99 follows the gradients' scale faster than Keras's 0.999).  [default: {TRAIN_DEFAULTS['beta2']}]")
 @click.option("--val-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), help=f"Share of the corpus (its end) held out for validation.  [default: {TRAIN_DEFAULTS['val_fraction']}]")
 @click.option("--patience", type=POSITIVE_INT, help="Stop after this many evaluations without a better val loss.")
 @click.option("--eval-every", type=POSITIVE_INT, help=f"Steps between validations and checkpoints.  [default: {TRAIN_DEFAULTS['eval_every']}]")

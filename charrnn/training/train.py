@@ -38,7 +38,7 @@ from charrnn.training.schedule import learning_rate_at
 # model's shape, the data order and split, the distribution set-up come from the run).
 RESUME_OVERRIDES = {"epochs", "max_steps", "time_budget", "patience", "eval_every", "checkpoint_every",
                     "learning_rate", "lr_schedule", "anneal_fraction", "min_lr_ratio", "grad_clip",
-                    "weight_decay",
+                    "weight_decay", "beta2",
                     "max_val_chars", "deterministic", "precision", "tensorboard"}
 
 
@@ -317,7 +317,7 @@ class _Session:
             tf.config.experimental.enable_op_determinism()
         model = self._new_model(seq_length, fused=self.fused, unroll=None if seq_length else not gpu_available())
         optimizer = keras.optimizers.Adam(config.learning_rate, global_clipnorm=config.grad_clip or None,
-                                          weight_decay=config.weight_decay or None)
+                                          weight_decay=config.weight_decay or None, beta_2=config.beta2)
         if config.weight_decay:
             optimizer.exclude_from_weight_decay(var_names=["bias"])
         model.compile(optimizer, keras.losses.SparseCategoricalCrossentropy(from_logits=True))
