@@ -36,6 +36,9 @@ def main():
     parser.add_argument("--windows", type=int, nargs="+", default=[100, 200, 1024, 2048, 4096])
     parser.add_argument("--batch-size", type=int, default=64)
     args = parser.parse_args()
+    from charrnn.tensorflow_setup import import_tensorflow
+
+    import_tensorflow()  # TensorFlow's start-up lines stay off stderr, as in the CLI
     from charrnn.models.char_model import configure_cpu_threads
 
     configure_cpu_threads(2)
