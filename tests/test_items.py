@@ -464,3 +464,19 @@ def test_an_items_runs_plot_is_against_steps(items_run, tmp_path, monkeypatch):
     result = CliRunner().invoke(main, ["plot", str(items_run), "--out", str(tmp_path / "loss.png")])
     assert result.exit_code == 0, result.output
     assert labels == ["optimizer steps"] and (tmp_path / "loss.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_bytes_items_run_shows_its_items_as_utf8_text_in_json(tmp_path):
+    """An --encoding bytes items run draws bytes; printed raw they are the UTF-8 of the items, and
+    its JSON carries the same items as the text they spell, not one latin-1 character per byte."""
+    corpus = write_lines(tmp_path / "names.txt", ["Jürgen", "Zoë", "Ängel", "Bjørn", "Renée", "Søren"] * 40)
+    out = tmp_path / "bytes_items"
+    charrnn.train(corpus, out, max_steps=30, encoding="bytes", **QUIET, **TINY_ITEMS)
+    raw = CliRunner().invoke(main, ["sample", str(out), "--num-samples", "8", "--seed", "3"])
+    shown = CliRunner().invoke(main, ["sample", str(out), "--num-samples", "8", "--seed", "3", "--json"])
+    assert raw.exit_code == 0 and shown.exit_code == 0, (raw.output, shown.output)
+    items = [line.decode("utf-8", "replace") for line in raw.stdout_bytes.split(b"\n")[:-1]]
+    texts = [row["text"] for row in json.loads(shown.stdout)["items"]]
+    assert texts == items and len(texts) == 8
+    assert b"\xc3" in raw.stdout_bytes  # it drew the lead byte of the accented letters ...
+    assert not any("\u00c3" in text for text in texts)  # ... which JSON never shows as latin-1 'Ã'

@@ -50,11 +50,11 @@ class TensorBoardLog:
 
     SCALARS = ("train_loss", "val_loss", "val_bpc", "learning_rate", "chars_per_s")
 
-    def __init__(self, folder: Path, vocab, model_config):
+    def __init__(self, folder: Path, vocab, model_config, encoding: str = "utf-8"):
         import tensorflow as tf
 
         self.writer = tf.summary.create_file_writer(str(folder))
-        self.vocab, self.model_config = vocab, model_config
+        self.vocab, self.model_config, self.encoding = vocab, model_config, encoding
         self.sampler = None
 
     def write(self, model, row: dict) -> None:
@@ -66,7 +66,10 @@ class TensorBoardLog:
             self.sampler = Sampler.from_model(model, self.vocab, self.model_config)
         else:
             self.sampler.update_weights(model)
-        text = self.sampler.generate(length=300, temperature=0.8, seed=0)[0]
+        from charrnn.data.corpus import text_of_symbols
+
+        # a bytes run's symbols shown as the UTF-8 text they spell
+        text = text_of_symbols(self.sampler.generate(length=300, temperature=0.8, seed=0)[0], self.encoding)
         with self.writer.as_default(step=row["step"]):
             for name in self.SCALARS:
                 if row[name] is not None:

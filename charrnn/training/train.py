@@ -290,7 +290,8 @@ class _Session:
         if self.train_config.tensorboard and self.chief:
             from charrnn.training.callbacks import TensorBoardLog
 
-            self.tensorboard = TensorBoardLog(self.out / "tensorboard", self.corpus.vocab, self.model_config)
+            self.tensorboard = TensorBoardLog(self.out / "tensorboard", self.corpus.vocab, self.model_config,
+                                              self.train_config.encoding)
         if self.items is not None:
             self.scorer = items.make_item_scorer(self.model)
         else:
