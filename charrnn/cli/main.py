@@ -221,9 +221,10 @@ def _print_samples(context, sampler, config, beam, as_json, rank=False) -> None:
     """`sample --beam` and `sample --json`: the samples (or best beams), then or with the reports."""
     from charrnn.generation import copyindex
     from charrnn.generation.beam import BeamSearcher
+    from charrnn.generation.score import is_items_run
 
     run = sampler.run
-    items = getattr(run.train_config, "items", None) == "lines"
+    items = is_items_run(run)
     index = _copy_index(run) if as_json and not items else None
     if beam is None and rank:
         from charrnn.generation.score import rank as ranked

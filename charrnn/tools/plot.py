@@ -26,7 +26,9 @@ def plot_run(run, out: str | Path) -> Path:
     rows = run.metrics()
     if not rows:
         raise CharRNNError(f"{run.path} has no evaluations to plot yet")
-    if getattr(run.train_config, "items", None):  # rows are padded items: a step's characters vary
+    from charrnn.generation.score import is_items_run
+
+    if is_items_run(run):  # rows are padded items: a step's characters vary
         seen, x_label = [row["step"] for row in rows], "optimizer steps"
     else:
         chars_per_step = run.train_config.batch_size * run.train_config.seq_length
