@@ -36,15 +36,21 @@ def make_run(path, symbols="ab\n", items=None, cell="lstm", seed=5, scale=3.0, n
 
 
 def log_probs(model, vocab, prime, continuations):
-    """Each continuation's log-probability given the prime, from the Keras model itself."""
-    totals = []
-    for text in continuations:
-        ids = vocab.encode(prime + text).astype(np.int32)
-        logits = np.asarray(model(ids[None, :-1]), np.float64)[0]
+    """Each continuation's log-probability given the prime, from the Keras model itself (one call
+    for all the continuations of one length)."""
+    totals = [0.0] * len(continuations)
+    by_length = {}
+    for index, text in enumerate(continuations):
+        by_length.setdefault(len(text), []).append(index)
+    for indices in by_length.values():
+        ids = np.stack([vocab.encode(prime + continuations[index]).astype(np.int32) for index in indices])
+        logits = np.asarray(model(ids[:, :-1]), np.float64)
         logits -= logits.max(axis=-1, keepdims=True)
         log_softmax = logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
-        targets = ids[len(prime):]
-        totals.append(float(log_softmax[np.arange(len(prime) - 1, len(ids) - 1), targets].sum()))
+        positions = np.arange(len(prime) - 1, ids.shape[1] - 1)  # each predicts the symbol after it
+        picked = np.take_along_axis(log_softmax[:, positions], ids[:, positions + 1, None], axis=-1)[..., 0]
+        for index, total in zip(indices, picked.sum(axis=1)):
+            totals[index] = float(total)
     return totals
 
 

@@ -15,7 +15,7 @@ def run_script(name: str, *args: str) -> str:
     return done.stdout
 
 
-@pytest.mark.slow
+@pytest.mark.bench
 def test_sample_loop_variants_prints_every_variant():
     lines = run_script("sample_loop_variants.py", "--streams", "2", "--steps", "4", "--rounds", "1").splitlines()
     rows = [line.split() for line in lines if line.startswith(("rows ", "columns "))]
