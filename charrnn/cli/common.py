@@ -1,6 +1,6 @@
 """What every command module of the CLI shares: option types, defaults, logging, error reporting.
 
-`cli.py` (the core commands) and `cli_extra.py` (demos, forecasting, benchmarks) both import
+`main.py` (the core commands) and `extra.py` (demos, forecasting, benchmarks) both import
 from here and not from each other, so either can be imported first.
 """
 

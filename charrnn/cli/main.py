@@ -2,7 +2,7 @@
 
 TensorFlow is imported only by commands that need it, quietly (`--verbose` shows its logs), so
 `charrnn --help` and `charrnn corpus list` start instantly. Library errors become one
-`Error: ...` line (exit 1); see `cli_common.reports_errors`.
+`Error: ...` line (exit 1); see `charrnn.cli.common.reports_errors`.
 """
 
 from __future__ import annotations
@@ -37,20 +37,20 @@ def main(verbose):
 @click.option("--out", type=click.Path(), help="Run directory.  [default: runs/<corpus name>]")
 @click.option("--cell", type=click.Choice(["lstm", "gru", "rnn"]), help=f"Recurrent cell.  [default: {MODEL_DEFAULTS['cell']}]")
 @click.option("--layers", type=POSITIVE_INT, help=f"Stacked recurrent layers.  [default: {MODEL_DEFAULTS['layers']}]")
-@click.option("--units", type=POSITIVE_INT, help=f"Units per recurrent layer.  [default: {MODEL_DEFAULTS['units']}; an LSTM under a --time-budget of {SHORT_BUDGET_S} s or more: {LONG_BUDGET_LSTM['units']}]")
+@click.option("--units", type=POSITIVE_INT, help=f"Units per recurrent layer.  [default: {MODEL_DEFAULTS['units']}; a new LSTM (not --init-from) under a --time-budget of {SHORT_BUDGET_S} s or more: {LONG_BUDGET_LSTM['units']}]")
 @click.option("--embedding-dim", type=click.IntRange(min=0), help=f"Embedding width; 0 = one-hot inputs.  [default: {MODEL_DEFAULTS['embedding_dim']}]")
-@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), help=f"Dropout between layers, in [0, 1).  [default: {MODEL_DEFAULTS['dropout']}; an LSTM under a --time-budget of {SHORT_BUDGET_S} s or more: {LONG_BUDGET_LSTM['dropout']}]")
+@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), help=f"Dropout between layers, in [0, 1).  [default: {MODEL_DEFAULTS['dropout']}; a new LSTM (not --init-from) under a --time-budget of {SHORT_BUDGET_S} s or more: {LONG_BUDGET_LSTM['dropout']}]")
 @click.option("--seq-length", type=POSITIVE_INT, help=f"Characters per training window.  [default: {SHORT_SEQ_LENGTH} under a --time-budget below {SHORT_BUDGET_S} s, else {LONG_SEQ_LENGTH}]")
 @click.option("--batch-size", type=POSITIVE_INT, help=f"Windows per step.  [default: {TRAIN_DEFAULTS['batch_size']}]")
 @click.option("--epochs", type=POSITIVE_FLOAT, help=f"Passes over the training text.  [default: {DEFAULT_EPOCHS} if no other limit]")
 @click.option("--max-steps", type=POSITIVE_INT, help="Stop after this many optimizer steps in all.")
 @click.option("--time-budget", type=POSITIVE_FLOAT, help="Stop after this many seconds of training.")
-@click.option("--learning-rate", type=POSITIVE_FLOAT, help=f"Adam learning rate.  [default: {TRAIN_DEFAULTS['learning_rate']}; an LSTM under a --time-budget of {SHORT_BUDGET_S} s or more: {LONG_BUDGET_TRAIN['learning_rate']}]")
-@click.option("--lr-schedule", type=click.Choice(["anneal", "constant"]), help=f"anneal: constant, then a cosine down to {TRAIN_DEFAULTS['min_lr_ratio']} x over the last {TRAIN_DEFAULTS['anneal_fraction']:.0%} of the run (of its steps, or of --time-budget).  [default: {TRAIN_DEFAULTS['lr_schedule']}]")
+@click.option("--learning-rate", type=POSITIVE_FLOAT, help=f"Adam learning rate.  [default: {TRAIN_DEFAULTS['learning_rate']}; a new LSTM (not --init-from) under a --time-budget of {SHORT_BUDGET_S} s or more: {LONG_BUDGET_TRAIN['learning_rate']}]")
+@click.option("--lr-schedule", type=click.Choice(["anneal", "constant"]), help=f"anneal: constant, then a cosine down to --min-lr-ratio x over the last --anneal-fraction of the run (of its steps, or of --time-budget; {TRAIN_DEFAULTS['anneal_fraction']:.0%} by default, 50% for an items run).  [default: {TRAIN_DEFAULTS['lr_schedule']}]")
 @click.option("--anneal-fraction", type=click.FloatRange(0, 1, min_open=True), help=f"With --lr-schedule anneal: the share of the run (steps, or --time-budget) spent in the cosine decay.  [default: {TRAIN_DEFAULTS['anneal_fraction']}; an items run: 0.5]")
 @click.option("--min-lr-ratio", type=click.FloatRange(0, 1), help=f"With --lr-schedule anneal: the final learning rate, as a share of --learning-rate.  [default: {TRAIN_DEFAULTS['min_lr_ratio']}]")
 @click.option("--grad-clip", type=click.FloatRange(min=0), help=f"Clip gradients to this global norm; 0 = off.  [default: {TRAIN_DEFAULTS['grad_clip']}]")
-@click.option("--weight-decay", type=click.FloatRange(min=0), help=f"Decoupled (AdamW) weight decay of every weight but the biases: each step shrinks a weight by this x the learning rate; 0 = off.  [default: {TRAIN_DEFAULTS['weight_decay']}; an LSTM under a --time-budget of {SHORT_BUDGET_S} s or more: {LONG_BUDGET_TRAIN['weight_decay']}]")
+@click.option("--weight-decay", type=click.FloatRange(min=0), help=f"Decoupled (AdamW) weight decay of every weight but the biases: each step shrinks a weight by this x the learning rate; 0 = off.  [default: {TRAIN_DEFAULTS['weight_decay']}; a new LSTM (not --init-from) under a --time-budget of {SHORT_BUDGET_S} s or more: {LONG_BUDGET_TRAIN['weight_decay']}]")
 @click.option("--beta2", type=click.FloatRange(0, 1, max_open=True), help=f"Adam's beta_2: how slowly its running mean of squared gradients forgets (0.99 follows the gradients' scale faster than Keras's 0.999).  [default: {TRAIN_DEFAULTS['beta2']}]")
 @click.option("--val-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), help=f"Share of the corpus (its end) held out for validation.  [default: {TRAIN_DEFAULTS['val_fraction']}]")
 @click.option("--patience", type=POSITIVE_INT, help="Stop after this many evaluations without a better val loss.")
@@ -60,7 +60,7 @@ def main(verbose):
 @click.option("--seed", type=int, help=f"Seed of weights, data order and dropout.  [default: {TRAIN_DEFAULTS['seed']}]")
 @click.option("--deterministic", is_flag=True, default=None, help="TF op determinism: a rerun, or a run stopped and resumed with the same options, ends with bit-identical weights.")
 @click.option("--encoding", help=f"Corpus codec (utf-8, latin-1, ...) or 'bytes' for raw bytes.  [default: {TRAIN_DEFAULTS['encoding']}]")
-@click.option("--precision", type=click.Choice(["auto", "float32", "mixed_bfloat16"]), help=f"mixed_bfloat16 computes in bf16 (float32 weights and logits); auto picks it for an LSTM on a CPU with bf16 matrix units (AMX / AVX512-BF16), float32 elsewhere.  [default: {TRAIN_DEFAULTS['precision']}]")
+@click.option("--precision", type=click.Choice(["auto", "float32", "mixed_bfloat16"]), help=f"mixed_bfloat16 computes in bf16 (float32 weights and logits); auto picks it for an LSTM without --distribute on a CPU with bf16 matrix units (AMX / AVX512-BF16), float32 elsewhere.  [default: {TRAIN_DEFAULTS['precision']}]")
 @click.option("--distribute", type=click.Choice(["mirrored", "multi-worker"]), help="tf.distribute: all local GPUs (or --replicas CPU devices), or the workers in TF_CONFIG. --batch-size stays global.")
 @click.option("--replicas", type=POSITIVE_INT, help=f"With --distribute mirrored and no GPU: logical CPU devices.  [default: {TRAIN_DEFAULTS['replicas']}]")
 @click.option("--tensorboard", is_flag=True, default=None, help="Write TensorBoard scalars and text samples under RUN/tensorboard.")
@@ -470,7 +470,7 @@ def corpus_get(name, directory):
 
 def _register_optional_commands():
     """Commands that live in their own modules (demos, forecasting, benchmarks)."""
-    from charrnn.cli import extra as cli_extra  # cli_extra imports cli_common, never this module: no cycle
+    from charrnn.cli import extra as cli_extra  # extra imports common, never this module: no cycle
     from charrnn.serve.command import serve  # likewise
 
     cli_extra.register(main)
