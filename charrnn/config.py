@@ -7,6 +7,7 @@ Each field carries a comment with its unit and range; `__post_init__` validates,
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 from charrnn.errors import ConfigError
@@ -134,10 +135,11 @@ class TrainConfig(_DictMixin):
             object.__setattr__(self, "seq_length", SHORT_SEQ_LENGTH if short else LONG_SEQ_LENGTH)
         _check(self.seq_length >= 1, f"Expected seq_length >= 1. Received: seq_length={self.seq_length}")
         _check(self.batch_size >= 1, f"Expected batch_size >= 1. Received: batch_size={self.batch_size}")
-        _check(self.epochs is None or self.epochs > 0, f"Expected epochs > 0. Received: epochs={self.epochs}")
+        _check(self.epochs is None or 0 < self.epochs < math.inf, f"Expected 0 < epochs < inf. Received: epochs={self.epochs}")
         _check(self.max_steps is None or self.max_steps >= 1, f"Expected max_steps >= 1. Received: max_steps={self.max_steps}")
         _check(self.time_budget is None or self.time_budget > 0, f"Expected time_budget > 0. Received: time_budget={self.time_budget}")
-        _check(self.learning_rate > 0, f"Expected learning_rate > 0. Received: learning_rate={self.learning_rate}")
+        _check(0 <= self.seed < 2**32, f"Expected 0 <= seed < 2**32. Received: seed={self.seed}")
+        _check(0 < self.learning_rate < math.inf, f"Expected 0 < learning_rate < inf. Received: learning_rate={self.learning_rate}")
         _check(self.lr_schedule in ("anneal", "constant"),
                f"Expected lr_schedule in ('anneal', 'constant'). Received: lr_schedule={self.lr_schedule!r}")
         _check(0.0 < self.anneal_fraction <= 1.0,

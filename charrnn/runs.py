@@ -75,19 +75,9 @@ class Run:
 
     def keras_model(self):
         """Loads model.keras with Keras's safe_mode on (no arbitrary code is deserialized)."""
-        import keras
-
         from charrnn.models import layers  # noqa: F401  registers charrnn>OneHot for deserialization
 
-        path = self.path / MODEL
-        try:
-            return keras.saving.load_model(path, compile=False, safe_mode=True)
-        except Exception as error:  # Keras raises ValueError, OSError, zipfile errors, ...
-            message = str(error).splitlines()[0] if str(error) else type(error).__name__
-            if "safe_mode" in message or "lambda" in message.lower():
-                raise RunError(f"{path} needs unsafe deserialization (a Lambda layer or custom "
-                               "code); refusing to load it") from None
-            raise RunError(f"{path} is corrupt or not a Keras model ({message})") from None
+        return load_keras_file(self.path / MODEL)
 
     def model(self, seq_length: int | None = None, unroll: bool | None = None):
         """Builds the char model (optionally with a fixed window) holding the best weights."""
@@ -161,7 +151,7 @@ def load(path: str | Path, require_model: bool = True) -> Run:
     try:
         vocab = Vocabulary.from_dict(_read_json(path / VOCAB))
         run = Run(path, config, vocab)
-    except (KeyError, TypeError, ValueError) as error:
+    except (AttributeError, KeyError, TypeError, ValueError) as error:
         raise RunError(f"{path} has an invalid config or vocabulary: {error}") from None
     if run.model_config.vocab_size != vocab.size:
         raise RunError(f"{path}: {CONFIG} says {run.model_config.vocab_size} symbols, "
@@ -189,14 +179,36 @@ def bits_per_char(nats: float) -> float:
     return nats * LOG2_E
 
 
+def load_keras_file(path: Path):
+    """A .keras file loaded with safe_mode on and without its training config.
+
+    Raises:
+        RunError: a corrupt file, or one that needs unsafe deserialization.
+    """
+    import keras
+
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as error:  # Keras raises ValueError, OSError, zipfile errors, ...
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        if message.startswith("File not found") and Path(path).is_file():  # Keras's words for "not a zip"
+            message = "not a .keras zip archive"
+        if "safe_mode" in message or "lambda" in message.lower():
+            raise RunError(f"{path} needs unsafe deserialization (a Lambda layer or custom "
+                           "code); refusing to load it") from None
+        raise RunError(f"{path} is corrupt or not a Keras model ({message})") from None
+
+
 def read_metrics(path: Path) -> list[dict]:
-    """Reads metrics.jsonl, skipping any line that is not valid JSON."""
+    """Reads metrics.jsonl, skipping any line that is not a JSON object."""
     if not path.is_file():
         return []
     rows = []
     for line in path.read_text("utf-8").splitlines():
         with contextlib.suppress(json.JSONDecodeError):
-            rows.append(json.loads(line))
+            row = json.loads(line)
+            if isinstance(row, dict):
+                rows.append(row)
     return rows
 
 

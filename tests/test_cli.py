@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 import charrnn
+from charrnn import runs
 from charrnn.cli.main import main
 
 from .conftest import TINY_OPTIONS
@@ -132,6 +133,14 @@ def files(tmp_path_factory, tiny_run):
     (folder / "series.csv").write_text("x\n" + "".join(f"{value % 7}\n" for value in range(100)))
     (folder / "existing").mkdir()
     (folder / "existing" / "config.json").write_text("{}")
+    (folder / "aaaa.txt").write_text("a" * 2000)
+    (folder / "mine").mkdir()
+    (folder / "mine" / "hello.txt").write_text("my own notes, not the bundled corpus\n")
+    listy = folder / "listy_run"  # a config.json whose "model" is a list
+    listy.mkdir()
+    for name in ("vocab.json", "model.keras"):
+        (listy / name).write_bytes((tiny_run / name).read_bytes())
+    (listy / "config.json").write_text(json.dumps({**json.loads((tiny_run / "config.json").read_text()), "model": []}))
     return folder
 
 
@@ -159,10 +168,22 @@ BAD_INPUTS = [
     (["train", "{f}/ok.txt", "--out", "{f}/existing", "--seq-length", "10"], 1, "already holds a run"),
     (["train", "{f}/ok.txt", "--out", "{f}/nowhere", "--resume"], 1, "no such run directory"),
     (["train"], 2, "Missing argument 'CORPUS...'"),
+    (["train", "{f}/ok.txt", "--seed", "-1"], 2, "Invalid value for '--seed'"),
+    (["train", "{f}/ok.txt", "--seed", "5000000000"], 2, "Invalid value for '--seed'"),
+    (["train", "{f}/ok.txt", "--epochs", "inf"], 2, "'inf' is not a finite number"),
+    (["train", "{f}/ok.txt", "--learning-rate", "nan"], 2, "'nan' is not a finite number"),
+    (["train", "{f}/aaaa.txt", "--out", "{f}/o5"], 1, "has only one distinct symbol ('a')"),
+    (["sample", "{run}", "--argmax", "--temperature", "0.5"], 2, "--argmax takes the most likely character and does not use --temperature"),
+    (["sample", "{run}", "--argmax", "--top-k", "3"], 2, "does not use --top-k"),
+    (["sample", "{f}/listy_run"], 1, "has an invalid config or vocabulary"),
+    (["plot", "{run}", "--out", "{f}/plot.json"], 1, "charrnn plot writes a PNG; give a path ending in .png"),
+    (["inspect", "{run}", "{f}/ok.txt", "--out", "{f}/ok.txt"], 1, "writes an HTML page; give a path ending in .html"),
+    (["corpus", "get", "hello", "--dir", "{f}/mine"], 1, "exists and is not corpus 'hello' (its sha256 differs); it is left as it is"),
+    (["export", "{run}", "--out", "/proc/charrnn-export"], 1, "could not write the SavedModel to /proc/charrnn-export"),
     (["sample", "{f}/nope"], 1, "Error: no such run directory"),
     (["sample", "{f}/not_a_run"], 1, "is not a charrnn run (no config.json)"),
     (["sample", "{f}/partial_run"], 1, "partial: model.keras is missing"),
-    (["sample", "{f}/corrupt_run"], 1, "corrupt or not a Keras model"),
+    (["sample", "{f}/corrupt_run"], 1, "corrupt or not a Keras model (not a .keras zip archive)"),
     (["sample", "{f}/a_file"], 1, "is a file, not a run directory"),
     (["sample", "{run}", "--temperature", "0"], 2, "Invalid value for '--temperature'"),
     (["sample", "{run}", "--temperature", "-1"], 2, "Invalid value for '--temperature'"),
@@ -197,6 +218,28 @@ def test_bad_input_gives_one_clear_line(files, tiny_run, args, code, message):
     assert isinstance(result.exception, SystemExit), result.exc_info
     if code == 1:
         assert result.output.strip().splitlines()[-1].startswith("Error: ")
+
+
+def test_refused_input_leaves_the_files_as_they_were(files, tiny_run, tmp_path):
+    # a failed --force keeps the run it would replace: every check runs before the folder is touched
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("config.json", "vocab.json", "model.keras", "metrics.jsonl"):
+        (run / name).write_bytes((tiny_run / name).read_bytes())
+    before = {path.name: path.read_bytes() for path in run.iterdir()}
+    refused = invoke("train", files / "aaaa.txt", "--out", run, "--force")
+    assert refused.exit_code == 1 and "only one distinct symbol" in refused.output
+    assert {path.name: path.read_bytes() for path in run.iterdir()} == before
+    assert (files / "mine" / "hello.txt").read_text() == "my own notes, not the bundled corpus\n"
+    assert (files / "ok.txt").read_text() == "hello world, " * 100
+    # a metrics line that is valid JSON but not an evaluation is skipped, like a torn line
+    with (run / "metrics.jsonl").open("a") as metrics:
+        metrics.write("5\n[1, 2]\n{\"step\": 7}\n")
+    rows = runs.read_metrics(run / "metrics.jsonl")
+    assert rows and all(isinstance(row, dict) for row in rows)
+    assert invoke("info", run).exit_code == 0
+    plotted = invoke("plot", run, "--out", tmp_path / "loss.png")
+    assert plotted.exit_code == 0, plotted.output
 
 
 def test_train_sample_eval_info(tmp_path, tiny_corpus):

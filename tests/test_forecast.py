@@ -77,3 +77,118 @@ def test_forecaster_beats_naive_on_noisy_sine(tmp_path):
     prediction = predict_csv(tmp_path / "run", path)
     expected_next = 10 * np.sin(600 * 2 * np.pi / 25) + 0.02 * 600
     assert prediction.shape == (1,) and abs(prediction[0] - expected_next) < 3
+
+
+# ---------------------------------------------------------------- bad input through the CLI
+
+def invoke(*args):
+    from click.testing import CliRunner
+
+    from charrnn.cli.main import main
+
+    return CliRunner().invoke(main, [str(arg) for arg in args])
+
+
+def assert_one_error_line(result, message):
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit), result.exc_info  # no exception escaped the command
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    assert message in lines[0], result.output
+    assert "This is a bug" not in result.output and "unexpected" not in result.output
+
+
+@pytest.fixture(scope="module")
+def forecast_run(tmp_path_factory):
+    """A tiny forecast run trained through the CLI (one epoch), and the CSV it was trained on."""
+    folder = tmp_path_factory.mktemp("forecast")
+    data = folder / "series.csv"
+    data.write_text("x\n" + "".join(f"{value % 7}\n" for value in range(60)))
+    result = invoke("forecast", "train", data, "--column", "x", "--out", folder / "run", "--window", 4,
+                    "--epochs", 1)
+    assert result.exit_code == 0, result.output
+    return folder / "run", data
+
+
+def copy_run(run, target):
+    target.mkdir()
+    for name in ("config.json", "model.keras"):
+        (target / name).write_bytes((run / name).read_bytes())
+    return target
+
+
+@pytest.mark.parametrize("content,message", [
+    (b"x\n1\n2\n\xff\xfe3\n", "is not UTF-8 text (byte 6)"),
+    (b"\xef\xbb\xbfx\n1\n\x80\n", "is not UTF-8 text (byte 7)"),  # the offset counts the BOM
+    (b"\x7fELF\x00\x01\x02", "is not a CSV text file (NUL byte at offset 4)"),
+], ids=["latin", "after-bom", "binary"])
+def test_train_refuses_a_file_that_is_not_utf8_text(tmp_path, content, message):
+    path = tmp_path / "data.csv"
+    path.write_bytes(content)
+    assert_one_error_line(invoke("forecast", "train", path, "--column", "x", "--out", tmp_path / "run"),
+                          f"{path} {message}")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("cell", ["nan", "inf", "-inf", "NaN", "Infinity", "1e400"])
+def test_train_refuses_non_finite_cells(tmp_path, cell):
+    path = tmp_path / "data.csv"
+    path.write_text("t,x\n" + "".join(f"{step},{step % 5}\n" for step in range(40)) + f"40,{cell}\n")
+    with pytest.raises(CharRNNError, match=f"line 42: column 'x' holds '{cell}', not a finite number"):
+        read_csv_column(path, "x")
+    assert_one_error_line(invoke("forecast", "train", path, "--column", "x", "--out", tmp_path / "run", "--window", 4,
+                                 "--epochs", 1), f"{path} line 42: column 'x' holds '{cell}', not a finite number")
+    assert not (tmp_path / "run").exists()
+
+
+def test_predict_works_on_the_tiny_run(forecast_run):
+    run, data = forecast_run
+    result = invoke("forecast", "predict", run, data)
+    assert result.exit_code == 0, result.output
+    assert np.isfinite(float(result.output.strip()))
+
+
+@pytest.mark.parametrize("damage,message", [
+    (lambda config: config.pop("column"), "is not a charrnn forecast run config: missing 'column'"),
+    (lambda config: config.pop("window"), "is not a charrnn forecast run config: missing 'window'"),
+    (lambda config: config.pop("scaler"), "is not a charrnn forecast run config: missing 'scaler'"),
+    (lambda config: config.update(window="24"), "'window' is not a positive integer"),
+    (lambda config: config.update(horizon=0), "'horizon' is not a positive integer"),
+    (lambda config: config["scaler"].pop("std"), "'scaler' has no finite 'std'"),
+    (lambda config: config["scaler"].update(kind="robust"), "'scaler' has no kind 'minmax' or 'standard'"),
+    (lambda config: config["scaler"].update(std=[0.0]), "'scaler' has a 'std' of 0"),
+    (lambda config: config.update(window=5), "does not match its config.json (a window of 5"),
+], ids=["no-column", "no-window", "no-scaler", "window-str", "horizon-0", "no-std", "bad-kind", "std-0",
+        "wrong-window"])
+def test_predict_refuses_a_damaged_config(tmp_path, forecast_run, damage, message):
+    import json
+
+    run, data = forecast_run
+    damaged = copy_run(run, tmp_path / "damaged")
+    config = json.loads((damaged / "config.json").read_text())
+    damage(config)
+    (damaged / "config.json").write_text(json.dumps(config))
+    assert_one_error_line(invoke("forecast", "predict", damaged, data), message)
+
+
+def test_predict_refuses_a_corrupt_model(tmp_path, forecast_run):
+    run, data = forecast_run
+    damaged = copy_run(run, tmp_path / "damaged")
+    (damaged / "model.keras").write_bytes(b"garbage")
+    assert_one_error_line(invoke("forecast", "predict", damaged, data),
+                          f"{damaged / 'model.keras'} is corrupt or not a Keras model")
+    (damaged / "model.keras").write_bytes((run / "model.keras").read_bytes()[:500])  # truncated
+    assert_one_error_line(invoke("forecast", "predict", damaged, data), "is corrupt or not a Keras model")
+    (damaged / "model.keras").unlink()
+    assert_one_error_line(invoke("forecast", "predict", damaged, data), "is partial: model.keras is missing")
+
+
+def test_predict_on_a_missing_or_wrong_directory(tmp_path, forecast_run):
+    _, data = forecast_run
+    assert_one_error_line(invoke("forecast", "predict", tmp_path / "nope", data),
+                          f"no such run directory: {tmp_path / 'nope'}")
+    (tmp_path / "empty").mkdir()
+    assert_one_error_line(invoke("forecast", "predict", tmp_path / "empty", data),
+                          "is not a charrnn forecast run (no config.json)")
+    (tmp_path / "a_file").write_text("x")
+    assert_one_error_line(invoke("forecast", "predict", tmp_path / "a_file", data), "is a file, not a run directory")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import math
 import os
 import sys
 import tempfile
@@ -18,8 +19,22 @@ import click
 
 from charrnn.config import ModelConfig, SampleConfig, TrainConfig
 
+
+
+class FloatRange(click.FloatRange):
+    """click's FloatRange that also refuses nan and infinity (nan passes every bound check, and an
+    infinite --epochs or --learning-rate cannot be honoured)."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
 POSITIVE_INT = click.IntRange(min=1)
-POSITIVE_FLOAT = click.FloatRange(min=0, min_open=True)
+POSITIVE_FLOAT = FloatRange(min=0, min_open=True)
+SEED = click.IntRange(0, 2**32 - 1)  # what keras.utils.set_random_seed takes
 
 
 def config_defaults(config_class) -> dict:

@@ -7,7 +7,7 @@ import json
 
 import click
 
-from charrnn.cli.common import POSITIVE_INT, reports_errors
+from charrnn.cli.common import POSITIVE_INT, SEED, reports_errors
 from charrnn.forecast.forecast import train_csv
 
 # `charrnn forecast train` shows the library's own defaults (forecast.py imports no TensorFlow)
@@ -26,7 +26,7 @@ def demo():
 
 
 @demo.command()
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of weights and training.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of weights and training.")
 @reports_errors
 def hello(seed):
     """One-hot vocabulary 'helo' and an LSTM trained on 'hell' -> 'ello'."""
@@ -47,7 +47,7 @@ def hello(seed):
 
 @demo.command(name="forecast")
 @click.argument("names", nargs=-1)
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of weights and training.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of weights and training.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document {\"demos\": [...]}.")
 @reports_errors
 def demo_forecast(names, seed, as_json):
@@ -86,7 +86,7 @@ def forecast():
 @click.option("--horizon", type=POSITIVE_INT, default=FORECAST_DEFAULTS["horizon"], show_default=True, help="Future values predicted.")
 @click.option("--out", type=click.Path(), default="runs/forecast", show_default=True, help="Run directory.")
 @click.option("--epochs", type=POSITIVE_INT, default=FORECAST_DEFAULTS["epochs"], show_default=True, help="Most epochs (EarlyStopping on val_loss).")
-@click.option("--seed", type=int, default=FORECAST_DEFAULTS["seed"], show_default=True, help="Seed of weights and training.")
+@click.option("--seed", type=SEED, default=FORECAST_DEFAULTS["seed"], show_default=True, help="Seed of weights and training.")
 @click.option("--force", is_flag=True, help="Replace the run already in --out.")
 @reports_errors
 def forecast_train(data, column, window, horizon, out, epochs, seed, force):

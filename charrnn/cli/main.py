@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from charrnn.cli.common import (MODEL_DEFAULTS, POSITIVE_FLOAT, POSITIVE_INT, SAMPLE_DEFAULTS, TRAIN_DEFAULTS,  # noqa: F401
+from charrnn.cli.common import (MODEL_DEFAULTS, POSITIVE_FLOAT, POSITIVE_INT, SAMPLE_DEFAULTS, SEED, TRAIN_DEFAULTS, FloatRange,  # noqa: F401
                          given, reports_errors, setup_logging, without_tensorflow)
 from charrnn.config import DEFAULT_EPOCHS, LONG_BUDGET_LSTM, LONG_BUDGET_TRAIN, LONG_SEQ_LENGTH, SHORT_BUDGET_S, SHORT_SEQ_LENGTH, SampleConfig
 
@@ -39,7 +39,7 @@ def main(verbose):
 @click.option("--layers", type=POSITIVE_INT, help=f"Stacked recurrent layers.  [default: {MODEL_DEFAULTS['layers']}]")
 @click.option("--units", type=POSITIVE_INT, help=f"Units per recurrent layer.  [default: {MODEL_DEFAULTS['units']}; a new LSTM (not --init-from) under a --time-budget of {SHORT_BUDGET_S} s or more: {LONG_BUDGET_LSTM['units']}]")
 @click.option("--embedding-dim", type=click.IntRange(min=0), help=f"Embedding width; 0 = one-hot inputs.  [default: {MODEL_DEFAULTS['embedding_dim']}]")
-@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), help=f"Dropout between layers, in [0, 1).  [default: {MODEL_DEFAULTS['dropout']}; a new LSTM (not --init-from) under a --time-budget of {SHORT_BUDGET_S} s or more: {LONG_BUDGET_LSTM['dropout']}]")
+@click.option("--dropout", type=FloatRange(0, 1, max_open=True), help=f"Dropout between layers, in [0, 1).  [default: {MODEL_DEFAULTS['dropout']}; a new LSTM (not --init-from) under a --time-budget of {SHORT_BUDGET_S} s or more: {LONG_BUDGET_LSTM['dropout']}]")
 @click.option("--seq-length", type=POSITIVE_INT, help=f"Characters per training window.  [default: {SHORT_SEQ_LENGTH} under a --time-budget below {SHORT_BUDGET_S} s, else {LONG_SEQ_LENGTH}]")
 @click.option("--batch-size", type=POSITIVE_INT, help=f"Windows per step.  [default: {TRAIN_DEFAULTS['batch_size']}]")
 @click.option("--epochs", type=POSITIVE_FLOAT, help=f"Passes over the training text.  [default: {DEFAULT_EPOCHS} if no other limit]")
@@ -47,17 +47,17 @@ def main(verbose):
 @click.option("--time-budget", type=POSITIVE_FLOAT, help="Stop after this many seconds of training.")
 @click.option("--learning-rate", type=POSITIVE_FLOAT, help=f"Adam learning rate.  [default: {TRAIN_DEFAULTS['learning_rate']}; a new LSTM (not --init-from) under a --time-budget of {SHORT_BUDGET_S} s or more: {LONG_BUDGET_TRAIN['learning_rate']}]")
 @click.option("--lr-schedule", type=click.Choice(["anneal", "constant"]), help=f"anneal: constant, then a cosine down to --min-lr-ratio x over the last --anneal-fraction of the run (of its steps, or of --time-budget; {TRAIN_DEFAULTS['anneal_fraction']:.0%} by default, 50% for an items run).  [default: {TRAIN_DEFAULTS['lr_schedule']}]")
-@click.option("--anneal-fraction", type=click.FloatRange(0, 1, min_open=True), help=f"With --lr-schedule anneal: the share of the run (steps, or --time-budget) spent in the cosine decay.  [default: {TRAIN_DEFAULTS['anneal_fraction']}; an items run: 0.5]")
-@click.option("--min-lr-ratio", type=click.FloatRange(0, 1), help=f"With --lr-schedule anneal: the final learning rate, as a share of --learning-rate.  [default: {TRAIN_DEFAULTS['min_lr_ratio']}]")
-@click.option("--grad-clip", type=click.FloatRange(min=0), help=f"Clip gradients to this global norm; 0 = off.  [default: {TRAIN_DEFAULTS['grad_clip']}]")
-@click.option("--weight-decay", type=click.FloatRange(min=0), help=f"Decoupled (AdamW) weight decay of every weight but the biases: each step shrinks a weight by this x the learning rate; 0 = off.  [default: {TRAIN_DEFAULTS['weight_decay']}; a new LSTM (not --init-from) under a --time-budget of {SHORT_BUDGET_S} s or more: {LONG_BUDGET_TRAIN['weight_decay']}]")
-@click.option("--beta2", type=click.FloatRange(0, 1, max_open=True), help=f"Adam's beta_2: how slowly its running mean of squared gradients forgets (0.99 follows the gradients' scale faster than Keras's 0.999).  [default: {TRAIN_DEFAULTS['beta2']}]")
-@click.option("--val-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), help=f"Share of the corpus (its end) held out for validation.  [default: {TRAIN_DEFAULTS['val_fraction']}]")
+@click.option("--anneal-fraction", type=FloatRange(0, 1, min_open=True), help=f"With --lr-schedule anneal: the share of the run (steps, or --time-budget) spent in the cosine decay.  [default: {TRAIN_DEFAULTS['anneal_fraction']}; an items run: 0.5]")
+@click.option("--min-lr-ratio", type=FloatRange(0, 1), help=f"With --lr-schedule anneal: the final learning rate, as a share of --learning-rate.  [default: {TRAIN_DEFAULTS['min_lr_ratio']}]")
+@click.option("--grad-clip", type=FloatRange(min=0), help=f"Clip gradients to this global norm; 0 = off.  [default: {TRAIN_DEFAULTS['grad_clip']}]")
+@click.option("--weight-decay", type=FloatRange(min=0), help=f"Decoupled (AdamW) weight decay of every weight but the biases: each step shrinks a weight by this x the learning rate; 0 = off.  [default: {TRAIN_DEFAULTS['weight_decay']}; a new LSTM (not --init-from) under a --time-budget of {SHORT_BUDGET_S} s or more: {LONG_BUDGET_TRAIN['weight_decay']}]")
+@click.option("--beta2", type=FloatRange(0, 1, max_open=True), help=f"Adam's beta_2: how slowly its running mean of squared gradients forgets (0.99 follows the gradients' scale faster than Keras's 0.999).  [default: {TRAIN_DEFAULTS['beta2']}]")
+@click.option("--val-fraction", type=FloatRange(0, 1, min_open=True, max_open=True), help=f"Share of the corpus (its end) held out for validation.  [default: {TRAIN_DEFAULTS['val_fraction']}]")
 @click.option("--patience", type=POSITIVE_INT, help="Stop after this many evaluations without a better val loss.")
 @click.option("--eval-every", type=POSITIVE_INT, help=f"Steps between validations and checkpoints.  [default: {TRAIN_DEFAULTS['eval_every']}]")
 @click.option("--eval-window", type=POSITIVE_INT, help=f"Characters per validation window: each validation character is predicted from the state carried since its window began, as when sampling (the windows of --seq-length score every character with less context than a sampler gives it).  [default: {TRAIN_DEFAULTS['eval_window']}]")
 @click.option("--checkpoint-every", type=POSITIVE_INT, help="Steps between resumable checkpoints (one is also written when the run stops).  [default: --eval-every]")
-@click.option("--seed", type=int, help=f"Seed of weights, data order and dropout.  [default: {TRAIN_DEFAULTS['seed']}]")
+@click.option("--seed", type=SEED, help=f"Seed of weights, data order and dropout.  [default: {TRAIN_DEFAULTS['seed']}]")
 @click.option("--deterministic", is_flag=True, default=None, help="TF op determinism: a rerun, or a run stopped and resumed with the same options, ends with bit-identical weights.")
 @click.option("--encoding", help=f"Corpus codec (utf-8, latin-1, ...) or 'bytes' for raw bytes.  [default: {TRAIN_DEFAULTS['encoding']}]")
 @click.option("--precision", type=click.Choice(["auto", "float32", "mixed_bfloat16"]), help=f"mixed_bfloat16 computes in bf16 (float32 weights and logits); auto picks it for an LSTM without --distribute on a CPU with bf16 matrix units (AMX / AVX512-BF16), float32 elsewhere.  [default: {TRAIN_DEFAULTS['precision']}]")
@@ -110,7 +110,7 @@ def train(corpus, out, resume, force, quiet, **options):
 @click.option("--length", "-n", type=click.IntRange(min=0), help=f"Characters to generate; for an items run, the longest item drawn.  [default: {SAMPLE_DEFAULTS['length']}; for an items run, its --max-item-length]")
 @click.option("--temperature", "-t", type=POSITIVE_FLOAT, default=SAMPLE_DEFAULTS["temperature"], show_default=True, help="Softmax temperature (> 0); lower is more conservative.")
 @click.option("--top-k", type=POSITIVE_INT, help="Draw only from the k most likely characters.")
-@click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), help="Draw only from the smallest set with probability >= p.")
+@click.option("--top-p", type=FloatRange(0, 1, min_open=True), help="Draw only from the smallest set with probability >= p.")
 @click.option("--argmax", is_flag=True, help="Always take the most likely character.")
 @click.option("--prime", "-p", default=SAMPLE_DEFAULTS["prime"], help="Text to start from (printed first).  [default: a newline]")
 @click.option("--num-samples", type=POSITIVE_INT, default=SAMPLE_DEFAULTS["num_samples"], show_default=True, help="Streams generated together, printed one after another.")
@@ -134,6 +134,8 @@ def sample(context, run, novel, tag, rank, beam, precision, as_json, **options):
 
     if rank and beam is not None:
         raise click.UsageError("--beam already gives the most likely texts first; drop --rank")
+    if options["argmax"] and beam is None:
+        _check_argmax_options(context)
     if beam is not None:
         _check_beam_options(context, beam, options["num_samples"])
         options = {key: value for key, value in options.items() if key in ("length", "prime", "num_samples")}
@@ -203,6 +205,16 @@ def _print_ranked(sampler, config, encoding: str) -> None:
 
     for index, result in enumerate(rank(sampler.run, sampler.generate(config))):
         _write_symbols(("\n" if index else "") + result["text"] + "\n", encoding)
+
+
+def _check_argmax_options(context) -> None:
+    """`--argmax` takes the most likely character: the drawing options are usage errors, not ignored."""
+    from click.core import ParameterSource
+
+    for name in ("temperature", "top_k", "top_p"):
+        if context.get_parameter_source(name) not in (None, ParameterSource.DEFAULT):
+            raise click.UsageError(f"--argmax takes the most likely character and does not use "
+                                   f"--{name.replace('_', '-')}; drop one of them")
 
 
 def _check_beam_options(context, beam, num_samples) -> None:

@@ -114,6 +114,8 @@ def get_corpus(name: str, directory: str | Path | None = None, download: bool = 
     if target.is_file():
         if _verified(target, entry):
             return target
+        if directory is not None:  # the user's own file, not charrnn's cache: never replaced
+            raise CorpusError(_not_the_corpus(target, name))
         log.warning("%s does not match its sha256; fetching it again", target)
     for folder in filter(None, os.environ.get("CHARRNN_CORPUS_PATH", "").split(os.pathsep)):
         candidate = Path(folder) / entry["filename"]
@@ -130,9 +132,16 @@ def get_corpus(name: str, directory: str | Path | None = None, download: bool = 
 def _copy_into(source: Path, directory: Path, entry: dict) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / entry["filename"]
+    if target.is_file() and not _verified(target, entry):  # someone's own file of that name
+        raise CorpusError(_not_the_corpus(target, entry["name"]))
     if source.resolve() != target.resolve():
         atomic_copy(source, target)
     return target
+
+
+def _not_the_corpus(target: Path, name: str) -> str:
+    return (f"{target} exists and is not corpus {name!r} (its sha256 differs); it is left as it is: "
+            "move it away or choose another --dir")
 
 
 def _download(entry: dict, target: Path) -> Path:

@@ -8,13 +8,15 @@ training split only; `build_forecaster` stacks `recurrent_stack` and `dense_head
 
 from __future__ import annotations
 
+import codecs
 import json
+import math
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from charrnn.errors import CharRNNError, TrainingError
+from charrnn.errors import CharRNNError, RunError, TrainingError
 
 
 def make_windows(series, window: int, horizon: int = 1, target: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -195,15 +197,28 @@ def read_csv_column(path: str | Path, column: str) -> np.ndarray:
     """Reads one numeric column of a CSV file (with a header row) as float64.
 
     Raises:
-        CharRNNError: missing file or column, non-numeric or empty cells.
+        CharRNNError: missing file or column, a file that is not UTF-8 text, non-numeric, empty
+            or non-finite (nan, inf) cells.
     """
     import csv
+    import io
 
     path = Path(path)
     if not path.is_file():
         raise CharRNNError(f"no such file: {path}")
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise CharRNNError(f"cannot read {path}: {error.strerror or error}") from None
+    bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    try:
+        text = data[bom:].decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise CharRNNError(f"{path} is not UTF-8 text (byte {bom + error.start}): {error.reason}") from None
+    if "\0" in text:
+        raise CharRNNError(f"{path} is not a CSV text file (NUL byte at offset {data.index(0)})")
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
         header = next(reader, None)
         if not header:
             raise CharRNNError(f"{path} is empty")
@@ -211,12 +226,18 @@ def read_csv_column(path: str | Path, column: str) -> np.ndarray:
             raise CharRNNError(f"{path} has no column {column!r}; columns: {', '.join(header)}")
         index = header.index(column)
         values = []
-        for line, row in enumerate(reader, start=2):
+        for row in reader:
+            line = reader.line_num
             cell = row[index].strip() if index < len(row) else ""
             try:
-                values.append(float(cell))
+                value = float(cell)
             except ValueError:
                 raise CharRNNError(f"{path} line {line}: column {column!r} holds {cell!r}, not a number") from None
+            if not math.isfinite(value):
+                raise CharRNNError(f"{path} line {line}: column {column!r} holds {cell!r}, not a finite number")
+            values.append(value)
+    except csv.Error as error:
+        raise CharRNNError(f"{path} line {reader.line_num}: not valid CSV ({error})") from None
     return np.asarray(values)
 
 
@@ -289,20 +310,93 @@ def train_csv(path, column: str, out: str | Path, window: int = 24, horizon: int
     return report
 
 
-def predict_csv(run_dir: str | Path, path: str | Path) -> np.ndarray:
-    """Predicts the `horizon` values after the end of a CSV series with a saved forecaster."""
-    import keras
+def _positive_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
+
+def _finite_numbers(value) -> bool:
+    values = value if isinstance(value, list) else [value]
+    return bool(values) and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                                for v in values)
+
+
+SCALER_KEYS = {"minmax": ("low", "span"), "standard": ("mean", "std")}
+
+
+def read_forecast_config(run_dir: str | Path) -> dict:
+    """Reads and checks RUN/config.json of a forecast run.
+
+    Raises:
+        RunError: no such directory, no config, or a config that is not a forecast run's
+            (unreadable, another kind, missing or malformed keys).
+    """
     run_dir = Path(run_dir)
+    if not run_dir.exists():
+        raise RunError(f"no such run directory: {run_dir}")
+    if not run_dir.is_dir():
+        raise RunError(f"{run_dir} is a file, not a run directory")
+    path = run_dir / "config.json"
+    if not path.is_file():
+        raise RunError(f"{run_dir} is not a charrnn forecast run (no config.json)")
     try:
-        config = json.loads((run_dir / "config.json").read_text("utf-8"))
-        assert config.get("kind") == "forecast"
-    except (OSError, ValueError, AssertionError):
-        raise CharRNNError(f"{run_dir} is not a charrnn forecast run") from None
+        config = json.loads(path.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        raise RunError(f"{run_dir} is not a charrnn forecast run ({path} is unreadable)") from None
+    if not isinstance(config, dict) or config.get("kind") != "forecast":
+        raise RunError(f"{run_dir} is not a charrnn forecast run")
+    bad = f"{path} is not a charrnn forecast run config"
+    for key in ("column", "window", "horizon", "scaler"):
+        if key not in config:
+            raise RunError(f"{bad}: missing {key!r}")
+    if not isinstance(config["column"], str):
+        raise RunError(f"{bad}: 'column' is not a string")
+    for key in ("window", "horizon"):
+        if not _positive_int(config[key]):
+            raise RunError(f"{bad}: {key!r} is not a positive integer")
+    scaler = config["scaler"]
+    if not isinstance(scaler, dict) or scaler.get("kind") not in SCALER_KEYS:
+        raise RunError(f"{bad}: 'scaler' has no kind 'minmax' or 'standard'")
+    offset, scale = SCALER_KEYS[scaler["kind"]]
+    for key in (offset, scale):
+        if not _finite_numbers(scaler.get(key)):
+            raise RunError(f"{bad}: 'scaler' has no finite {key!r}")
+    if 0 in np.atleast_1d(scaler[scale]):
+        raise RunError(f"{bad}: 'scaler' has a {scale!r} of 0")
+    return config
+
+
+def load_forecaster(run_dir: str | Path, window: int, horizon: int):
+    """Loads RUN/model.keras (safe_mode on) and checks it maps a window to `horizon` values.
+
+    Raises:
+        RunError: a missing, corrupt or mismatched model file.
+    """
+    from charrnn.runs import load_keras_file
+
+    path = Path(run_dir) / "model.keras"
+    if not path.is_file():
+        raise RunError(f"{run_dir} is partial: model.keras is missing")
+    model = load_keras_file(path)
+    shapes = (tuple(getattr(model, "input_shape", ()) or ())[1:], tuple(getattr(model, "output_shape", ()) or ())[1:])
+    if shapes != ((window, 1), (horizon,)):
+        raise RunError(f"{path} does not match its config.json (a window of {window} and a horizon of "
+                       f"{horizon}); the model maps {shapes[0]} to {shapes[1]}")
+    return model
+
+
+def predict_csv(run_dir: str | Path, path: str | Path) -> np.ndarray:
+    """Predicts the `horizon` values after the end of a CSV series with a saved forecaster.
+
+    Raises:
+        RunError: `run_dir` is missing or not an intact forecast run.
+        CharRNNError: an unreadable CSV or column, too few rows.
+    """
+    run_dir = Path(run_dir)
+    config = read_forecast_config(run_dir)
     series = read_csv_column(path, config["column"])
     if len(series) < config["window"]:
         raise CharRNNError(f"{path} has {len(series)} rows; the model needs the last {config['window']}")
     scaler = scaler_from_dict(config["scaler"])
-    model = keras.saving.load_model(run_dir / "model.keras", safe_mode=True)
+    model = load_forecaster(run_dir, config["window"], config["horizon"])
     window = scaler.transform(series[-config["window"]:])[None, :, None]
     return scaler.inverse_transform(model.predict(window, verbose=0))[0]

@@ -7,11 +7,12 @@ recurrence and draws as `Sampler`, so the same seed gives the same text as `char
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
 
-from charrnn.errors import CharRNNError
+from charrnn.errors import CharRNNError, WriteError
 
 
 def export_saved_model(run, out: str | Path) -> Path:
@@ -66,5 +67,10 @@ def export_saved_model(run, out: str | Path) -> Path:
             return tf.strings.unicode_encode(tf.concat([given, text], axis=0), "UTF-8")
 
     generator = Generator()
-    tf.saved_model.save(generator, str(out), signatures={"generate": generator.generate})
+    try:
+        tf.saved_model.save(generator, str(out), signatures={"generate": generator.generate})
+    except (OSError, tf.errors.OpError) as error:
+        shutil.rmtree(out, ignore_errors=True)  # it did not exist before: leave nothing half-written
+        message = (getattr(error, "message", None) or str(error)).splitlines()[0]
+        raise WriteError(f"could not write the SavedModel to {out}: {message}") from None
     return out

@@ -93,6 +93,10 @@ def inspect_run(run, file: str | Path, out: str | Path, max_chars: int = 3000,
     from charrnn.data.corpus import load_corpus
     from charrnn.errors import ConfigError
 
+    if Path(out).suffix.lower() not in (".html", ".htm"):  # never the text or a run's file by a slip
+        raise ConfigError(f"--out {out}: charrnn inspect writes an HTML page; give a path ending in .html")
+    if Path(out).exists() and Path(file).exists() and Path(out).resolve() == Path(file).resolve():
+        raise ConfigError(f"--out {out} is the file being inspected; give another path")
     corpus = load_corpus([file], run.train_config.encoding, vocab=run.vocab, use_cache=False)
     text = run.vocab.decode(corpus.ids[:max_chars])
     if cell is not None and not (1 <= cell[0] <= run.model_config.layers and 0 <= cell[1] < run.model_config.units):

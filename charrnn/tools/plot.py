@@ -23,7 +23,10 @@ def plot_run(run, out: str | Path) -> Path:
         import matplotlib.pyplot as plt
     except ImportError:
         raise CharRNNError("charrnn plot needs matplotlib: pip install 'charrnn[plot]'") from None
-    rows = run.metrics()
+    if Path(out).suffix.lower() != ".png":  # never a run's own files (config.json, ...) by a slip
+        raise CharRNNError(f"--out {out}: charrnn plot writes a PNG; give a path ending in .png")
+    rows = [row for row in run.metrics()  # the evaluations (a damaged line is skipped)
+            if isinstance(row.get("step"), (int, float)) and isinstance(row.get("val_loss"), (int, float))]
     if not rows:
         raise CharRNNError(f"{run.path} has no evaluations to plot yet")
     from charrnn.generation.score import is_items_run
@@ -43,7 +46,7 @@ def plot_run(run, out: str | Path) -> Path:
     bits.set_ylabel("bits/char")
     best = min(rows, key=lambda row: row["val_loss"])
     axis.set_title(f"{run.path.name}: best val {best['val_loss']:.3f} nats/char "
-                   f"({best['val_bpc']:.3f} bits/char) at step {best['step']}")
+                   f"({best['val_loss'] / math.log(2):.3f} bits/char) at step {best['step']}")
     axis.grid(alpha=0.3)
     axis.legend()
     figure.tight_layout()

@@ -27,7 +27,7 @@ from charrnn.config import DEFAULT_EPOCHS, ModelConfig, TrainConfig, with_budget
 from charrnn.data.corpus import load_corpus, split
 from charrnn.data.windows import WindowBatches
 from charrnn.training.distribute import is_chief, make_strategy
-from charrnn.errors import CharRNNError, OptionError, RunError, TrainingError
+from charrnn.errors import CharRNNError, CorpusError, OptionError, RunError, TrainingError
 from charrnn.generation.evaluate import make_scorer, rows_per_call, score_ids
 from charrnn.runs import bits_per_char
 from charrnn.models.finetune import FineTune
@@ -207,10 +207,11 @@ class _Session:
         if tune is not None:
             tune.check_out(self.out)
         if saved is None:
+            if corpus.vocab.size < 2:
+                raise CorpusError(f"{corpus.name} has only one distinct symbol ({corpus.vocab.symbols[0]!r}): "
+                                  "there is nothing to predict; train on a text with at least two")
             model_config = (tune.model_config(model_options, corpus.vocab.size) if tune
                             else ModelConfig(vocab_size=corpus.vocab.size, **model_options))
-            if self.chief:  # the data is usable: only now touch the run directory
-                runs.claim_run_dir(self.out, force)
         else:
             model_config = saved.model_config
             if saved.corpus.get("sha256") not in (None, corpus.sha256):
@@ -225,6 +226,8 @@ class _Session:
         self.model_config, self.train_config, self.corpus = model_config, train_config, corpus
         self.resuming = saved is not None
         self.total_steps, self.limit = self._step_limit()
+        if saved is None and self.chief:  # data and options are usable: only now touch the run directory
+            runs.claim_run_dir(self.out, force)
         self.config = {"format": runs.FORMAT_VERSION, "charrnn_version": __version__,
                        "model": model_config.to_dict(), "train": train_config.to_dict(),
                        "corpus": corpus.describe()}
@@ -459,9 +462,12 @@ class _Session:
                                callbacks=[counter])
         train_seconds = time.perf_counter() - started
         if counter.bad_loss is not None:
+            try:
+                kept = f"The last good checkpoint (step {runs.load_checkpoint(self.out)[2]['step']}) is kept in {self.out}"
+            except (RunError, KeyError):
+                kept = f"No checkpoint was written before it, so {self.out} cannot be resumed"
             raise TrainingError(f"the training loss became {counter.bad_loss} at step {first + counter.steps}; "
-                                f"stopped. The last good checkpoint (step {first}) is kept in {self.out}; "
-                                "try a lower --learning-rate or --grad-clip")
+                                f"stopped. {kept}; try a lower --learning-rate or --grad-clip")
         self.state.step = step = first + counter.steps
         self.state.elapsed_s += train_seconds
         stop = watcher.reason() or (self.limit if step >= self.total_steps else None)
