@@ -92,6 +92,25 @@ class Run:
         return model
 
 
+def check_run_dir(out: str | Path, force: bool = False, resumable: bool = True) -> Path:
+    """What `claim_run_dir` refuses, checked without touching anything (so a command can refuse
+    early, before its slow set-up, and claim the folder only once everything else is checked).
+
+    Raises:
+        RunError: as `claim_run_dir`.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise RunError(f"--out {out} is a file, not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        if not (out / CONFIG).is_file():
+            raise RunError(f"{out} is not empty and is not a charrnn run; choose another --out")
+        if not force:
+            hint = "pass --resume to continue it or --force to start over" if resumable else "pass --force to replace it"
+            raise RunError(f"{out} already holds a run; {hint}")
+    return out
+
+
 def claim_run_dir(out: str | Path, force: bool = False, resumable: bool = True) -> Path:
     """Makes `out` ready for a new run, refusing to overwrite an existing one without `force`.
 
@@ -107,15 +126,8 @@ def claim_run_dir(out: str | Path, force: bool = False, resumable: bool = True) 
         RunError: `out` is a file, holds a run and `force` is off, or holds files of something
             other than a charrnn run (never touched).
     """
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise RunError(f"--out {out} is a file, not a folder")
+    out = check_run_dir(out, force, resumable)
     if out.is_dir() and any(out.iterdir()):
-        if not (out / CONFIG).is_file():
-            raise RunError(f"{out} is not empty and is not a charrnn run; choose another --out")
-        if not force:
-            hint = "pass --resume to continue it or --force to start over" if resumable else "pass --force to replace it"
-            raise RunError(f"{out} already holds a run; {hint}")
         for name in RUN_FILES:
             (out / name).unlink(missing_ok=True)
         shutil.rmtree(out / "tensorboard", ignore_errors=True)

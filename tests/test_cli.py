@@ -12,7 +12,7 @@ import charrnn
 from charrnn import runs
 from charrnn.cli.main import main
 
-from .conftest import TINY_OPTIONS
+from .conftest import TINY_OPTIONS, require
 
 
 def invoke(*args, input=None):
@@ -175,6 +175,7 @@ BAD_INPUTS = [
     (["train", "{f}/aaaa.txt", "--out", "{f}/o5"], 1, "has only one distinct symbol ('a')"),
     (["sample", "{run}", "--argmax", "--temperature", "0.5"], 2, "--argmax takes the most likely character and does not use --temperature"),
     (["sample", "{run}", "--argmax", "--top-k", "3"], 2, "does not use --top-k"),
+    (["sample", "{run}", "--argmax", "--seed", "3"], 2, "does not use --seed"),
     (["sample", "{f}/listy_run"], 1, "has an invalid config or vocabulary"),
     (["plot", "{run}", "--out", "{f}/plot.json"], 1, "charrnn plot writes a PNG; give a path ending in .png"),
     (["inspect", "{run}", "{f}/ok.txt", "--out", "{f}/ok.txt"], 1, "writes an HTML page; give a path ending in .html"),
@@ -220,7 +221,7 @@ def test_bad_input_gives_one_clear_line(files, tiny_run, args, code, message):
         assert result.output.strip().splitlines()[-1].startswith("Error: ")
 
 
-def test_refused_input_leaves_the_files_as_they_were(files, tiny_run, tmp_path):
+def test_refused_input_leaves_the_files_as_they_were(files, tiny_run, tiny_corpus, tmp_path):
     # a failed --force keeps the run it would replace: every check runs before the folder is touched
     run = tmp_path / "run"
     run.mkdir()
@@ -230,14 +231,23 @@ def test_refused_input_leaves_the_files_as_they_were(files, tiny_run, tmp_path):
     refused = invoke("train", files / "aaaa.txt", "--out", run, "--force")
     assert refused.exit_code == 1 and "only one distinct symbol" in refused.output
     assert {path.name: path.read_bytes() for path in run.iterdir()} == before
-    assert (files / "mine" / "hello.txt").read_text() == "my own notes, not the bundled corpus\n"
-    assert (files / "ok.txt").read_text() == "hello world, " * 100
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "hello.txt").write_text("my own notes\n")
+    assert invoke("corpus", "get", "hello", "--dir", mine).exit_code == 1
+    assert (mine / "hello.txt").read_text() == "my own notes\n"
+    page = tmp_path / "text.html"  # a text whose name looks like the report's
+    page.write_text(tiny_corpus.read_text()[:300])
+    same = invoke("inspect", tiny_run, page, "--out", page)
+    assert same.exit_code == 1 and "is the file being inspected" in same.output
+    assert page.read_text() == tiny_corpus.read_text()[:300]
     # a metrics line that is valid JSON but not an evaluation is skipped, like a torn line
     with (run / "metrics.jsonl").open("a") as metrics:
         metrics.write("5\n[1, 2]\n{\"step\": 7}\n")
     rows = runs.read_metrics(run / "metrics.jsonl")
     assert rows and all(isinstance(row, dict) for row in rows)
     assert invoke("info", run).exit_code == 0
+    require("matplotlib")
     plotted = invoke("plot", run, "--out", tmp_path / "loss.png")
     assert plotted.exit_code == 0, plotted.output
 

@@ -37,20 +37,20 @@ def main(verbose):
 @click.option("--out", type=click.Path(), help="Run directory.  [default: runs/<corpus name>]")
 @click.option("--cell", type=click.Choice(["lstm", "gru", "rnn"]), help=f"Recurrent cell.  [default: {MODEL_DEFAULTS['cell']}]")
 @click.option("--layers", type=POSITIVE_INT, help=f"Stacked recurrent layers.  [default: {MODEL_DEFAULTS['layers']}]")
-@click.option("--units", type=POSITIVE_INT, help=f"Units per recurrent layer.  [default: {MODEL_DEFAULTS['units']}; a new LSTM (not --init-from) under a --time-budget of {SHORT_BUDGET_S} s or more: {LONG_BUDGET_LSTM['units']}]")
+@click.option("--units", type=POSITIVE_INT, help=f"Units per recurrent layer.  [default: {MODEL_DEFAULTS['units']}; a new LSTM (not --init-from or --items) under a --time-budget of {SHORT_BUDGET_S} s or more: {LONG_BUDGET_LSTM['units']}]")
 @click.option("--embedding-dim", type=click.IntRange(min=0), help=f"Embedding width; 0 = one-hot inputs.  [default: {MODEL_DEFAULTS['embedding_dim']}]")
-@click.option("--dropout", type=FloatRange(0, 1, max_open=True), help=f"Dropout between layers, in [0, 1).  [default: {MODEL_DEFAULTS['dropout']}; a new LSTM (not --init-from) under a --time-budget of {SHORT_BUDGET_S} s or more: {LONG_BUDGET_LSTM['dropout']}]")
+@click.option("--dropout", type=FloatRange(0, 1, max_open=True), help=f"Dropout between layers, in [0, 1).  [default: {MODEL_DEFAULTS['dropout']}; a new LSTM (not --init-from or --items) under a --time-budget of {SHORT_BUDGET_S} s or more: {LONG_BUDGET_LSTM['dropout']}]")
 @click.option("--seq-length", type=POSITIVE_INT, help=f"Characters per training window.  [default: {SHORT_SEQ_LENGTH} under a --time-budget below {SHORT_BUDGET_S} s, else {LONG_SEQ_LENGTH}]")
 @click.option("--batch-size", type=POSITIVE_INT, help=f"Windows per step.  [default: {TRAIN_DEFAULTS['batch_size']}]")
 @click.option("--epochs", type=POSITIVE_FLOAT, help=f"Passes over the training text.  [default: {DEFAULT_EPOCHS} if no other limit]")
 @click.option("--max-steps", type=POSITIVE_INT, help="Stop after this many optimizer steps in all.")
 @click.option("--time-budget", type=POSITIVE_FLOAT, help="Stop after this many seconds of training.")
-@click.option("--learning-rate", type=POSITIVE_FLOAT, help=f"Adam learning rate.  [default: {TRAIN_DEFAULTS['learning_rate']}; a new LSTM (not --init-from) under a --time-budget of {SHORT_BUDGET_S} s or more: {LONG_BUDGET_TRAIN['learning_rate']}]")
+@click.option("--learning-rate", type=POSITIVE_FLOAT, help=f"Adam learning rate.  [default: {TRAIN_DEFAULTS['learning_rate']}; a new LSTM (not --init-from or --items) under a --time-budget of {SHORT_BUDGET_S} s or more: {LONG_BUDGET_TRAIN['learning_rate']}]")
 @click.option("--lr-schedule", type=click.Choice(["anneal", "constant"]), help=f"anneal: constant, then a cosine down to --min-lr-ratio x over the last --anneal-fraction of the run (of its steps, or of --time-budget; {TRAIN_DEFAULTS['anneal_fraction']:.0%} by default, 50% for an items run).  [default: {TRAIN_DEFAULTS['lr_schedule']}]")
 @click.option("--anneal-fraction", type=FloatRange(0, 1, min_open=True), help=f"With --lr-schedule anneal: the share of the run (steps, or --time-budget) spent in the cosine decay.  [default: {TRAIN_DEFAULTS['anneal_fraction']}; an items run: 0.5]")
 @click.option("--min-lr-ratio", type=FloatRange(0, 1), help=f"With --lr-schedule anneal: the final learning rate, as a share of --learning-rate.  [default: {TRAIN_DEFAULTS['min_lr_ratio']}]")
 @click.option("--grad-clip", type=FloatRange(min=0), help=f"Clip gradients to this global norm; 0 = off.  [default: {TRAIN_DEFAULTS['grad_clip']}]")
-@click.option("--weight-decay", type=FloatRange(min=0), help=f"Decoupled (AdamW) weight decay of every weight but the biases: each step shrinks a weight by this x the learning rate; 0 = off.  [default: {TRAIN_DEFAULTS['weight_decay']}; a new LSTM (not --init-from) under a --time-budget of {SHORT_BUDGET_S} s or more: {LONG_BUDGET_TRAIN['weight_decay']}]")
+@click.option("--weight-decay", type=FloatRange(min=0), help=f"Decoupled (AdamW) weight decay of every weight but the biases: each step shrinks a weight by this x the learning rate; 0 = off.  [default: {TRAIN_DEFAULTS['weight_decay']}; a new LSTM (not --init-from or --items) under a --time-budget of {SHORT_BUDGET_S} s or more: {LONG_BUDGET_TRAIN['weight_decay']}]")
 @click.option("--beta2", type=FloatRange(0, 1, max_open=True), help=f"Adam's beta_2: how slowly its running mean of squared gradients forgets (0.99 follows the gradients' scale faster than Keras's 0.999).  [default: {TRAIN_DEFAULTS['beta2']}]")
 @click.option("--val-fraction", type=FloatRange(0, 1, min_open=True, max_open=True), help=f"Share of the corpus (its end) held out for validation.  [default: {TRAIN_DEFAULTS['val_fraction']}]")
 @click.option("--patience", type=POSITIVE_INT, help="Stop after this many evaluations without a better val loss.")
@@ -208,10 +208,11 @@ def _print_ranked(sampler, config, encoding: str) -> None:
 
 
 def _check_argmax_options(context) -> None:
-    """`--argmax` takes the most likely character: the drawing options are usage errors, not ignored."""
+    """`--argmax` takes the most likely character: the drawing options (and a seed) are usage
+    errors, not ignored."""
     from click.core import ParameterSource
 
-    for name in ("temperature", "top_k", "top_p"):
+    for name in ("temperature", "top_k", "top_p", "seed"):
         if context.get_parameter_source(name) not in (None, ParameterSource.DEFAULT):
             raise click.UsageError(f"--argmax takes the most likely character and does not use "
                                    f"--{name.replace('_', '-')}; drop one of them")

@@ -14,8 +14,11 @@ def plot_run(run, out: str | Path) -> Path:
     """Draws train and val loss (left axis nats/char, right axis bits/char) and saves a PNG.
 
     Raises:
-        CharRNNError: matplotlib is not installed, or the run has no evaluations yet.
+        CharRNNError: `out` does not end in .png, matplotlib is not installed, or the run has no
+            evaluations yet.
     """
+    if Path(out).suffix.lower() != ".png":  # never a run's own files (config.json, ...) by a slip
+        raise CharRNNError(f"--out {out}: charrnn plot writes a PNG; give a path ending in .png")
     try:
         import matplotlib
 
@@ -23,8 +26,6 @@ def plot_run(run, out: str | Path) -> Path:
         import matplotlib.pyplot as plt
     except ImportError:
         raise CharRNNError("charrnn plot needs matplotlib: pip install 'charrnn[plot]'") from None
-    if Path(out).suffix.lower() != ".png":  # never a run's own files (config.json, ...) by a slip
-        raise CharRNNError(f"--out {out}: charrnn plot writes a PNG; give a path ending in .png")
     rows = [row for row in run.metrics()  # the evaluations (a damaged line is skipped)
             if isinstance(row.get("step"), (int, float)) and isinstance(row.get("val_loss"), (int, float))]
     if not rows:

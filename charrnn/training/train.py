@@ -212,6 +212,8 @@ class _Session:
                                   "there is nothing to predict; train on a text with at least two")
             model_config = (tune.model_config(model_options, corpus.vocab.size) if tune
                             else ModelConfig(vocab_size=corpus.vocab.size, **model_options))
+            if self.chief:  # refuse an occupied folder now, before TensorFlow loads (claimed below)
+                runs.check_run_dir(self.out, force)
         else:
             model_config = saved.model_config
             if saved.corpus.get("sha256") not in (None, corpus.sha256):
@@ -226,14 +228,16 @@ class _Session:
         self.model_config, self.train_config, self.corpus = model_config, train_config, corpus
         self.resuming = saved is not None
         self.total_steps, self.limit = self._step_limit()
-        if saved is None and self.chief:  # data and options are usable: only now touch the run directory
-            runs.claim_run_dir(self.out, force)
         self.config = {"format": runs.FORMAT_VERSION, "charrnn_version": __version__,
                        "model": model_config.to_dict(), "train": train_config.to_dict(),
                        "corpus": corpus.describe()}
         parent = tune.record(corpus.vocab) if tune else saved.config.get("parent") if saved else None
         if parent is not None:  # a fine-tuned run names its parent (kept across resumes)
             self.config["parent"] = parent
+        if tune is not None:  # the parent's weights load and fit its config (else RunError, now)
+            tune.parent.model()
+        if saved is None and self.chief:  # data, options and parent are usable: only now touch the folder
+            runs.claim_run_dir(self.out, force)
         # built when the loop starts (they need TensorFlow)
         self.model = self.optimizer = self.scorer = self.strategy = None
         self.val_model, self.val_window = None, None  # what scores the validation split, in windows of how many
