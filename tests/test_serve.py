@@ -177,6 +177,8 @@ BAD = [
     ({"num_samples": 9}, 400, "num_samples"),  # over --max-streams 8
     ({"seed": 2 ** 70}, 400, "seed"),
     ({"argmax": "yes"}, 400, "argmax"),
+    ({"argmax": True, "temperature": 0.5}, 400, "temperature"),
+    ({"argmax": True, "top_k": 3}, 400, "top_k"),
     ({"prime": "All~\u00e9"}, 400, "prime"),
     ({"prime": "a" * (limits.MAX_PRIME + 1)}, 400, "prime"),
     (b'{"prime": "' + b"a" * limits.MAX_BODY_BYTES + b'"}', 413, None),

@@ -72,6 +72,10 @@ def sample_config(fields: dict, vocabulary: set, max_streams: int) -> SampleConf
         if name in checks and not checks[name](value):
             shown = f"{len(value)} characters" if name == "prime" else repr(value)
             raise RequestError(f"Expected {ranges[name]}. Received: {name}={shown}", name)
+    if values.get("argmax"):  # as `charrnn sample --argmax`: the drawing options are refused, not ignored
+        for name in ("temperature", "top_k", "top_p"):
+            if values.get(name) is not None:
+                raise RequestError(f"argmax takes the most likely character and does not use {name}", name)
     missing = sorted({symbol for symbol in values.get("prime", "") if symbol not in vocabulary})
     if missing:
         raise RequestError(f"the prime has characters not in the vocabulary: {', '.join(map(repr, missing))}", "prime")
