@@ -41,6 +41,17 @@ class FineTune:
     """
 
     parent: runs.Run
+    _parent_model: object = dataclasses.field(default=None, repr=False, compare=False)
+
+    def check_weights(self) -> None:
+        """Loads the parent's model now (kept for `initial_weights`), so a model.keras that does
+        not fit its config is refused before the new run touches any file.
+
+        Raises:
+            RunError: the parent's model.keras does not match its config.
+        """
+        if self._parent_model is None:
+            self._parent_model = self.parent.model()
 
     @classmethod
     def load(cls, path: str | Path) -> "FineTune":
@@ -125,7 +136,9 @@ class FineTune:
         from charrnn.models.char_model import build_char_model
 
         fresh = build_char_model(model_config)
-        grow_weights(self.parent.model(), fresh, one_hot=model_config.embedding_dim == 0)
+        self.check_weights()
+        parent, self._parent_model = self._parent_model, None  # used once: not held through training
+        grow_weights(parent, fresh, one_hot=model_config.embedding_dim == 0)
         return fresh.get_weights()
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from charrnn.errors import CharRNNError
 from charrnn.atomic import atomic_path
+from charrnn.runs import bits_per_char
 
 
 def plot_run(run, out: str | Path) -> Path:
@@ -47,7 +48,7 @@ def plot_run(run, out: str | Path) -> Path:
     bits.set_ylabel("bits/char")
     best = min(rows, key=lambda row: row["val_loss"])
     axis.set_title(f"{run.path.name}: best val {best['val_loss']:.3f} nats/char "
-                   f"({best['val_loss'] / math.log(2):.3f} bits/char) at step {best['step']}")
+                   f"({bits_per_char(best['val_loss']):.3f} bits/char) at step {best['step']}")
     axis.grid(alpha=0.3)
     axis.legend()
     figure.tight_layout()

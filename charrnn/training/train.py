@@ -235,7 +235,7 @@ class _Session:
         if parent is not None:  # a fine-tuned run names its parent (kept across resumes)
             self.config["parent"] = parent
         if tune is not None:  # the parent's weights load and fit its config (else RunError, now)
-            tune.parent.model()
+            tune.check_weights()
         if saved is None and self.chief:  # data, options and parent are usable: only now touch the folder
             runs.claim_run_dir(self.out, force)
         # built when the loop starts (they need TensorFlow)
