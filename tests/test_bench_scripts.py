@@ -43,3 +43,14 @@ def test_eval_windows_scores_the_validation_split_as_evaluate_does(tiny_run, tin
     path.write_text(run.vocab.decode(val), encoding="utf-8")
     for window, loss in zip((20, 40), losses):  # the script in the run's precision, evaluate in float32
         assert loss == pytest.approx(charrnn.evaluate(run, path, window=window)["loss"], abs=2e-2)
+
+
+@pytest.mark.bench
+def test_step_breakdown_prints_both_rows():
+    output = run_script("step_breakdown.py", "--units", "32", "--seq-length", "10", "--batch-size", "4",
+                        "--steps", "2", "--rounds", "1")
+    rows = {line[:18].strip(): line[18:].split() for line in output.splitlines()
+            if line.startswith(("training step", "LSTM stack only"))}
+    assert set(rows) == {"training step", "LSTM stack only"}
+    assert rows["training step"][-1] == "100%"
+    assert all(float(row[0]) > 0 for row in rows.values())

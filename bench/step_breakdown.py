@@ -1,0 +1,93 @@
+"""Where a training step's time goes: the whole step against the recurrent stack alone.
+
+    python bench/step_breakdown.py [--units 384] [--layers 2] [--precision mixed_bfloat16]
+                                   [--batch-size 64] [--seq-length 100] [--steps 40] [--rounds 3]
+
+Builds the model `charrnn train` builds on a CPU (the fused LSTM stack; under mixed_bfloat16 with
+the compiled kernel, oneDNN's LSTM op) with the same optimizer (Adam, global clip norm 5, weight
+decay 0.1 but not on biases), then times, in interleaved rounds of `--steps` steps each:
+  - "training step": `model.fit` on batches of random ids (embedding, LSTM stack, dropout, logits,
+    loss, gradients, the optimizer update);
+  - "LSTM stack only": the recurrent stack's forward and backward passes on random features, in
+    one `tf.function` (no embedding, head, loss or update).
+The last column is the stack's share of the step: what any change outside the LSTM kernel could
+win at most. Random ids cost the same arithmetic as text, so no corpus is needed.
+"""
+
+import argparse
+import os
+import platform
+import statistics
+import time
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--units", type=int, default=384)
+    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--precision", choices=("float32", "mixed_bfloat16"), default="mixed_bfloat16")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--seq-length", type=int, default=100)
+    parser.add_argument("--steps", type=int, default=40, help="steps per timed round")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from charrnn.config import ModelConfig
+    from charrnn.models.char_model import build_char_model, configure_cpu_threads
+
+    configure_cpu_threads(args.layers)
+    vocab, batch, length = 65, args.batch_size, args.seq_length
+    config = ModelConfig(vocab_size=vocab, units=args.units, layers=args.layers, dropout=0.2)
+    model = build_char_model(config, length, fused=True, precision=args.precision)
+    optimizer = keras.optimizers.Adam(3e-3, global_clipnorm=5.0, weight_decay=0.1)
+    optimizer.exclude_from_weight_decay(var_names=["bias"])  # as `charrnn train` does
+    model.compile(optimizer, keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, vocab, (batch * 8, length + 1)).astype("int32")
+    batches = tf.data.Dataset.from_tensor_slices((ids[:, :-1], ids[:, 1:])).batch(batch).repeat()
+
+    stack = model.get_layer("rnn")
+    features = tf.constant(rng.standard_normal((batch, length, config.embedding_dim)), tf.float32)
+
+    @tf.function
+    def stack_only(features):
+        with tf.GradientTape() as tape:
+            hidden = stack(features, training=True)
+            loss = tf.reduce_sum(hidden * hidden)
+        return tape.gradient(loss, stack.trainable_variables)
+
+    def full_steps():
+        model.fit(batches, steps_per_epoch=args.steps, epochs=1, verbose=0)
+
+    def stack_steps():
+        for _ in range(args.steps):
+            gradients = stack_only(features)
+        [gradient.numpy() for gradient in gradients]
+
+    model.fit(batches, steps_per_epoch=2, epochs=1, verbose=0)  # build the graphs before timing
+    stack_steps()
+    times = {"training step": [], "LSTM stack only": []}
+    for _ in range(args.rounds):
+        for label, run in (("training step", full_steps), ("LSTM stack only", stack_steps)):
+            started = time.perf_counter()
+            run()
+            times[label].append((time.perf_counter() - started) / args.steps)
+
+    print(f"# {platform.machine()}, {os.cpu_count()} cores, TensorFlow {tf.__version__}; "
+          f"{args.layers} x LSTM({args.units}), {args.precision}, batch {batch} x {length}, "
+          f"{args.rounds} rounds of {args.steps} steps")
+    step = statistics.median(times["training step"])
+    print(f"{'what':<18}{'ms/step (median)':>18}{'rounds, ms':>28}{'chars/s':>10}{'share':>8}")
+    for label, samples in times.items():
+        median = statistics.median(samples)
+        rounds = " ".join(f"{sample * 1000:.0f}" for sample in samples)
+        print(f"{label:<18}{median * 1000:>18.1f}{rounds:>28}{batch * length / median:>10,.0f}"
+              f"{median / step:>8.0%}")
+
+
+if __name__ == "__main__":
+    main()
