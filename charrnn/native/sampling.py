@@ -35,13 +35,25 @@ class _Model(ctypes.Structure):
                 ("joints", ctypes.c_void_p), ("widths", ctypes.c_void_p), ("head_bias", ctypes.c_void_p)]
 
 
+def missing_amx_flags() -> list[str]:
+    """The AMX feature flags (`AMX_FLAGS`) this CPU does not report."""
+    from charrnn.training.precision import cpu_flags
+
+    flags = cpu_flags()
+    return [flag for flag in AMX_FLAGS if flag not in flags]
+
+
+def has_amx() -> bool:
+    """Whether this CPU has the AMX tiles the native loop runs on."""
+    return not missing_amx_flags()
+
+
 def why_not_native() -> str | None:
     """Why this machine cannot run the native sampling loop (a short phrase), or None."""
     from charrnn.native import build_blocker
-    from charrnn.training.precision import cpu_flags
 
     def missing_units():
-        missing = [flag for flag in AMX_FLAGS if flag not in cpu_flags()]
+        missing = missing_amx_flags()
         return f"this CPU lacks {', '.join(missing)}" if missing else None
 
     return build_blocker(missing_units)
