@@ -324,10 +324,7 @@ class _Session:
         if config.deterministic:
             tf.config.experimental.enable_op_determinism()
         model = self._new_model(seq_length, fused=self.fused, unroll=None if seq_length else not gpu_available())
-        optimizer = keras.optimizers.Adam(config.learning_rate, global_clipnorm=config.grad_clip or None,
-                                          weight_decay=config.weight_decay or None, beta_2=config.beta2)
-        if config.weight_decay:
-            optimizer.exclude_from_weight_decay(var_names=["bias"])
+        optimizer = build_optimizer(config)
         model.compile(optimizer, keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         optimizer.build(model.trainable_variables)
         self.model, self.optimizer = model, optimizer
@@ -518,6 +515,19 @@ class _Session:
         if config.patience is not None and state.evals_since_best >= config.patience:
             return "patience"
         return None
+
+
+def build_optimizer(config: TrainConfig):
+    """The optimizer `charrnn train` uses: Adam at `config.learning_rate` with its beta_2, global-norm
+    clipping at `grad_clip` (0: none) and AdamW's decoupled weight decay on every weight but the
+    biases (0: none)."""
+    import keras
+
+    optimizer = keras.optimizers.Adam(config.learning_rate, global_clipnorm=config.grad_clip or None,
+                                      weight_decay=config.weight_decay or None, beta_2=config.beta2)
+    if config.weight_decay:
+        optimizer.exclude_from_weight_decay(var_names=["bias"])
+    return optimizer
 
 
 def _generator_states(model) -> list:
