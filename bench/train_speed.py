@@ -2,10 +2,12 @@
 
     python bench/train_speed.py [--rounds 2] [--steps 300] [--eval-every 50]
                                 [--precision both|float32|mixed_bfloat16] [--torch-python PATH]
+                                [--float32-kernels auto|onednn,chunked]
 
-Each round runs, each in a fresh process: charrnn fp32, the PyTorch twin fp32, charrnn
-mixed_bfloat16, the twin under bf16 autocast (the twin only with `--torch-python`, an
-interpreter that has torch). charrnn runs through `charrnn.train` itself (evaluations,
+Each round runs, each in a fresh process: charrnn fp32 (once per `--float32-kernels` entry: the
+kernel this CPU class picks, or oneDNN's op and the chunked XLA path side by side through
+CHARRNN_LSTM_FLOAT32), the PyTorch twin fp32, charrnn mixed_bfloat16, the twin under bf16
+autocast (the twin only with `--torch-python`, an interpreter that has torch). charrnn runs through `charrnn.train` itself (evaluations,
 checkpoints, saved models; see `charrnn.tools.bench.train_intervals`), so the rates are those of
 `charrnn train`; each evaluation interval's chars/s is printed, and an interval below 0.6 x its
 run's median is flagged SLOW (the script then exits 1). A row's figure is the median over rounds of
@@ -16,6 +18,7 @@ precisions. Needs Tiny Shakespeare through CHARRNN_CORPUS_PATH (or it is downloa
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -29,11 +32,19 @@ CHARRNN = ("import json, sys; from charrnn.tools.bench import train_intervals; "
            "precision=sys.argv[3], dropout=float(sys.argv[4]))))")
 
 
-def run(command: list[str]) -> dict:
-    done = subprocess.run(command, capture_output=True, text=True)
+def run(command: list[str], kernel: str = "auto") -> dict:
+    environment = dict(os.environ)
+    if kernel != "auto":
+        environment["CHARRNN_LSTM_FLOAT32"] = kernel
+    done = subprocess.run(command, capture_output=True, text=True, env=environment)
     if done.returncode != 0:
         sys.exit(f"Error: {' '.join(command[:3])} ... failed:\n{done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def result_kernel(results: list[dict]) -> str:
+    """Which LSTM kernel the runs trained on, as `train_intervals` reports it."""
+    return "/".join(sorted({result.get("kernel", "?") for result in results}))
 
 
 def summary(result: dict) -> tuple[float, list[int]]:
@@ -49,23 +60,31 @@ def main():
     parser.add_argument("--precision", choices=("both", "float32", "mixed_bfloat16"), default="both")
     parser.add_argument("--dropout", type=float, default=0.1, help="both frameworks (charrnn's default)")
     parser.add_argument("--torch-python", help="an interpreter with torch installed, for the twin")
+    parser.add_argument("--float32-kernels", default="auto",
+                        help="comma-separated float32 LSTM kernels to run side by side: auto (what this CPU picks), "
+                             "onednn, chunked")
     args = parser.parse_args()
+    kernels = args.float32_kernels.split(",")
+    if not kernels or any(kernel not in ("auto", "onednn", "chunked") for kernel in kernels):
+        parser.error(f"--float32-kernels takes auto, onednn and chunked, not {args.float32_kernels!r}")
     precisions = ("float32", "mixed_bfloat16") if args.precision == "both" else (args.precision,)
-    rows = {}  # (framework, precision) -> list of run results
+    rows = {}  # (framework, precision) -> list of run results; precision "float32/onednn" names a kernel
     for _ in range(args.rounds):
         for precision in precisions:
             shared = [str(args.steps), str(args.eval_every), precision, str(args.dropout)]
-            rows.setdefault(("charrnn", precision), []).append(run([sys.executable, "-c", CHARRNN, *shared]))
+            for kernel in kernels if precision == "float32" else ["auto"]:
+                name = precision if kernel == "auto" else f"{precision}/{kernel}"
+                rows.setdefault(("charrnn", name), []).append(run([sys.executable, "-c", CHARRNN, *shared], kernel))
             if args.torch_python:
                 rows.setdefault(("torch", precision), []).append(
                     run([args.torch_python, str(HERE / "torch_twin.py"), *shared]))
-    first = rows[("charrnn", precisions[0])][0]
+    first = next(iter(rows.values()))[0]
     print(f"machine: {first['machine']}; tf.matmul 1024^3 fp32 roof {first['matmul_gflops']} GFLOP/s")
     print(f"config: {first['config']}; {args.steps} steps in intervals of {args.eval_every}, {args.rounds} "
           f"round(s); {first['flops_per_char'] / 1e6:.2f} MFLOP per trained char")
     print(f"{'what':<38}{'median chars/s':>15}  {'val loss':>8}  each run: median [every interval]")
     medians, slow = {}, False
-    for precision in precisions:
+    for precision in dict.fromkeys(precision for _, precision in rows):
         for framework in ("charrnn", "torch"):
             results = rows.get((framework, precision))
             if not results:
@@ -79,16 +98,19 @@ def main():
             medians[(framework, precision)] = statistics.median(summary(result)[0] for result in results)
             losses = [result["val_loss"] for result in results if result.get("val_loss") is not None]
             loss = f"{statistics.median(losses):.4f}" if losses else "-"
-            label = (f"charrnn {precision}" if framework == "charrnn" else
+            kernel = f" ({result_kernel(results)})" if framework == "charrnn" and precision.startswith("float32") else ""
+            label = (f"charrnn {precision}{kernel}" if framework == "charrnn" else
                      f"{results[0]['framework']} nn.LSTM " + ("fp32" if precision == "float32" else "bf16 autocast"))
             print(f"{label:<38}{medians[(framework, precision)]:>15,.0f}  {loss:>8}  {'; '.join(runs)}")
-    for precision in precisions:
-        if ("torch", precision) in medians:
-            print(f"ratio charrnn / torch, {precision}: "
-                  f"{medians[('charrnn', precision)] / medians[('torch', precision)]:.3f}")
+    for (framework, name), median in medians.items():
+        precision = name.split("/")[0]
+        if framework == "charrnn" and ("torch", precision) in medians:
+            print(f"ratio charrnn {name} / torch {precision}: {median / medians[('torch', precision)]:.3f}")
     if len(precisions) == 2:
-        print(f"ratio charrnn mixed_bfloat16 / float32: "
-              f"{medians[('charrnn', 'mixed_bfloat16')] / medians[('charrnn', 'float32')]:.3f}")
+        for name, median in medians.items():
+            if name[0] == "charrnn" and name[1].startswith("float32"):
+                print(f"ratio charrnn mixed_bfloat16 / {name[1]}: "
+                      f"{medians[('charrnn', 'mixed_bfloat16')] / median:.3f}")
     if slow:
         print(f"SLOW intervals found (below {SLOW_SHARE} x their run's median)")
         sys.exit(1)

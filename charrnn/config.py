@@ -74,14 +74,44 @@ LONG_BUDGET_LSTM = {"units": 384, "dropout": 0.2}
 LONG_BUDGET_TRAIN = {"learning_rate": 3e-3, "weight_decay": 0.1}
 
 
-def with_budget_defaults(model_options: dict, train_options: dict) -> tuple[dict, dict]:
-    """(`model_options`, `train_options`) with `LONG_BUDGET_LSTM` / `LONG_BUDGET_TRAIN` where a new
-    LSTM stream run under a time budget of `SHORT_BUDGET_S` or more left them unset."""
-    budget = train_options.get("time_budget")
-    if budget is None or budget < SHORT_BUDGET_S or model_options.get("cell", "lstm") != "lstm":
-        return model_options, train_options
+# A budget is compute, not seconds: on a CPU slower than the ones these defaults were tuned on
+# (an Intel Xeon with AMX and an AMD EPYC Zen 5), `with_budget_defaults` scales the seconds by
+# `charrnn.training.budget.compute_scale()` (the tf.matmul float32 roof here over TUNED_ROOF_GFLOPS,
+# at most 1) and picks the defaults of the budget that compute would be there. Below
+# SMALL_BUDGET_S of such seconds the LSTM gets SMALL_BUDGET_UNITS: on an AVX2 AMD EPYC (family 23,
+# about a third of the roof) 90 s reached a validation loss of 1.981 with 128 units against 2.061
+# with 256 (issue 24); on the Xeon 90 s had kept 256 (docs/experiments.md).
+SMALL_BUDGET_S, SMALL_BUDGET_UNITS = 60, 128
 
+
+def with_budget_defaults(model_options: dict, train_options: dict, scale: float = 1.0) -> tuple[dict, dict]:
+    """(`model_options`, `train_options`) with the defaults of a new stream run's time budget filled
+    in where they were not given.
+
+    Args:
+        model_options: the model options given (None or absent: not given).
+        train_options: the training options given, `time_budget` among them.
+        scale: the compute this machine gives a second, against the CPUs the defaults were tuned
+            on (`charrnn.training.budget.compute_scale`). Defaults to 1.0.
+
+    Returns:
+        The options with, for an LSTM whose budget x `scale` is `SHORT_BUDGET_S` or more,
+        `LONG_BUDGET_LSTM` / `LONG_BUDGET_TRAIN`; below `SMALL_BUDGET_S`, `SMALL_BUDGET_UNITS`;
+        and a short window (`SHORT_SEQ_LENGTH`) where the seconds are long but the compute is not.
+    """
+    budget = train_options.get("time_budget")
+    if budget is None:
+        return model_options, train_options
+    compute = budget * min(scale, 1.0)  # the seconds of a tuned CPU this budget buys
+    if compute < SHORT_BUDGET_S <= budget and train_options.get("seq_length") is None:
+        train_options = {**train_options, "seq_length": SHORT_SEQ_LENGTH}
+    if model_options.get("cell", "lstm") != "lstm":
+        return model_options, train_options
     given_model = {name: value for name, value in model_options.items() if value is not None}
+    if compute < SMALL_BUDGET_S:
+        return {"units": SMALL_BUDGET_UNITS, **given_model}, train_options
+    if compute < SHORT_BUDGET_S:
+        return model_options, train_options
     # only the budget's own keys are filled in: another None (eval_window=None) is a choice
     filled = {name: value for name, value in LONG_BUDGET_TRAIN.items() if train_options.get(name) is None}
     return {**LONG_BUDGET_LSTM, **given_model}, {**train_options, **filled}

@@ -16,6 +16,10 @@ if SHARED.is_dir() and not os.environ.get("CHARRNN_CORPUS_PATH"):
 # The bf16 LSTM op (charrnn/native) compiles once per machine for the whole suite, not once per
 # test's isolated cache (the folder is keyed by a hash of the source, TensorFlow and oneDNN)
 os.environ.setdefault("CHARRNN_NATIVE_CACHE", str(Path(tempfile.gettempdir()) / "charrnn-tests-native"))
+# A --time-budget's defaults follow the compute a second buys (charrnn.training.budget): pinned to
+# the tuned CPUs' here, so a test's budget defaults are the same on every CPU class (tests of the
+# probe itself unset it)
+os.environ.setdefault("CHARRNN_BUDGET_SCALE", "1")
 
 TINY_TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\n"
              "All:\nSpeak, speak.\n\n") * 40

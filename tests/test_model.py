@@ -76,11 +76,35 @@ def _fused_and_plain(seq_length, dropout=0.0, units=16):
     return fused, plain
 
 
-@pytest.mark.parametrize("seq_length", [12, 5, 3])  # chunks of 5 with a short last one; one chunk; shorter than a chunk
-def test_fused_stack_matches_keras_lstm_values_and_gradients(seq_length):
+@pytest.fixture
+def float32_kernel(request, monkeypatch):
+    """Selects the float32 LSTM kernel ("chunked": the compiled chunks, "onednn": oneDNN's op) and
+    returns the list of dtypes `native_lstm_layer` was called with while the test runs."""
+    from charrnn import native
+    from charrnn.models import fused_lstm
+
+    monkeypatch.setenv("CHARRNN_LSTM_FLOAT32", request.param)
+    native.reset()
+    calls = []
+    original = fused_lstm.native_lstm_layer
+    monkeypatch.setattr(fused_lstm, "native_lstm_layer",
+                        lambda *args, **kwargs: calls.append(kwargs["dtype"]) or original(*args, **kwargs))
+    yield calls
+    native.reset()
+
+
+# chunks of 5 with a short last one; one chunk; shorter than a chunk; on either float32 kernel
+@pytest.mark.parametrize("float32_kernel", ["chunked", "onednn"], indirect=True)
+@pytest.mark.parametrize("seq_length", [12, 5, 3])
+def test_fused_stack_matches_keras_lstm_values_and_gradients(seq_length, float32_kernel):
     import tensorflow as tf
 
-    fused, plain = _fused_and_plain(seq_length)
+    from charrnn import native
+
+    onednn = os.environ["CHARRNN_LSTM_FLOAT32"] == "onednn"
+    if onednn and native.why_not_native() is not None:
+        pytest.skip(f"oneDNN's op is not built here: {native.why_not_native()}")
+    fused, plain = _fused_and_plain(seq_length, units=32 if onednn else 16)  # oneDNN takes multiples of 32
     rng = np.random.default_rng(0)
     ids = rng.integers(0, 11, (3, seq_length)).astype(np.int32)
     targets = rng.integers(0, 11, (3, seq_length))
@@ -98,6 +122,7 @@ def test_fused_stack_matches_keras_lstm_values_and_gradients(seq_length):
     for mine, theirs in zip(fused_grads, plain_grads):
         np.testing.assert_allclose(mine, theirs, atol=1e-6)
         assert np.abs(theirs).max() > 0
+    assert [dtype.name for dtype in float32_kernel] == (["float32"] * 2 if onednn else [])  # 2 layers: the kernel asked for ran
 
 
 @pytest.mark.parametrize("lstm_path", ["native"], indirect=True)
@@ -109,7 +134,16 @@ def test_a_width_the_native_op_does_not_take_keeps_the_chunked_path(lstm_path, c
         keras.config.set_dtype_policy("float32")
     model(np.zeros((2, 5), np.int32), training=True)
     assert lstm_path == []
-    assert capsys.readouterr().err == ("train: bf16 LSTM layers on TensorFlow's chunked path (oneDNN's kernel is "
+    assert capsys.readouterr().err == ("train: bfloat16 LSTM layers on TensorFlow's chunked path (oneDNN's kernel is "
+                                       "used for widths that are multiples of 32; these are 24)\n")
+
+
+@pytest.mark.parametrize("float32_kernel", ["onednn"], indirect=True)
+def test_a_width_the_float32_op_does_not_take_keeps_the_chunked_path(float32_kernel, capsys):
+    model = build_char_model(ModelConfig(vocab_size=11, layers=1, units=24), seq_length=5, fused=True)
+    model(np.zeros((2, 5), np.int32), training=True)
+    assert float32_kernel == []
+    assert capsys.readouterr().err == ("train: float32 LSTM layers on TensorFlow's chunked path (oneDNN's kernel is "
                                        "used for widths that are multiples of 32; these are 24)\n")
 
 
@@ -133,12 +167,14 @@ def lstm_path(request, monkeypatch):
     returns the list of `native_lstm_layer` calls made while the test runs."""
     from charrnn import native
     from charrnn.models import fused_lstm
-    from charrnn.training.precision import cpu_bf16_units
 
-    if request.param == "native" and not cpu_bf16_units():
-        pytest.skip("this CPU has no bf16 units: the native op is not used here")
     monkeypatch.setenv("CHARRNN_NATIVE", "1" if request.param == "native" else "0")
     native.reset()
+    if request.param == "native":  # oneDNN's bf16 LSTM is hardware: skipped where this CPU cannot run it
+        ops = native.lstm_ops(lambda line: None)
+        if ops is None or not native.proves_itself(ops, "bfloat16", [(8, 32), (32, 32)], lambda line: None):
+            native.reset()
+            pytest.skip("oneDNN builds no bf16 LSTM on this CPU: the native op is not used here")
     calls = []
     original = fused_lstm.native_lstm_layer
     monkeypatch.setattr(fused_lstm, "native_lstm_layer",

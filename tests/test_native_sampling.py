@@ -242,9 +242,9 @@ def test_auto_picks_the_native_loop_for_an_lstm_only(tmp_path, fresh_decision):
 
 
 def test_a_cpu_without_amx_samples_on_xla(tmp_path, monkeypatch, fresh_decision):
-    from charrnn.training import precision
+    from charrnn import hardware
 
-    monkeypatch.setattr(precision, "cpu_flags", lambda *args: {"avx512f", "avx512bw", "avx512_bf16"})
+    monkeypatch.setattr(hardware, "cpu_flags", lambda *args: {"avx512f", "avx512bw", "avx512_bf16"})
     assert not sampling.has_amx()
     assert sampling.loop_library() is None
     assert sampling.unavailable_reason() == "this CPU lacks amx_tile, amx_bf16"

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 import charrnn
+from charrnn import hardware
 from charrnn.training import precision
 from charrnn.tools.bench import slow_intervals, steady_median, train_intervals
 from charrnn.cli.main import main
@@ -58,10 +59,10 @@ def test_cpu_bf16_units_reads_the_flags(tmp_path):
     info = tmp_path / "cpuinfo"
     info.write_text("processor\t: 0\nflags\t\t: fpu sse avx512f avx512_bf16 amx_tile amx_bf16\n\n"
                     "processor\t: 1\nflags\t\t: fpu sse avx512f avx512_bf16 amx_tile amx_bf16\n")
-    assert precision.cpu_bf16_units(info) == ("amx_bf16", "avx512_bf16")
+    assert hardware.cpu_bf16_units(info) == ("amx_bf16", "avx512_bf16")
     info.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f\n")
-    assert precision.cpu_bf16_units(info) == ()
-    assert precision.cpu_bf16_units(tmp_path / "absent") == ()
+    assert hardware.cpu_bf16_units(info) == ()
+    assert hardware.cpu_bf16_units(tmp_path / "absent") == ()
 
 
 def _train(tiny_corpus, out, **options):
@@ -73,7 +74,7 @@ def _train(tiny_corpus, out, **options):
 
 @pytest.mark.parametrize("units,expected", [(("amx_bf16",), "mixed_bfloat16"), ((), "float32")])
 def test_auto_precision_follows_the_cpu_and_says_so(tmp_path, tiny_corpus, monkeypatch, units, expected):
-    monkeypatch.setattr(precision, "cpu_bf16_units", lambda: units)
+    monkeypatch.setattr(hardware, "cpu_flags", lambda *args: {"avx2", "fma", *units})
     recorded, lines = _train(tiny_corpus, tmp_path / "run")
     assert recorded == expected  # config.json holds the concrete precision, never "auto"
     assert len(lines) == 1 and lines[0].startswith(f"precision: {expected} (")
@@ -81,16 +82,16 @@ def test_auto_precision_follows_the_cpu_and_says_so(tmp_path, tiny_corpus, monke
 
 
 def test_explicit_precision_and_other_cells_keep_float32_on_a_bf16_cpu(tmp_path, tiny_corpus, monkeypatch):
-    monkeypatch.setattr(precision, "cpu_bf16_units", lambda: ("amx_bf16",))
+    monkeypatch.setattr(hardware, "cpu_flags", lambda *args: {"avx2", "fma", "amx_bf16"})
     assert _train(tiny_corpus, tmp_path / "forced", precision="float32") == ("float32", [])
     recorded, lines = _train(tiny_corpus, tmp_path / "gru", cell="gru")
     assert recorded == "float32" and "fused CPU LSTM" in lines[0]
 
 
 def test_resume_keeps_the_precision_the_run_started_with(tmp_path, tiny_corpus, monkeypatch):
-    monkeypatch.setattr(precision, "cpu_bf16_units", lambda: ("amx_bf16",))
+    monkeypatch.setattr(hardware, "cpu_flags", lambda *args: {"avx2", "fma", "amx_bf16"})
     _train(tiny_corpus, tmp_path / "run")
-    monkeypatch.setattr(precision, "cpu_bf16_units", lambda: ())  # e.g. resumed on an older CPU
+    monkeypatch.setattr(hardware, "cpu_flags", lambda *args: {"avx2", "fma"})  # e.g. resumed on an older CPU
     lines = []
     charrnn.train(tiny_corpus, tmp_path / "run", resume=True, max_steps=4, progress=False, log=lines.append,
                   **TINY_OPTIONS)

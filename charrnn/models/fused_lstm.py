@@ -13,10 +13,12 @@ worth about 1.4x (measured in a prototype: a whole-sequence hand-off ran at 21k 
 chars/s). The math is Keras's LSTM (gates i, f, c, o; sigmoid and tanh; no peepholes) and the
 weights are Keras `LSTMCell` weights, so a trained stack copies into `keras.layers.LSTM` layers.
 
-With `low_precision` (bf16) on a CPU with bf16 units, each layer instead runs as one call of
-oneDNN's fused LSTM primitive over the whole sequence, forward and backward (`native_lstm_layer`,
-the op in `charrnn.native`); where that op cannot be built or loaded, or CHARRNN_NATIVE=0, the
-chunked path above runs instead.
+Where oneDNN's fused LSTM primitive serves the stack's precision on this CPU, each layer instead
+runs as one call of it over the whole sequence, forward and backward (`native_lstm_layer`, the op
+in `charrnn.native`): in bf16 (`low_precision`) wherever the op loads and proves itself (oneDNN
+refuses bf16 on CPUs without AVX-512 bf16 support), in float32 on the CPU classes where it was
+measured faster than the chunked path (`charrnn.native.float32_kernel`). Elsewhere, or with
+CHARRNN_NATIVE=0, the chunked path above runs.
 """
 
 from __future__ import annotations
@@ -125,18 +127,19 @@ def lstm_layer(chunks: list, kernel, recurrent, bias, low_precision: bool = Fals
     return run(*chunks, kernel, recurrent, bias)
 
 
-def native_lstm_layer(sequence, kernel, recurrent, bias, ops, training: bool = True):
-    """One LSTM layer over a whole time-major sequence (T, B, in) by oneDNN's bf16 LSTM primitive
-    (the `charrnn.native` op module `ops`): inputs and weights rounded to bfloat16, the cell state
-    and the gate arithmetic float32; returns the (T, B, U) hidden states as float32 (bf16 values).
-    With `training`, differentiable with respect to the sequence and the three weights (float32
-    gradients); without, the inference primitive, which keeps nothing for a backward pass."""
+def native_lstm_layer(sequence, kernel, recurrent, bias, ops, training: bool = True, dtype=tf.bfloat16):
+    """One LSTM layer over a whole time-major sequence (T, B, in) by oneDNN's LSTM primitive (the
+    `charrnn.native` op module `ops`) in `dtype`: in bfloat16 the inputs and weights are rounded
+    to bfloat16 and the cell state and gate arithmetic stay float32; returns the (T, B, U) hidden
+    states as float32. With `training`, differentiable with respect to the sequence and the three
+    weights (float32 gradients); without, the inference primitive, which keeps nothing for a
+    backward pass."""
     if not training:
-        return tf.cast(ops.charrnn_lstm_inference(tf.cast(sequence, tf.bfloat16), kernel, recurrent, bias), tf.float32)
+        return tf.cast(ops.charrnn_lstm_inference(tf.cast(sequence, dtype), kernel, recurrent, bias), tf.float32)
 
     @tf.custom_gradient
     def run(sequence, kernel, recurrent, bias):
-        inputs = tf.cast(sequence, tf.bfloat16)
+        inputs = tf.cast(sequence, dtype)
         hiddens, workspace = ops.charrnn_lstm_forward(inputs, kernel, recurrent, bias)
 
         def grad(d_hiddens):
@@ -146,6 +149,23 @@ def native_lstm_layer(sequence, kernel, recurrent, bias, ops, training: bool = T
         return tf.cast(hiddens, tf.float32), grad
 
     return run(sequence, kernel, recurrent, bias)
+
+
+def native_ops_for(units, input_width: int, low_precision: bool):
+    """The `charrnn.native` op module where oneDNN's LSTM serves a stack of `units` over inputs of
+    `input_width` in this precision on this CPU (loaded, proven on these shapes, and for float32
+    picked for this CPU class), else None. Decided once per process for each shape."""
+    from charrnn import native
+
+    dtype = "bfloat16" if low_precision else "float32"
+    if dtype == "float32" and not native.float32_kernel()[0]:
+        return None
+    if not native.supports_units(units):
+        native.unsupported_units(units, dtype)
+        return None
+    ops = native.lstm_ops()
+    shapes = list(zip([input_width, *units[:-1]], units))
+    return ops if ops is not None and native.proves_itself(ops, dtype, shapes) else None
 
 
 @keras.saving.register_keras_serializable("charrnn")
@@ -161,7 +181,7 @@ class FusedLSTMStack(keras.layers.Layer):
         dropout: dropout rate on each layer's output while training. Defaults to 0.0.
         chunk: steps per compiled call. Defaults to `CHUNK`.
         low_precision: train in bfloat16 (what `--precision mixed_bfloat16` selects): each layer by
-            oneDNN's fused LSTM primitive where `charrnn.native.lstm_ops()` loads, else the
+            oneDNN's fused LSTM primitive where it loads and proves itself on this CPU, else the
             chunked path with the input projections and weight gradients from bfloat16 operands.
             Defaults to False.
     """
@@ -178,7 +198,7 @@ class FusedLSTMStack(keras.layers.Layer):
         self.seed_generator = keras.random.SeedGenerator() if self.dropout else None
 
     def build(self, input_shape):
-        width = input_shape[-1]
+        width = self.input_width = int(input_shape[-1])
         for cell in self.cells:
             cell.build((None, width))
             width = cell.units
@@ -190,12 +210,13 @@ class FusedLSTMStack(keras.layers.Layer):
         sequence = tf.transpose(inputs, (1, 0, 2))  # time-major
         ops = self._native_ops()
         if ops is not None:
+            dtype = tf.bfloat16 if self.low_precision else tf.float32
             # oneDNN 3.2's AMX LSTM kernels die (SIGILL) on a batch of one: give them a zero row
             single = sequence.shape[1] == 1
             if single:
                 sequence = tf.pad(sequence, [[0, 0], [0, 1], [0, 0]])
             for cell in self.cells:
-                sequence = native_lstm_layer(sequence, *self._weights(cell), ops, training=bool(training))
+                sequence = native_lstm_layer(sequence, *self._weights(cell), ops, training=bool(training), dtype=dtype)
                 if self.dropout and training:
                     sequence = keras.random.dropout(sequence, self.dropout, seed=self.seed_generator)
             if single:
@@ -210,15 +231,8 @@ class FusedLSTMStack(keras.layers.Layer):
         return tf.transpose(tf.concat(chunks, axis=0), (1, 0, 2))
 
     def _native_ops(self):
-        """The oneDNN op module when this stack trains in bf16 and the op loads, else None."""
-        if not self.low_precision:
-            return None
-        from charrnn.native import lstm_ops, supports_units, unsupported_units
-
-        if not supports_units(self.units):
-            unsupported_units(self.units)
-            return None
-        return lstm_ops()
+        """The oneDNN op module where it serves this stack's precision on this CPU, else None."""
+        return native_ops_for(self.units, self.input_width, self.low_precision)
 
     @staticmethod
     def _weights(cell) -> tuple:

@@ -1,13 +1,18 @@
-"""charrnn's native TensorFlow ops: a bf16 LSTM layer trained by oneDNN's fused LSTM primitive.
+"""charrnn's native TensorFlow ops: an LSTM layer trained by oneDNN's fused LSTM primitive.
 
-The C++ source (`lstm_bf16.cc`) ships with the package and is compiled on first use with g++,
+The C++ source (`lstm_onednn.cc`) ships with the package and is compiled on first use with g++,
 TensorFlow's compile/link flags and the oneDNN headers and library of the `onednn-devel-cpu-gomp`
-/ `onednn-cpu-gomp` wheels, into `<folder>/<hash>/lstm_bf16.so`, written atomically. <folder> is
+/ `onednn-cpu-gomp` wheels, into `<folder>/<hash>/lstm_onednn.so`, written atomically. <folder> is
 $CHARRNN_NATIVE_CACHE, else `<cache>/native` (`<cache>` as for corpora: $CHARRNN_CACHE_DIR, else
 ~/.cache/charrnn); the hash covers the source, the TensorFlow version, the oneDNN version and the
-compiler command, so an upgrade compiles afresh. Where anything is missing (g++, the oneDNN
-wheels, bf16 units on the CPU), the compile or the load fails, or CHARRNN_NATIVE=0 is set,
-`lstm_ops` returns None after one status line saying why, and the caller keeps the TensorFlow path.
+compiler command, so an upgrade compiles afresh. The op runs in bfloat16 or float32.
+
+Whether it runs is decided in two steps. `lstm_ops` builds and loads the library, or returns None
+(missing g++ or oneDNN wheels, not Linux x86-64, CHARRNN_NATIVE=0, a failed compile). Then
+`proves_itself` runs the op once per process for each (type, layer shapes) on a tiny batch,
+forward and backward: oneDNN refuses a primitive this CPU cannot run (its bf16 LSTM needs
+AVX-512 with bf16 support) with an error there, and the caller takes TensorFlow's path after one
+status line, so no training step ever meets that error.
 """
 
 from __future__ import annotations
@@ -23,8 +28,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
-SOURCE = Path(__file__).with_name("lstm_bf16.cc")
+SOURCE = Path(__file__).with_name("lstm_onednn.cc")
 ENV = "CHARRNN_NATIVE"  # "0" keeps the TensorFlow path
+FLOAT32_ENV = "CHARRNN_LSTM_FLOAT32"  # "onednn" / "chunked": overrides `float32_kernel`'s class rule
 CACHE_ENV = "CHARRNN_NATIVE_CACHE"  # the folder of compiled kernels
 ONEDNN_WHEEL = "onednn-cpu-gomp"
 
@@ -88,11 +94,8 @@ def compile_source(path: Path, build_command: Callable[[Path], list[str]]) -> No
 
 
 def why_not_native() -> str | None:
-    """Why this machine cannot use the native op (a short phrase), or None if it can try."""
-    from charrnn.training.precision import cpu_bf16_units
-
-    no_units = "this CPU has no bf16 matrix units (amx_bf16 / avx512_bf16)"
-    reason = build_blocker(lambda: None if cpu_bf16_units() else no_units)
+    """Why this machine cannot build the native op (a short phrase), or None if it can try."""
+    reason = build_blocker(lambda: None)
     if reason is not None:
         return reason
     if onednn_paths() is None:
@@ -125,7 +128,7 @@ def library_path() -> Path:
                  " ".join(_build_command(Path("out"), include, lib)).encode()):
         key.update(part)
         key.update(b"\0")
-    return cache_folder() / key.hexdigest()[:16] / "lstm_bf16.so"
+    return cache_folder() / key.hexdigest()[:16] / "lstm_onednn.so"
 
 
 def cache_folder() -> Path:
@@ -135,22 +138,38 @@ def cache_folder() -> Path:
     return Path(os.environ[CACHE_ENV]) if os.environ.get(CACHE_ENV) else cache_dir() / "native"
 
 
-def compile_library(path: Path, log: Callable[[str], None] = _log) -> None:
-    """Compiles `lstm_bf16.cc` into `path` (atomically: a temporary file renamed over it).
+def build_and_load(what: str, why_not: Callable[[], str | None], path: Callable[[], Path],
+                   build_command: Callable[[Path], list[str]], load: Callable[[Path], object],
+                   announce: Callable[[], None] = lambda: None) -> tuple[object | None, str | None]:
+    """Compiles a native library if its file is missing, then loads it: (library, None), or
+    (None, why not) where `why_not()` names a blocker or any step fails.
 
-    Raises:
-        RuntimeError: g++ failed; the message is its first error line.
-        WriteError: the cache folder cannot be written.
+    Args:
+        what: the library's name in the reason ("the native kernel").
+        why_not: the reason this machine cannot build it, or None.
+        path: where the compiled file lives (in the hashed cache folder).
+        build_command: the compiler command writing to a given (temporary) path.
+        load: turns the compiled file into the loaded library (may raise to refuse it).
+        announce: called just before a compile (a status line: compiles take seconds).
     """
-    include, lib = onednn_paths()
-    log("compiling the bf16 LSTM kernel (once) ...")
-    compile_source(path, lambda output: _build_command(output, include, lib))
+    reason = why_not()
+    if reason is not None:
+        return None, reason
+    try:
+        target = path()
+        if not target.is_file():
+            announce()
+            compile_source(target, build_command)
+        return load(target), None
+    except Exception as error:  # any failure leaves the TensorFlow path, which always works
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        return None, f"{what} could not be built or loaded: {first}"
 
 
 def lstm_ops(log: Callable[[str], None] = _log):
     """The loaded op module (`charrnn_lstm_forward`, `charrnn_lstm_backward`,
-    `charrnn_lstm_inference`), compiling it on
-    first use; None where the native path is unavailable (said once, in one status line).
+    `charrnn_lstm_inference`), compiling it on first use; None where the native path is
+    unavailable (said once, in one status line). Decided once per process.
 
     Args:
         log: where to send the status lines. Defaults to printing to stderr.
@@ -160,22 +179,90 @@ def lstm_ops(log: Callable[[str], None] = _log):
     """
     if "ops" in _loaded:
         return _loaded["ops"]
-    reason = why_not_native()
-    ops = None
-    if reason is None:
-        try:
-            import tensorflow as tf
 
-            path = library_path()
-            if not path.is_file():
-                compile_library(path, log)
-            ops = tf.load_op_library(str(path))
-        except Exception as error:  # any failure here leaves the TensorFlow path, which always works
-            reason = f"the native kernel could not be built or loaded: {str(error).splitlines()[0] if str(error) else type(error).__name__}"
+    def load(path: Path):
+        import tensorflow as tf
+
+        return tf.load_op_library(str(path))
+
+    def build_command(output: Path) -> list[str]:
+        include, lib = onednn_paths()
+        return _build_command(output, include, lib)
+
+    ops, reason = build_and_load("the native kernel", why_not_native, library_path, build_command, load,
+                                 lambda: log("compiling oneDNN's LSTM kernel (once) ..."))
     if ops is None:
-        log(f"bf16 LSTM layers on TensorFlow's chunked path ({reason})")
+        log(f"LSTM layers on TensorFlow's chunked path ({reason})")
     _loaded["ops"] = ops
     return ops
+
+
+def proves_itself(ops, dtype: str, shapes, log: Callable[[str], None] = _log) -> bool:
+    """Whether oneDNN builds and runs its LSTM primitives in `dtype` for these layer shapes on
+    this CPU: one forward (training and inference) and one backward pass on a batch of 2 x 2 steps,
+    run once per process for each (dtype, shapes); a refusal is said once, in one status line.
+
+    Args:
+        ops: the module `lstm_ops()` returned.
+        dtype: "bfloat16" or "float32".
+        shapes: (input width, units) of each layer.
+        log: where the status line goes. Defaults to printing to stderr.
+    """
+    key = (dtype, tuple((int(width), int(units)) for width, units in shapes))
+    proven = _loaded.setdefault("proven", {})
+    if key not in proven:
+        proven[key] = _probe(ops, dtype, key[1])
+        if proven[key] is not None:
+            log(f"{dtype} LSTM layers on TensorFlow's chunked path (oneDNN cannot build its {dtype} LSTM on "
+                f"this CPU: {proven[key]})")
+    return proven[key] is None
+
+
+def _probe(ops, dtype: str, shapes) -> str | None:
+    """Runs the op on zeros for each layer shape; the first error line, or None."""
+    import tensorflow as tf
+
+    try:
+        with tf.init_scope():  # eagerly, also when called while a tf.function is being traced
+            for width, units in shapes:
+                inputs = tf.zeros((2, 2, width), dtype)
+                kernel, recurrent, bias = (tf.zeros((width, 4 * units)), tf.zeros((units, 4 * units)),
+                                           tf.zeros((4 * units,)))
+                ops.charrnn_lstm_inference(inputs, kernel, recurrent, bias)
+                hiddens, workspace = ops.charrnn_lstm_forward(inputs, kernel, recurrent, bias)
+                ops.charrnn_lstm_backward(inputs, kernel, recurrent, bias, hiddens, workspace,
+                                          tf.zeros((2, 2, units)))
+    except Exception as error:  # oneDNN's refusal arrives as tf.errors.InternalError
+        text = str(error)
+        marker = "oneDNN: "
+        text = text[text.index(marker) + len(marker):] if marker in text else text
+        text = text.split(" [Op:")[0]  # TensorFlow's suffix naming the op
+        return text.splitlines()[0].strip() if text.strip() else type(error).__name__
+    return None
+
+
+# The CPU classes (`charrnn.hardware.cpu_class`) where oneDNN's float32 LSTM trained the reference
+# model faster than the chunked XLA path, measured side by side (docs/hardware.md); elsewhere float32
+# keeps the chunked path, which was tuned there.
+FLOAT32_CLASSES = ("avx2",)
+
+
+def float32_kernel() -> tuple[bool, str]:
+    """Whether float32 LSTM stacks train on oneDNN's op on this CPU, and why (a short phrase).
+
+    CHARRNN_LSTM_FLOAT32=onednn or =chunked overrides the class rule (for side-by-side benchmarks).
+    """
+    from charrnn.hardware import cpu_class
+
+    choice = os.environ.get(FLOAT32_ENV, "").strip().lower()
+    if choice in ("onednn", "chunked"):
+        return choice == "onednn", f"{FLOAT32_ENV}={choice}"
+    if choice:
+        raise ValueError(f"{FLOAT32_ENV} must be 'onednn' or 'chunked', not {choice!r}")
+    kind = cpu_class()
+    if kind in FLOAT32_CLASSES:
+        return True, f"oneDNN's float32 LSTM measured faster than the chunked path on {kind} CPUs"
+    return False, f"the chunked path measured faster than or not yet compared with oneDNN's on {kind} CPUs"
 
 
 def supports_units(units) -> bool:
@@ -184,12 +271,12 @@ def supports_units(units) -> bool:
     return all(int(width) % UNITS_MULTIPLE == 0 for width in units)
 
 
-def unsupported_units(units, log: Callable[[str], None] = _log) -> None:
+def unsupported_units(units, dtype: str = "bfloat16", log: Callable[[str], None] = _log) -> None:
     """Says once per process that `units` keeps the TensorFlow path, and why."""
     said = _loaded.setdefault("said", set())
-    if tuple(units) not in said:
-        said.add(tuple(units))
-        log(f"bf16 LSTM layers on TensorFlow's chunked path (oneDNN's kernel is used for widths that are "
+    if (dtype, tuple(units)) not in said:
+        said.add((dtype, tuple(units)))
+        log(f"{dtype} LSTM layers on TensorFlow's chunked path (oneDNN's kernel is used for widths that are "
             f"multiples of {UNITS_MULTIPLE}; these are {', '.join(str(width) for width in units)})")
 
 

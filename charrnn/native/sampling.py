@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 
 SOURCE = Path(__file__).with_name("sample_amx.cc")
-AMX_FLAGS = ("amx_tile", "amx_bf16", "avx512_bf16", "avx512bw")
 MODES = {"argmax": 0, "plain": 1, "truncated": 2}
 MAX_THREADS = 2  # measured on a 2-core machine only
 
@@ -35,21 +34,16 @@ class _Model(ctypes.Structure):
                 ("joints", ctypes.c_void_p), ("widths", ctypes.c_void_p), ("head_bias", ctypes.c_void_p)]
 
 
-def missing_amx_flags() -> list[str]:
-    """The AMX feature flags (`AMX_FLAGS`) this CPU does not report."""
-    from charrnn.training.precision import cpu_flags
-
-    flags = cpu_flags()
-    return [flag for flag in AMX_FLAGS if flag not in flags]
-
-
 def has_amx() -> bool:
     """Whether this CPU has the AMX tiles the native loop runs on."""
+    from charrnn.hardware import missing_amx_flags
+
     return not missing_amx_flags()
 
 
 def why_not_native() -> str | None:
     """Why this machine cannot run the native sampling loop (a short phrase), or None."""
+    from charrnn.hardware import missing_amx_flags
     from charrnn.native import build_blocker
 
     def missing_units():
@@ -76,23 +70,19 @@ def library_path() -> Path:
 def loop_library():
     """The loaded native loop (a ctypes CDLL), compiling it on first use; None where it is
     unavailable (`unavailable_reason()` says why). Decided once per process."""
-    from charrnn.native import compile_source
+    from charrnn.native import build_and_load
 
     if "library" in _loaded:
         return _loaded["library"]
-    reason, library = why_not_native(), None
-    if reason is None:
-        try:
-            path = library_path()
-            if not path.is_file():
-                compile_source(path, _build_command)
-            library = ctypes.CDLL(str(path))
-            library.charrnn_sample_run.restype = ctypes.c_int
-            if library.charrnn_amx_init() != 0:
-                library, reason = None, "Linux refused the AMX tile state (arch_prctl)"
-        except Exception as error:  # any failure leaves the XLA loop, which always works
-            library = None
-            reason = f"the native loop could not be built or loaded: {str(error).splitlines()[0] if str(error) else type(error).__name__}"
+
+    def load(path: Path):
+        library = ctypes.CDLL(str(path))
+        library.charrnn_sample_run.restype = ctypes.c_int
+        if library.charrnn_amx_init() != 0:
+            raise RuntimeError("Linux refused the AMX tile state (arch_prctl)")
+        return library
+
+    library, reason = build_and_load("the native loop", why_not_native, library_path, _build_command, load)
     _loaded.update(library=library, reason=reason)
     return library
 

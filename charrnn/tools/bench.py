@@ -3,7 +3,6 @@ and sampling speed. Every figure is measured when called; nothing here is a cons
 
 from __future__ import annotations
 
-import platform
 import time
 
 
@@ -52,15 +51,10 @@ def matmul_gflops(m: int = 1024, k: int = 1024, n: int = 1024, seconds: float = 
 
 
 def machine() -> str:
-    import os
+    """The machine a figure was measured on: CPU model, class, notable flags, cores."""
+    from charrnn.hardware import describe
 
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as handle:
-            model = next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{model}, {os.cpu_count()} cores"
+    return describe()
 
 
 SLOW_SHARE = 0.6  # an interval below this share of the median interval rate is flagged as slow
@@ -81,6 +75,16 @@ def slow_intervals(rates: list[float], share: float = SLOW_SHARE) -> list[int]:
     """
     floor = share * steady_median(rates)
     return [number for number, rate in enumerate(rates, start=1) if number > 1 and rate < floor]
+
+
+def lstm_kernel(model: dict, precision: str) -> str:
+    """Which kernel trains an LSTM of this shape in this precision here: "onednn" or "chunked"
+    (asked after a run, it repeats that run's decision without a new status line)."""
+    from charrnn.models.fused_lstm import native_ops_for
+
+    width = model["embedding_dim"] or model["vocab_size"]
+    units = [model["units"]] * model["layers"]
+    return "onednn" if native_ops_for(units, width, precision == "mixed_bfloat16") is not None else "chunked"
 
 
 def train_intervals(corpus: str = "tinyshakespeare", steps: int = 300, eval_every: int = 50,
@@ -135,7 +139,8 @@ def train_intervals(corpus: str = "tinyshakespeare", steps: int = 300, eval_ever
               "eval_every": eval_every, "seconds": round(seconds, 2), "intervals": [round(rate, 1) for rate in rates],
               "median_chars_per_s": round(median, 1),
               "slow_intervals": slow_intervals(rates),
-              "val_loss": rows[-1]["val_loss"] if rows else None, "flops_per_char": flops, "machine": machine()}
+              "val_loss": rows[-1]["val_loss"] if rows else None, "flops_per_char": flops, "machine": machine(),
+              "kernel": lstm_kernel(model, config["train"]["precision"])}
     if roof:
         gflops = matmul_gflops()
         result.update(matmul_gflops=round(gflops, 1), utilization=round(median * flops / (gflops * 1e9), 4))

@@ -3,42 +3,17 @@
 mixed_bfloat16 (bf16 products, float32 weights, recurrence and logits) is chosen only where it
 was measured to pay: the fused CPU LSTM stack on a CPU with bf16 matrix units (AMX or
 AVX512-BF16). Everywhere else (GRU and SimpleRNN cells, tf.distribute, GPUs, older CPUs) float32.
-See the README's training-throughput table for the measurements.
+Asked for on a CPU without bf16 units, mixed_bfloat16 still trains, several times slower than
+float32 (`slow_bf16_note` says by how much), and its validation runs in float32
+(`evaluation_precision`). docs/hardware.md has the measurements.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from charrnn import hardware
 
 AUTO = "auto"
 PRECISIONS = ("float32", "mixed_bfloat16")
-BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo flags of the units oneDNN uses for bf16 products
-
-
-def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> set[str]:
-    """The CPU's feature flags from `cpuinfo` (empty where it cannot be read, e.g. not Linux)."""
-    try:
-        text = Path(cpuinfo).read_text("utf-8", errors="replace")
-    except OSError:
-        return set()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return set(line.split(":", 1)[-1].split())
-    return set()
-
-
-def cpu_bf16_units(cpuinfo: str | Path = "/proc/cpuinfo") -> tuple[str, ...]:
-    """The bf16 matrix-unit flags the CPU reports.
-
-    Args:
-        cpuinfo: the file listing the CPU's flags. Defaults to "/proc/cpuinfo".
-
-    Returns:
-        The flags of `BF16_FLAGS` present, e.g. ("amx_bf16", "avx512_bf16"); () when there are none
-        or the file cannot be read (not Linux).
-    """
-    flags = cpu_flags(cpuinfo)
-    return tuple(flag for flag in BF16_FLAGS if flag in flags)
 
 
 def choose_precision(cell: str, distribute: str | None) -> tuple[str, str]:
@@ -58,7 +33,33 @@ def choose_precision(cell: str, distribute: str | None) -> tuple[str, str]:
         return "float32", "a GPU is visible; bf16 was not measured there"
     if cell != "lstm" or distribute is not None:
         return "float32", "bf16 pays only on the fused CPU LSTM stack (an LSTM without --distribute)"
-    units = cpu_bf16_units()
+    units = hardware.cpu_bf16_units()
     if not units:
         return "float32", "this CPU has no bf16 matrix units (amx_bf16 / avx512_bf16)"
     return "mixed_bfloat16", f"this CPU has bf16 matrix units ({', '.join(units)})"
+
+
+# charrnn bench train, 2 x LSTM(256) (the reference config), forced mixed_bfloat16 against float32 on
+# a CPU without bf16 units: bench/train_speed.py --precision both, docs/hardware.md
+SLOW_BF16_FACTOR, SLOW_BF16_MACHINE = 6.7, "an AMD EPYC (family 23, AVX2 only)"
+
+
+def has_bf16_units() -> bool:
+    """Whether bf16 products run on matrix units here (a CPU with AMX or AVX512-BF16)."""
+    return bool(hardware.cpu_bf16_units())
+
+
+def slow_bf16_note(precision: str) -> str | None:
+    """The status line for mixed_bfloat16 asked for on a CPU without bf16 units, else None."""
+    if precision != "mixed_bfloat16" or has_bf16_units():
+        return None
+    return (f"precision: mixed_bfloat16 as asked, but this CPU has no bf16 matrix units (amx_bf16 / avx512_bf16): "
+            f"bf16 is emulated and trained {SLOW_BF16_FACTOR:.1f}x slower than float32 on {SLOW_BF16_MACHINE}; "
+            "--precision float32 is faster here (validation runs in float32)")
+
+
+def evaluation_precision(precision: str) -> str:
+    """The precision validation runs in: the training precision, except float32 for mixed_bfloat16
+    on a CPU without bf16 units (emulated bf16 made one evaluation there take 42 s instead of
+    seconds, and float32 scores are the more exact ones)."""
+    return "float32" if precision == "mixed_bfloat16" and not has_bf16_units() else precision

@@ -153,12 +153,18 @@ def _check_options(train_options: dict, saved: runs.Run | None) -> None:
                           "or drop --replicas")
 
 
-def resolve_precision(config: TrainConfig, model: ModelConfig, log: Callable[[str], None]) -> TrainConfig:
+def resolve_precision(config: TrainConfig, model: ModelConfig, log: Callable[[str], None],
+                      resuming: bool = False) -> TrainConfig:
     """`config` with precision "auto" replaced by the one chosen for this machine and model
-    (`charrnn.training.precision.choose_precision`), said in one status line; other precisions as given."""
+    (`charrnn.training.precision.choose_precision`), said in one status line; other precisions as
+    given (a new run that asks for bf16 on a CPU without bf16 units is told what that costs)."""
+    from charrnn.training.precision import choose_precision, slow_bf16_note
+
     if config.precision != "auto":
+        note = None if resuming else slow_bf16_note(config.precision)
+        if note is not None:
+            log(note)
         return config
-    from charrnn.training.precision import choose_precision
 
     precision, reason = choose_precision(model.cell, config.distribute)
     log(f"precision: {precision} ({reason}; --precision float32 or mixed_bfloat16 overrides)")
@@ -181,8 +187,8 @@ class _Session:
         if train_options.get("items") and saved is None:  # an items run's own defaults
             model_options, train_options = items.with_defaults(model_options, train_options,
                                                                 fine_tuning=tune is not None)
-        elif saved is None and tune is None:  # a longer budget's wider LSTM and lower learning rate
-            model_options, train_options = with_budget_defaults(model_options, train_options)
+        elif saved is None and tune is None and train_options.get("time_budget") is not None:
+            model_options, train_options = self._budget_defaults(model_options, train_options)
         train_config = resume_config(saved, model_options, train_options) if saved else TrainConfig(**train_options)
         stray = [f"--{name.replace('_', '-')}" for name in ("buckets", "max_item_length") if name in train_options]
         if stray and not train_config.items:
@@ -224,7 +230,7 @@ class _Session:
 
             if importlib.util.find_spec("tensorboard") is None:
                 raise CharRNNError("--tensorboard needs the tensorboard package: pip install 'charrnn[tensorboard]'")
-        train_config = resolve_precision(train_config, model_config, log)
+        train_config = resolve_precision(train_config, model_config, log, resuming=saved is not None)
         self.model_config, self.train_config, self.corpus = model_config, train_config, corpus
         self.resuming = saved is not None
         self.total_steps, self.limit = self._step_limit()
@@ -329,24 +335,42 @@ class _Session:
         optimizer.build(model.trainable_variables)
         self.model, self.optimizer = model, optimizer
 
-    def _new_model(self, seq_length: int | None, fused: bool, unroll: bool | None):
-        """A char model of this run's shape, built under the run's precision policy."""
+    def _budget_defaults(self, model_options: dict, train_options: dict) -> tuple[dict, dict]:
+        """The options with the defaults of the compute the time budget buys here (a wider LSTM
+        and a lower learning rate for a long one, a narrower LSTM for a short one), said in one
+        status line."""
+        from charrnn.training import budget
+
+        try:
+            scale, how = budget.compute_scale()
+        except ValueError as error:
+            raise CharRNNError(str(error)) from None
+        model_options, train_options = with_budget_defaults(model_options, train_options, scale)
+        self.log(budget.describe(train_options["time_budget"], scale, how, model_options,
+                                 train_options.get("seq_length")))
+        return model_options, train_options
+
+    def _new_model(self, seq_length: int | None, fused: bool, unroll: bool | None, precision: str | None = None):
+        """A char model of this run's shape, built under `precision` (the run's by default)."""
         from charrnn.models.char_model import build_char_model
 
         return build_char_model(self.model_config, seq_length=seq_length, fused=fused, unroll=unroll,
-                                precision=self.train_config.precision)
+                                precision=precision or self.train_config.precision)
 
     def _build_validation(self) -> None:
         """The validation scorer of a stream run. Windows of the training length are scored by the
         training model; longer ones (`eval_window`) by a copy built for that length, its weights
         copied from the training model at each evaluation (a window longer than the split is cut to
         the split, but never below the training window)."""
+        from charrnn.training.precision import evaluation_precision
+
         config = self.train_config
         self.val_window = window = config.validation_window(len(self.val_ids))
-        if window == config.seq_length:
+        precision = evaluation_precision(config.precision)
+        if window == config.seq_length and precision == config.precision:
             self.val_model = self.model
         else:  # the fused stack where the training model has it, else the rolled layers
-            self.val_model = self._new_model(window, fused=self.fused, unroll=False)
+            self.val_model = self._new_model(window, fused=self.fused, unroll=False, precision=precision)
         self.scorer = make_scorer(self.val_model)
 
     def _saved_form(self):

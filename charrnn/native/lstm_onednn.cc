@@ -1,11 +1,15 @@
-// One LSTM layer over a whole sequence, trained in bfloat16 by oneDNN's fused LSTM primitive.
+// One LSTM layer over a whole sequence, trained by oneDNN's fused LSTM primitive, in bfloat16 or
+// float32 (the op's attribute T: the type of the layer's input and hidden states).
 //
 // CharrnnLstmForward runs `lstm_forward` (prop_kind forward_training) and returns the hidden
 // states with the primitive's workspace; CharrnnLstmBackward runs `lstm_backward` from that
 // workspace. CharrnnLstmInference runs `lstm_forward` with prop_kind forward_inference: the hidden
 // states only, no workspace (about 20 KB per position of a 384-unit layer, which a long
-// validation window cannot afford). Sources, hidden states and weights are bfloat16; the bias, the cell state and the
-// gradients float32 (oneDNN 3.2 refuses other mixes). Initial states are zero.
+// validation window cannot afford). Sources, hidden states and weights are of type T; the bias, the
+// cell state and the gradients float32 (oneDNN 3.2 refuses other mixes for bf16). Initial states are
+// zero. Whether oneDNN can build a primitive depends on the CPU (3.2's bf16 LSTM needs AVX-512
+// with bf16 support; float32 runs on AVX2): charrnn.native probes each (type, shape) once before
+// using the op, so a refusal here becomes a fallback, not a failed training step.
 //
 // Weights arrive as Keras LSTMCell float32 weights: kernel (in, 4U), recurrent kernel (U, 4U) and
 // bias (4U,), gates i, f, c, o along the last axis. That is oneDNN's ldigo (weights) and ldgo
@@ -14,7 +18,7 @@
 // whatever layout the primitive prefers.
 //
 // Primitives and reorders are created once per shape (time, batch, in, units) and cached in the
-// kernel; a mutex serialises calls of one kernel.
+// kernel (one kernel object per type); a mutex serialises calls of one kernel.
 
 #include <cstring>
 #include <map>
@@ -47,11 +51,12 @@ static void set_hiddens_shape(InferenceContext* context) {
 }
 
 REGISTER_OP("CharrnnLstmForward")
-    .Input("inputs: bfloat16")     // (time, batch, in)
+    .Attr("T: {bfloat16, float}")
+    .Input("inputs: T")            // (time, batch, in)
     .Input("kernel: float")        // (in, 4 * units)
     .Input("recurrent: float")     // (units, 4 * units)
     .Input("bias: float")          // (4 * units)
-    .Output("hiddens: bfloat16")   // (time, batch, units)
+    .Output("hiddens: T")          // (time, batch, units)
     .Output("workspace: uint8")    // oneDNN's saved gates and states, for the backward op
     .SetShapeFn([](InferenceContext* context) {
       set_hiddens_shape(context);
@@ -60,22 +65,24 @@ REGISTER_OP("CharrnnLstmForward")
     });
 
 REGISTER_OP("CharrnnLstmInference")
-    .Input("inputs: bfloat16")     // (time, batch, in)
+    .Attr("T: {bfloat16, float}")
+    .Input("inputs: T")            // (time, batch, in)
     .Input("kernel: float")        // (in, 4 * units)
     .Input("recurrent: float")     // (units, 4 * units)
     .Input("bias: float")          // (4 * units)
-    .Output("hiddens: bfloat16")   // (time, batch, units)
+    .Output("hiddens: T")          // (time, batch, units)
     .SetShapeFn([](InferenceContext* context) {
       set_hiddens_shape(context);
       return tensorflow::OkStatus();
     });
 
 REGISTER_OP("CharrnnLstmBackward")
-    .Input("inputs: bfloat16")
+    .Attr("T: {bfloat16, float}")
+    .Input("inputs: T")
     .Input("kernel: float")
     .Input("recurrent: float")
     .Input("bias: float")
-    .Input("hiddens: bfloat16")
+    .Input("hiddens: T")
     .Input("workspace: uint8")
     .Input("d_hiddens: float")
     .Output("d_inputs: float")
@@ -105,17 +112,26 @@ dnnl::memory::desc plain(dnnl::memory::dims dims, dt type, tag format) {
   return dnnl::memory::desc(dims, type, format);
 }
 
-// The memory descriptors both primitives share.
+// The memory descriptors both primitives share. In float32 the zero initial states are handed
+// over explicitly (src_iter, src_iter_c): with them left out, oneDNN 3.2's float32 backward on an
+// AVX2 CPU computed the recurrent kernel's gradient from h_t instead of h_(t-1) (measured against
+// Keras; its forward pass and the other gradients were right). bfloat16 keeps the implicit zeros.
 struct Descs {
   dnnl::memory::desc src, weights_layer_user, weights_iter_user, bias, dst, none;
   dnnl::memory::desc weights_layer_any, weights_iter_any;
-  explicit Descs(const Shape& s) {
-    src = plain({s.time, s.batch, s.width}, dt::bf16, tag::tnc);
-    dst = plain({s.time, s.batch, s.units}, dt::bf16, tag::tnc);
+  dnnl::memory::desc state, carry;  // the initial states: empty (implicit zeros) or (1, 1, batch, units)
+  dt type;  // of the input, the hidden states and the primitive's weights
+  Descs(const Shape& s, dt type) : type(type) {
+    if (type == dt::f32) {
+      state = plain({1, 1, s.batch, s.units}, dt::f32, tag::ldnc);
+      carry = plain({1, 1, s.batch, s.units}, dt::f32, tag::ldnc);
+    }
+    src = plain({s.time, s.batch, s.width}, type, tag::tnc);
+    dst = plain({s.time, s.batch, s.units}, type, tag::tnc);
     weights_layer_user = plain({1, 1, s.width, 4, s.units}, dt::f32, tag::ldigo);
     weights_iter_user = plain({1, 1, s.units, 4, s.units}, dt::f32, tag::ldigo);
-    weights_layer_any = plain({1, 1, s.width, 4, s.units}, dt::bf16, tag::any);
-    weights_iter_any = plain({1, 1, s.units, 4, s.units}, dt::bf16, tag::any);
+    weights_layer_any = plain({1, 1, s.width, 4, s.units}, type, tag::any);
+    weights_iter_any = plain({1, 1, s.units, 4, s.units}, type, tag::any);
     bias = plain({1, 1, 4, s.units}, dt::f32, tag::ldgo);
   }
 };
@@ -132,7 +148,7 @@ dnnl::lstm_forward::primitive_desc forward_desc(const Descs& d,
                                                 dnnl::prop_kind kind = dnnl::prop_kind::forward_training) {
   return dnnl::lstm_forward::primitive_desc(
       cpu_engine(), kind, dnnl::rnn_direction::unidirectional_left2right, d.src,
-      d.none, d.none, d.weights_layer_any, d.weights_iter_any, d.bias, d.dst, d.none, d.none, user_scratchpad());
+      d.state, d.carry, d.weights_layer_any, d.weights_iter_any, d.bias, d.dst, d.none, d.none, user_scratchpad());
 }
 
 // A scratch buffer of the primitive's size, as a TensorFlow temporary.
@@ -147,7 +163,7 @@ bool scratchpad(OpKernelContext* context, const dnnl::memory::desc& desc, Tensor
   return true;
 }
 
-// Float32 Keras weights -> bfloat16 weights in the primitive's layout (one reorder each, cached).
+// Float32 Keras weights -> the primitive's type and layout (one reorder each, cached).
 struct WeightPack {
   dnnl::memory user_layer, user_iter, layer, iter;
   dnnl::reorder to_layer, to_iter;
@@ -204,7 +220,11 @@ void read_shape(OpKernelContext* context, Shape* shape) {
 template <typename Plan>
 class PlannedOp : public OpKernel {
  public:
-  explicit PlannedOp(OpKernelConstruction* context) : OpKernel(context) {}
+  explicit PlannedOp(OpKernelConstruction* context) : OpKernel(context) {
+    tensorflow::DataType type;
+    OP_REQUIRES_OK(context, context->GetAttr("T", &type));
+    type_ = type == tensorflow::DT_BFLOAT16 ? dt::bf16 : dt::f32;
+  }
 
   void Compute(OpKernelContext* context) override {
     Shape shape;
@@ -213,7 +233,7 @@ class PlannedOp : public OpKernel {
     std::lock_guard<std::mutex> lock(mutex_);
     reporting_dnnl_errors(context, [&] {
       auto& plan = plans_[shape];
-      if (!plan) plan = std::make_unique<Plan>(shape);
+      if (!plan) plan = std::make_unique<Plan>(shape, type_);
       Run(context, shape, *plan);
     });
   }
@@ -222,19 +242,45 @@ class PlannedOp : public OpKernel {
   virtual void Run(OpKernelContext* context, const Shape& shape, Plan& plan) = 0;
 
  private:
+  dt type_;
   std::mutex mutex_;
   std::map<Shape, std::unique_ptr<Plan>> plans_;
 };
 
 // The arguments the forward and backward primitives share: the layer's input, its packed
 // weights, bias, output, the workspace and the scratchpad.
-std::unordered_map<int, dnnl::memory> shared_arguments(const WeightPack& weights, const dnnl::memory& src,
-                                                       const dnnl::memory& bias, const dnnl::memory& dst,
-                                                       const dnnl::memory& space, const dnnl::memory& scratch) {
-  return {{DNNL_ARG_SRC_LAYER, src},       {DNNL_ARG_SCRATCHPAD, scratch},
-          {DNNL_ARG_WEIGHTS_LAYER, weights.layer}, {DNNL_ARG_WEIGHTS_ITER, weights.iter},
-          {DNNL_ARG_BIAS, bias},           {DNNL_ARG_DST_LAYER, dst},
-          {DNNL_ARG_WORKSPACE, space}};
+// Explicit zero initial states (float32 only, see Descs), allocated and zeroed once per plan; the
+// backward primitive also writes their gradients, which nothing reads.
+struct InitialStates {
+  dnnl::memory state, carry, d_state, d_carry;
+  explicit InitialStates(const Descs& d) {
+    if (d.state.is_zero()) return;
+    auto& engine = cpu_engine();
+    state = dnnl::memory(d.state, engine);
+    carry = dnnl::memory(d.carry, engine);
+    d_state = dnnl::memory(d.state, engine);
+    d_carry = dnnl::memory(d.carry, engine);
+    std::memset(state.get_data_handle(), 0, d.state.get_size());
+    std::memset(carry.get_data_handle(), 0, d.carry.get_size());
+  }
+  void add_to(std::unordered_map<int, dnnl::memory>& arguments, bool backward) const {
+    if (!state) return;
+    arguments.insert({{DNNL_ARG_SRC_ITER, state}, {DNNL_ARG_SRC_ITER_C, carry}});
+    if (backward) arguments.insert({{DNNL_ARG_DIFF_SRC_ITER, d_state}, {DNNL_ARG_DIFF_SRC_ITER_C, d_carry}});
+  }
+};
+
+std::unordered_map<int, dnnl::memory> shared_arguments(const WeightPack& weights, const InitialStates& initial,
+                                                       const dnnl::memory& src, const dnnl::memory& bias,
+                                                       const dnnl::memory& dst, const dnnl::memory& space,
+                                                       const dnnl::memory& scratch, bool backward) {
+  std::unordered_map<int, dnnl::memory> arguments{
+      {DNNL_ARG_SRC_LAYER, src},       {DNNL_ARG_SCRATCHPAD, scratch},
+      {DNNL_ARG_WEIGHTS_LAYER, weights.layer}, {DNNL_ARG_WEIGHTS_ITER, weights.iter},
+      {DNNL_ARG_BIAS, bias},           {DNNL_ARG_DST_LAYER, dst},
+      {DNNL_ARG_WORKSPACE, space}};
+  initial.add_to(arguments, backward);
+  return arguments;
 }
 
 template <dnnl::prop_kind Kind>
@@ -243,9 +289,10 @@ struct ForwardPlan {
   dnnl::lstm_forward::primitive_desc pd;
   dnnl::lstm_forward primitive;
   WeightPack weights;
-  explicit ForwardPlan(const Shape& shape)
-      : descs(shape), pd(forward_desc(descs, Kind)), primitive(pd),
-        weights(descs, pd.weights_layer_desc(), pd.weights_iter_desc()) {}
+  InitialStates initial;
+  ForwardPlan(const Shape& shape, dt type)
+      : descs(shape, type), pd(forward_desc(descs, Kind)), primitive(pd),
+        weights(descs, pd.weights_layer_desc(), pd.weights_iter_desc()), initial(descs) {}
 };
 
 // The forward pass: for training (output 1 is the workspace the backward op reads) or for
@@ -275,7 +322,7 @@ class LstmForwardOp : public PlannedOp<ForwardPlan<Kind>> {
     Tensor scratch_buffer;
     dnnl::memory scratch;
     if (!scratchpad(context, plan.pd.scratchpad_desc(), &scratch_buffer, &scratch)) return;
-    auto arguments = shared_arguments(plan.weights, src, bias, dst, space, scratch);
+    auto arguments = shared_arguments(plan.weights, plan.initial, src, bias, dst, space, scratch, false);
     if (!training) arguments.erase(DNNL_ARG_WORKSPACE);
     plan.primitive.execute(stream, arguments);
     stream.wait();
@@ -288,6 +335,7 @@ struct BackwardPlan {
   dnnl::lstm_backward::primitive_desc pd;
   dnnl::lstm_backward primitive;
   WeightPack weights;
+  InitialStates initial;
   dnnl::memory d_layer, d_iter;               // the primitive's float32 weight gradients
   dnnl::memory d_layer_user, d_iter_user;     // Keras layout, the op's outputs
   dnnl::reorder from_layer, from_iter;
@@ -295,23 +343,23 @@ struct BackwardPlan {
 
   static dnnl::lstm_backward::primitive_desc make(const Shape& s, const Descs& d,
                                                   const dnnl::lstm_forward::primitive_desc& hint) {
-    // oneDNN 3.2's bfloat16 backward takes and gives float32 gradients (any other mix is refused)
+    // float32 gradients for either type (oneDNN 3.2's bfloat16 backward refuses any other mix)
     auto d_src = plain({s.time, s.batch, s.width}, dt::f32, tag::tnc);
     auto d_dst = plain({s.time, s.batch, s.units}, dt::f32, tag::tnc);
     auto d_layer = plain({1, 1, s.width, 4, s.units}, dt::f32, tag::any);
     auto d_iter = plain({1, 1, s.units, 4, s.units}, dt::f32, tag::any);
     auto d_bias = plain({1, 1, 4, s.units}, dt::f32, tag::ldgo);
-    auto weights_layer = plain({1, 1, s.width, 4, s.units}, dt::bf16, tag::any);
-    auto weights_iter = plain({1, 1, s.units, 4, s.units}, dt::bf16, tag::any);
+    auto weights_layer = plain({1, 1, s.width, 4, s.units}, d.type, tag::any);
+    auto weights_iter = plain({1, 1, s.units, 4, s.units}, d.type, tag::any);
     return dnnl::lstm_backward::primitive_desc(
-        cpu_engine(), dnnl::prop_kind::backward, dnnl::rnn_direction::unidirectional_left2right, d.src, d.none,
-        d.none, weights_layer, weights_iter, d.bias, d.dst, d.none, d.none, d_src, d.none, d.none, d_layer,
+        cpu_engine(), dnnl::prop_kind::backward, dnnl::rnn_direction::unidirectional_left2right, d.src, d.state,
+        d.carry, weights_layer, weights_iter, d.bias, d.dst, d.none, d.none, d_src, d.state, d.carry, d_layer,
         d_iter, d_bias, d_dst, d.none, d.none, hint, user_scratchpad());
   }
 
-  explicit BackwardPlan(const Shape& s)
-      : descs(s), hint(forward_desc(descs)), pd(make(s, descs, hint)), primitive(pd),
-        weights(descs, pd.weights_layer_desc(), pd.weights_iter_desc()) {
+  BackwardPlan(const Shape& s, dt type)
+      : descs(s, type), hint(forward_desc(descs)), pd(make(s, descs, hint)), primitive(pd),
+        weights(descs, pd.weights_layer_desc(), pd.weights_iter_desc()), initial(descs) {
     auto& engine = cpu_engine();
     d_layer = dnnl::memory(pd.diff_weights_layer_desc(), engine);
     d_iter = dnnl::memory(pd.diff_weights_iter_desc(), engine);
@@ -357,7 +405,7 @@ class LstmBackwardOp : public PlannedOp<BackwardPlan> {
     Tensor scratch_buffer;
     dnnl::memory scratch;
     if (!scratchpad(context, plan.pd.scratchpad_desc(), &scratch_buffer, &scratch)) return;
-    auto arguments = shared_arguments(plan.weights, src, bias, dst, space, scratch);
+    auto arguments = shared_arguments(plan.weights, plan.initial, src, bias, dst, space, scratch, true);
     arguments.insert({{DNNL_ARG_DIFF_DST_LAYER, d_dst},
                       {DNNL_ARG_DIFF_SRC_LAYER, d_src},
                       {DNNL_ARG_DIFF_WEIGHTS_LAYER, plan.d_layer},
@@ -374,8 +422,13 @@ class LstmBackwardOp : public PlannedOp<BackwardPlan> {
 
 }  // namespace
 
-REGISTER_KERNEL_BUILDER(Name("CharrnnLstmForward").Device(tensorflow::DEVICE_CPU),
-                        LstmForwardOp<dnnl::prop_kind::forward_training>);
-REGISTER_KERNEL_BUILDER(Name("CharrnnLstmInference").Device(tensorflow::DEVICE_CPU),
-                        LstmForwardOp<dnnl::prop_kind::forward_inference>);
-REGISTER_KERNEL_BUILDER(Name("CharrnnLstmBackward").Device(tensorflow::DEVICE_CPU), LstmBackwardOp);
+// One kernel class serves both types; the attribute T picks the primitive's data type.
+#define CHARRNN_REGISTER(type)                                                                    \
+  REGISTER_KERNEL_BUILDER(Name("CharrnnLstmForward").Device(tensorflow::DEVICE_CPU).TypeConstraint<type>("T"), \
+                          LstmForwardOp<dnnl::prop_kind::forward_training>);                      \
+  REGISTER_KERNEL_BUILDER(Name("CharrnnLstmInference").Device(tensorflow::DEVICE_CPU).TypeConstraint<type>("T"), \
+                          LstmForwardOp<dnnl::prop_kind::forward_inference>);                     \
+  REGISTER_KERNEL_BUILDER(Name("CharrnnLstmBackward").Device(tensorflow::DEVICE_CPU).TypeConstraint<type>("T"), \
+                          LstmBackwardOp);
+CHARRNN_REGISTER(tensorflow::bfloat16)
+CHARRNN_REGISTER(float)
