@@ -180,7 +180,7 @@ def _write_symbols(symbols: str, encoding: str) -> None:
 def _sample_items(run, config: SampleConfig, length, novel: bool, tag: bool, as_json: bool,
                   precision: str = "auto") -> None:
     """Prints whole items from an items run: one a line, tab-tagged, or as one JSON object."""
-    from charrnn.data.items import item_log_probs, sample_items
+    from charrnn.items import item_log_probs, sample_items
     from charrnn.generation.sampler import Sampler
 
     if length == 0:
@@ -365,7 +365,7 @@ def info(run, as_json):
     loaded = runs.load(run)
     details = loaded.details()
     if loaded.train_config.items:  # the test loss of the best model, end symbols counted
-        from charrnn.data.items import evaluate_items
+        from charrnn.items import evaluate_items
 
         test = evaluate_items(loaded)
         details.update(test_items=test["items"], test_loss=test["loss"], test_bpc=test["bpc"])

@@ -21,7 +21,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from charrnn import __version__
-from charrnn.data import items
+from charrnn import items
 from charrnn import runs
 from charrnn.config import DEFAULT_EPOCHS, ModelConfig, TrainConfig, with_budget_defaults
 from charrnn.data.corpus import load_corpus, split
