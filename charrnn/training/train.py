@@ -20,9 +20,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from charrnn import __version__
-from charrnn import items
-from charrnn import runs
+from charrnn import items, runs
+from charrnn._version import __version__
 from charrnn.config import DEFAULT_EPOCHS, ModelConfig, TrainConfig, with_budget_defaults
 from charrnn.data.corpus import load_corpus, split
 from charrnn.data.windows import WindowBatches
