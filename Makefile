@@ -35,7 +35,7 @@ test-sweep: venv
 	$(BIN)/python -m pytest -m "sweep or bench"
 
 bench: venv
-	$(BIN)/python bench/run_all.py
+	$(BIN)/python bench/run_all.py --write docs/benchmarks.md
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
