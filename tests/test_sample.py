@@ -98,7 +98,7 @@ def test_draws_follow_the_softmax_at_the_temperature(mode):
 def test_top_k_top_p_pairwise_and_sorted_agree(monkeypatch, top_k, top_p):
     import tensorflow as tf
 
-    from charrnn.generation import sampler as sample
+    from charrnn.generation import draw as sample
 
     logits = np.random.default_rng(0).normal(0, 2, (300, 65)).astype(np.float32)
 
