@@ -11,7 +11,7 @@ export CHARRNN_CORPUS_PATH ?= $(if $(wildcard $(SHARED_CORPORA)),$(SHARED_CORPOR
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 DEMO_SECONDS ?= 180
 
-.PHONY: venv demo test test-fast test-sweep bench clean
+.PHONY: venv demo test test-fast test-sweep bench docs clean
 
 venv: $(VENV)/.installed
 
@@ -35,7 +35,11 @@ test-sweep: venv
 	$(BIN)/python -m pytest -m "sweep or bench"
 
 bench: venv
-	$(BIN)/python bench/run_all.py
+	$(BIN)/python bench/run_all.py --write docs/benchmarks.md
+
+# docs/cli.md from the click commands (tests/test_docs.py checks that it is up to date)
+docs: venv
+	$(BIN)/python -m charrnn.cli.reference --write docs/cli.md
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

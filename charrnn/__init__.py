@@ -12,8 +12,7 @@ The public API (TensorFlow is imported only when a function that needs it is cal
     charrnn.ModelConfig, charrnn.TrainConfig, charrnn.SampleConfig
 """
 
-__version__ = "0.1.0"
-
+from charrnn._version import __version__
 from charrnn.config import ModelConfig, SampleConfig, TrainConfig  # noqa: E402
 from charrnn.data.corpus import get_corpus, load_corpus  # noqa: E402
 from charrnn.errors import (CharRNNError, ConfigError, CorpusError, OptionError, RunError, TrainingError,  # noqa: E402

@@ -64,3 +64,47 @@ def test_step_breakdown_prints_both_rows():
         assert float(row[0]) > 0 and len(row) >= 4 and int(row[2].replace(",", "")) > 0
     median, low, high = (int(value) for value in re.findall(r"(\d+)%", " ".join(rows["LSTM stack only"][3:])))
     assert 0 < low <= median <= high
+
+
+def test_run_all_writes_a_page_that_names_its_machine_and_command(tmp_path):
+    """`bench/run_all.py --write` on one script at tiny sizes: the header names the CPU (model and
+    flags as /proc/cpuinfo gives them), the versions, the command and quick mode, and the script's
+    table follows its command."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        import run_all
+    finally:
+        sys.path.remove(str(BENCH))
+    page_path = tmp_path / "benchmarks.md"
+    output = run_script("run_all.py", "--quick", "--only", "startup.py", "--write", str(page_path))
+    page = page_path.read_text(encoding="utf-8")
+    cpu = run_all.cpu_facts()
+    assert f"| machine | {cpu['model']}, " in page
+    flags = [f"{flag} {'yes' if present else 'no'}" for flag, present in cpu["flags"].items()]
+    assert f"| CPU flags | {', '.join(flags)} |" in page and len(flags) == 4
+    assert f"| command | `python bench/run_all.py --quick --only startup.py --write {page_path}` |" in page
+    assert "**Quick mode" in page and "tensorflow " in page and "| date | 20" in page
+    section = page.split("## startup.py", 1)[1]
+    assert section.lstrip().startswith("`python bench/startup.py --repeats 1 --import-repeats 1` (")
+    table = section.split("```text\n", 1)[1].split("```", 1)[0]
+    assert "charrnn --help" in table and table.strip() in output  # the table the script printed
+    assert "## Not run by this page" in page and "`bench/serve_load.py`" in page
+
+
+def test_cpu_facts_reads_model_and_flags(tmp_path):
+    sys.path.insert(0, str(BENCH))
+    try:
+        import run_all
+    finally:
+        sys.path.remove(str(BENCH))
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: Some CPU 9000\nflags\t\t: fpu avx2 avx512f amx_bf16\n")
+    assert run_all.cpu_facts(str(cpuinfo)) == {
+        "model": "Some CPU 9000", "flags": {"amx_bf16": True, "avx512_bf16": False, "avx512f": True, "avx2": True}}
+
+
+def test_run_all_refuses_an_unknown_script():
+    done = subprocess.run([sys.executable, str(BENCH / "run_all.py"), "--only", "nope.py"], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2 and done.stderr.startswith("Error: no such script: nope.py (choose from startup.py")
+    assert done.stderr.count("\n") == 1

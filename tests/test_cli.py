@@ -24,6 +24,9 @@ def test_help_and_version():
     assert result.exit_code == 0 and "train" in result.output and "sample" in result.output
     for command in ("train", "sample", "eval", "info", "corpus", "demo", "forecast", "bench"):
         assert invoke(command, "--help").exit_code == 0
+    result = invoke("--version")
+    assert result.exit_code == 0 and result.output.strip().endswith(f"version {charrnn.__version__}"), result.output
+    assert re.fullmatch(r"\d+\.\d+\.\d+\S*", charrnn.__version__)
 
 
 RUN_CLI_AND_LIST_MODULES = """
@@ -55,9 +58,10 @@ def test_no_module_imports_another_that_imports_it_back():
 
 
 def import_graph() -> dict:
-    """charrnn's modules (dotted, relative to the package: "data.vocab", "cli", ...) and the charrnn
-    modules each imports (absolute or relative imports; a name imported from a package counts as
-    that submodule when it is one)."""
+    """charrnn's modules (dotted, relative to the package: "data.vocab", "cli", ...; the package root,
+    charrnn/__init__.py, is "charrnn") and the charrnn modules each imports (absolute or relative
+    imports; a name imported from a package counts as that submodule when it is one, else as the
+    package itself, so `from charrnn import __version__` is an edge to the root)."""
     import ast
     from pathlib import Path
 
@@ -66,17 +70,17 @@ def import_graph() -> dict:
     package = Path(charrnn.__file__).parent
     def dotted(path):
         parts = list(path.relative_to(package).with_suffix("").parts)
-        return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        return ".".join(parts[:-1] if parts[-1] == "__init__" else parts) or ROOT
 
     files = {dotted(path): path for path in package.rglob("*.py")}
     graph = {}
     for name, path in files.items():
-        here = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+        here = ([] if name == ROOT else name.split(".")) if path.name == "__init__.py" else name.split(".")[:-1]
         edges = set()
         for node in ast.walk(ast.parse(path.read_text("utf-8"))):
             if isinstance(node, ast.Import):
-                modules = [alias.name.removeprefix("charrnn").lstrip(".") for alias in node.names
-                           if alias.name.startswith("charrnn.")]
+                modules = [alias.name.removeprefix("charrnn").lstrip(".") or ROOT for alias in node.names
+                           if alias.name == "charrnn" or alias.name.startswith("charrnn.")]
                 edges.update(module for module in modules if module in files)
                 continue
             if not isinstance(node, ast.ImportFrom):
@@ -84,15 +88,27 @@ def import_graph() -> dict:
             if node.level:
                 base = here[: len(here) - (node.level - 1)] if node.level > 1 else here
                 module = ".".join([*base, *([node.module] if node.module else [])])
-            elif (node.module or "").startswith("charrnn"):
+            elif node.module == "charrnn" or (node.module or "").startswith("charrnn."):
                 module = node.module.removeprefix("charrnn").lstrip(".")
             else:
                 continue
             for alias in node.names:
                 submodule = f"{module}.{alias.name}".lstrip(".")
-                edges.add(submodule if submodule in files else module)
-        graph[name] = {edge for edge in edges if edge in files and edge not in ("", name)}
+                edges.add(submodule if submodule in files else module or ROOT)
+        graph[name] = {edge for edge in edges if edge in files and edge != name}
     return graph
+
+
+ROOT = "charrnn"  # the package root's name in `import_graph`
+
+
+def test_import_graph_sees_the_package_root():
+    """The root is a node: it imports the API's modules, and an import of a name it defines (not a
+    submodule) is an edge to it, so a module that imports the root back shows as a cycle."""
+    graph = import_graph()
+    assert {"training.train", "runs", "config"} <= graph[ROOT]
+    assert ROOT not in graph["training.train"] and "_version" in graph["training.train"]
+    assert find_cycle({ROOT: {"training.train"}, "training.train": {ROOT}}, ROOT) == [ROOT, "training.train", ROOT]
 
 
 def find_cycle(graph: dict, start: str, path: tuple = ()):

@@ -9,11 +9,11 @@ import pytest
 from click.testing import CliRunner
 
 import charrnn
-from charrnn.data import items as items_module
+from charrnn import items as items_module
 from charrnn import runs
 from charrnn.cli.main import main
 from charrnn.errors import CorpusError, OptionError
-from charrnn.data.items import END, ItemBatches, bucket_lengths, lines_as_items, pad_items, read_items, split_items, split_sizes
+from charrnn.items import END, ItemBatches, bucket_lengths, lines_as_items, pad_items, read_items, split_items, split_sizes
 from charrnn.data.vocab import Vocabulary
 
 QUIET = dict(progress=False, log=lambda line: None)
@@ -391,7 +391,7 @@ def test_sample_json_gives_log_probabilities(items_run):
 
 
 def test_novel_not_satisfiable_is_one_error_line(items_run, monkeypatch):
-    monkeypatch.setattr(items_module, "MIN_DRAWS", 30)
+    monkeypatch.setattr(items_module.sampling, "MIN_DRAWS", 30)
     result = sample(items_run, "--num-samples", "3", "--novel", "--argmax", "--length", "8")
     assert result.exit_code == 1
     assert result.output.startswith("Error: found ") and "novel items of the 3 asked for in 60 draws" in result.output  # max(30, 20 x 3)

@@ -98,7 +98,7 @@ def test_draws_follow_the_softmax_at_the_temperature(mode):
 def test_top_k_top_p_pairwise_and_sorted_agree(monkeypatch, top_k, top_p):
     import tensorflow as tf
 
-    from charrnn.generation import sampler as sample
+    from charrnn.generation import draw as sample
 
     logits = np.random.default_rng(0).normal(0, 2, (300, 65)).astype(np.float32)
 
@@ -142,8 +142,16 @@ def test_update_weights_gives_the_new_models_text(tmp_path, cell):
 
 def test_many_streams_are_independent(tmp_path):
     run, _ = make_run(tmp_path)
-    texts = Sampler(run).generate(length=40, num_samples=8, seed=2)
+    sampler = Sampler(run)
+    texts = sampler.generate(length=40, num_samples=8, seed=2)
     assert len(texts) == 8 and len(set(texts)) > 1
+    assert len(set(texts)) == 8  # eight streams, eight texts
+    for text in texts:  # no prime given (a newline is fed, not printed): 40 characters of the vocabulary
+        assert len(text) == 40 and set(text) <= set(run.vocab.symbols)
+    assert sampler.generate(length=40, num_samples=8, seed=2) == texts  # same seed, same texts
+    # a stream's text is its own: the same whatever streams run beside it
+    assert sampler.generate(length=40, num_samples=3, seed=2) == texts[:3]
+    assert sampler.generate(length=40, num_samples=8, seed=3) != texts
 
 
 def test_prime_with_unknown_characters(tmp_path):
@@ -161,6 +169,9 @@ def test_sample_config_validation():
 def test_sampler_accepts_a_path(tiny_run):
     text = charrnn.Sampler(str(tiny_run)).generate(length=20, seed=0)[0]
     assert len(text) == 20
+    run = charrnn.load(tiny_run)
+    assert set(text) <= set(run.vocab.symbols)
+    assert charrnn.Sampler(run).generate(length=20, seed=0)[0] == text  # a path or a Run: the same sampler
 
 
 # ---------------------------------------------------------------- the bfloat16 sampler

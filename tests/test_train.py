@@ -1,6 +1,8 @@
-import os
+import json
 import signal
-import threading
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -155,20 +157,41 @@ def test_time_budget_and_patience(tmp_path, tiny_corpus):
     assert result.stopped_by == "patience" and result.steps == 4
 
 
+TRAIN_UNTIL_STOPPED = """
+import json, sys
+import charrnn
+result = charrnn.train(sys.argv[1], sys.argv[2], max_steps=100_000, progress=False, log=lambda line: None,
+                       **json.loads(sys.argv[3]))
+print(json.dumps({"stopped_by": result.stopped_by, "steps": result.steps, "signal": result.signal}))
+"""
+
+
 def test_sigint_stops_cleanly_and_resumes(tmp_path, tiny_corpus):
-    timer = threading.Timer(4.0, os.kill, (os.getpid(), signal.SIGINT))
-    timer.start()
+    """SIGINT goes to a training subprocess (never to pytest itself), once its run has started."""
+    out = tmp_path / "run"
+    options = json.dumps(dict(TINY_OPTIONS, eval_every=100_000))
+    process = subprocess.Popen([sys.executable, "-c", TRAIN_UNTIL_STOPPED, str(tiny_corpus), str(out), options],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        result = charrnn.train(tiny_corpus, tmp_path / "run", max_steps=100_000, **QUIET,
-                               **dict(TINY_OPTIONS, eval_every=100_000))
+        deadline = time.monotonic() + 300
+        while not (out / runs.CONFIG).exists():  # written just before the loop starts
+            assert process.poll() is None, process.communicate()[1][-2000:]
+            assert time.monotonic() < deadline, "the run never started"
+            time.sleep(0.1)
+        time.sleep(1.0)  # into the loop, its signal handlers installed
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=300)
     finally:
-        timer.cancel()
-    assert result.stopped_by == "interrupted"
-    state = runs.load_checkpoint(tmp_path / "run")[2]
-    assert state["step"] == result.steps > 0
-    again = charrnn.train(tiny_corpus, tmp_path / "run", resume=True, max_steps=result.steps + 3, **QUIET,
-                          **TINY_OPTIONS)
-    assert again.steps == result.steps + 3
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, stderr[-2000:]
+    result = json.loads(stdout.strip().splitlines()[-1])
+    assert result["stopped_by"] == "interrupted" and result["signal"] == "SIGINT"
+    state = runs.load_checkpoint(out)[2]
+    assert state["step"] == result["steps"] > 0
+    again = charrnn.train(tiny_corpus, out, resume=True, max_steps=result["steps"] + 3, **QUIET, **TINY_OPTIONS)
+    assert again.steps == result["steps"] + 3
 
 
 def test_corpus_shorter_than_a_window(tmp_path):

@@ -14,11 +14,12 @@ import click
 
 from charrnn.cli.common import (MODEL_DEFAULTS, POSITIVE_FLOAT, POSITIVE_INT, SAMPLE_DEFAULTS, SEED, TRAIN_DEFAULTS, FloatRange,  # noqa: F401
                          given, reports_errors, setup_logging, without_tensorflow)
+from charrnn._version import __version__
 from charrnn.config import DEFAULT_EPOCHS, LONG_BUDGET_LSTM, LONG_BUDGET_TRAIN, LONG_SEQ_LENGTH, SHORT_BUDGET_S, SHORT_SEQ_LENGTH, SampleConfig
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(package_name="charrnn")
+@click.version_option(__version__, package_name="charrnn")
 @click.option("--verbose", is_flag=True, help="Also show TensorFlow's own log lines on stderr (or set CHARRNN_TF_LOGS=1).")
 def main(verbose):
     """Character-level recurrent text generation (and windowed forecasting) on TensorFlow/Keras.
@@ -180,7 +181,7 @@ def _write_symbols(symbols: str, encoding: str) -> None:
 def _sample_items(run, config: SampleConfig, length, novel: bool, tag: bool, as_json: bool,
                   precision: str = "auto") -> None:
     """Prints whole items from an items run: one a line, tab-tagged, or as one JSON object."""
-    from charrnn.data.items import item_log_probs, sample_items
+    from charrnn.items import item_log_probs, sample_items
     from charrnn.generation.sampler import Sampler
 
     if length == 0:
@@ -365,7 +366,7 @@ def info(run, as_json):
     loaded = runs.load(run)
     details = loaded.details()
     if loaded.train_config.items:  # the test loss of the best model, end symbols counted
-        from charrnn.data.items import evaluate_items
+        from charrnn.items import evaluate_items
 
         test = evaluate_items(loaded)
         details.update(test_items=test["items"], test_loss=test["loss"], test_bpc=test["bpc"])

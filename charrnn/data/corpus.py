@@ -5,8 +5,8 @@ corpus in the manifest (`corpora/manifest.json`). Text is encoded in one streami
 memory-mapped id file in the cache, keyed by the content's sha256, so a corpus larger than memory
 trains and a changed file is re-encoded. The first pass (decode, sha256, symbols present) is
 remembered in the cache under the files' paths, sizes, timestamps and inodes, so a second load of
-an unchanged corpus skips it and only checks the id file's length and CRC (figures in the
-README's memory table).
+an unchanged corpus skips it and only checks the id file's length and CRC (figures in
+docs/experiments.md, "Memory and encoding").
 """
 
 from __future__ import annotations

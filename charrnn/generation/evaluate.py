@@ -79,7 +79,7 @@ def evaluate(run, files=None, encoding: str | None = None, batch_size: int = 64,
     if run.train_config.items:
         if window is not None:
             raise ValueError("window applies to a stream run; an items run scores each item whole")
-        from charrnn.data.items import evaluate_items
+        from charrnn.items import evaluate_items
 
         return evaluate_items(run, files, encoding)
     if not files:

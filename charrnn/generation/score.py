@@ -10,7 +10,7 @@ through a compiled copy of the model that takes and returns the recurrent state,
 longer than one window continues in the next window exactly where it stopped. The compiled
 function is traced once, for any batch size and length.
 (Padding every batch to a power of two of at least 16 did 2.6x the work on names, and compiling
-the windows with XLA recompiles for every shape: see the README's scoring table.)
+the windows with XLA recompiles for every shape: see docs/experiments.md, "Scoring speed".)
 """
 
 from __future__ import annotations

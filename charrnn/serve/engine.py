@@ -26,7 +26,7 @@ from typing import Callable
 import numpy as np
 
 from charrnn.config import SampleConfig
-from charrnn.generation.sampler import draw_mode, stream_knobs
+from charrnn.generation.draw import draw_mode, stream_knobs
 
 CHUNK = 64  # characters per compiled call while streams are active: a join waits at most one chunk
 BLOCK = 16  # streams per compiled call: one fixed width, so a stream's text never depends on its company

@@ -173,7 +173,7 @@ def _untrained_run(vocab_size: int):
     import tempfile
     from pathlib import Path
 
-    from charrnn import __version__
+    from charrnn._version import __version__
     from charrnn import runs
     from charrnn.models.char_model import build_char_model
     from charrnn.data.vocab import Vocabulary

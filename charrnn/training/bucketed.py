@@ -25,7 +25,7 @@ class BucketedFit:
     Args:
         model: the char model, built for any sequence length.
         optimizer: its Keras optimizer (built; clipping as configured).
-        batches: the run's `charrnn.data.items.ItemBatches`.
+        batches: the run's `charrnn.items.ItemBatches`.
     """
 
     def __init__(self, model, optimizer, batches):

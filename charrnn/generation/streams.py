@@ -1,0 +1,94 @@
+"""The streams side of sampling: a config's prime, seed and knobs turned into streams, and
+their characters handed out in chunks as text.
+
+`Streams` holds what every sampler does with streams whatever loop draws them; a subclass
+(`charrnn.generation.sampler.Sampler`) supplies the loop: `prime_states` feeds the prime and
+`draw_chunk` draws the next characters of every stream.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Iterator
+
+import numpy as np
+
+from charrnn.config import SampleConfig
+from charrnn.errors import VocabularyError
+from charrnn.generation.draw import draw_mode, stream_knobs
+
+# One compiled loop serves every chunk of up to CHUNK_CAPACITY characters (the length is a run-time
+# value; the ids go into a buffer of CHUNK_CAPACITY rows, so XLA compiles once per process, not once
+# per length). Streaming starts with short chunks (text appears at once) and grows them, because
+# each call costs about a millisecond on top of its steps.
+CHUNK_CAPACITY = 512
+_STREAM_CHUNKS = (64, 128, 256, 512)
+
+
+class Streams:
+    """Streams of text from a loop: the prime, the per-stream seeds and knobs, the chunking and the
+    decoding. Subclasses set `vocab` and define `prime_states(config)` and `draw_chunk(...)`."""
+
+    @property
+    def default_prime(self) -> str:
+        """What an empty prime feeds the model: a newline, or the first symbol if there is none."""
+        return "\n" if "\n" in self.vocab.symbols else self.vocab.symbols[0]
+
+    def _prime_batch(self, config: SampleConfig) -> np.ndarray:
+        """The prime's ids (the default prime if it is empty), one row per stream."""
+        prime = config.prime or self.default_prime
+        try:
+            prime_ids = self.vocab.encode(prime).astype(np.int32)
+        except VocabularyError as error:
+            raise VocabularyError(f"the prime has {error}; this model's vocabulary is "
+                                  f"{''.join(self.vocab.symbols)!r}") from None
+        return np.repeat(prime_ids[None, :], config.num_samples, axis=0)
+
+    def chunks(self, config: SampleConfig | None = None, chunk_sizes=_STREAM_CHUNKS, **options) -> Iterator[list[str]]:
+        """Yields the prime, then the generated text in chunks: one string per stream each time.
+
+        Args:
+            config: a `SampleConfig`; or pass its fields as keyword options.
+            chunk_sizes: characters per compiled call, in order; the last size repeats. Each is
+                at most 512. Defaults to (64, 128, 256, 512).
+        """
+        import tensorflow as tf
+
+        config = config or SampleConfig(**options)
+        logits, states = self.prime_states(config)
+        seed = config.seed if config.seed is not None else secrets.randbits(31)
+        knobs = [tf.constant(vector) for vector in stream_knobs(config, seed)]
+        yield [config.prime] * config.num_samples
+        done, sizes = 0, list(chunk_sizes)
+        while done < config.length:
+            size = sizes.pop(0) if len(sizes) > 1 else sizes[0]
+            size = min(size, CHUNK_CAPACITY, config.length - done)
+            positions = tf.fill([config.num_samples], done)
+            ids, logits, states = self.draw_chunk(logits, states, positions, tf.constant(size), *knobs,
+                                                  draw_mode(config))
+            done += size
+            yield [self.vocab.decode(row) for row in np.asarray(ids)[:, :size]]
+
+    def stream(self, config: SampleConfig | None = None, **options) -> Iterator[str]:
+        """Yields the text of the first stream piece by piece, as it is generated."""
+        for pieces in self.chunks(config, **options):
+            yield pieces[0]
+
+    def generate(self, config: SampleConfig | None = None, chunk_size: int | None = None, **options) -> list[str]:
+        """Generates `num_samples` texts (prime included), all streams as one batch.
+
+        Args:
+            config: a `SampleConfig`; or pass its fields (length, temperature, top_k, top_p,
+                argmax, prime, num_samples, seed) as keyword options.
+            chunk_size: characters per compiled call, at most 512; None = 512, 1 = one call per
+                character (the step-by-step path). The text is the same either way.
+
+        Returns:
+            A list of `num_samples` strings.
+        """
+        config = config or SampleConfig(**options)
+        sizes = (chunk_size or _STREAM_CHUNKS[-1],)
+        texts = [""] * config.num_samples
+        for pieces in self.chunks(config, chunk_sizes=sizes):
+            texts = [text + piece for text, piece in zip(texts, pieces)]
+        return texts

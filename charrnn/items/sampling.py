@@ -1,0 +1,107 @@
+"""Sampling whole items: streams of the compiled sampler drawn from the start symbol to the end
+symbol, with --novel (items in no split) and --tag.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+
+import numpy as np
+
+from charrnn.errors import CharRNNError, VocabularyError
+from charrnn.items.reading import END
+from charrnn.items.split import StoredSplit, load_split
+
+# sampling: draws stop after max(MIN_DRAWS, DRAWS_PER_ITEM x N) items, whether kept or not
+DRAWS_PER_ITEM, MIN_DRAWS, MAX_DRAW_BATCH = 20, 1000, 1024
+_SAMPLE_CHUNKS = (16, 32, 64, 128, 256, 512)
+
+
+
+@dataclasses.dataclass
+class SampledItems:
+    """The result of `sample_items`."""
+
+    texts: list[str]
+    tags: list[str] | None  # per item, when tagged
+    draws: int  # items drawn in all (kept or not)
+    capped: int  # draws that reached the length cap without an end symbol, or were empty (never kept)
+    seed: int
+
+
+def sample_items(sampler, config, novel: bool = False, tag: bool = False, max_length: int | None = None,
+                 split: StoredSplit | None = None) -> SampledItems:
+    """Draws `config.num_samples` whole items, each from the start symbol to the end symbol.
+
+    Items are drawn in batches of streams through the compiled sampler. A draw that reaches
+    `max_length` characters without the end symbol is dropped (it is not a whole item); with
+    `novel`, so is any item found in the corpus (training, validation or test split) or already
+    kept, so the N items are distinct. Drawing stops after max(1000, 20 x N) draws.
+
+    Args:
+        sampler: a `charrnn.generation.sampler.Sampler` of an items run.
+        config: a `SampleConfig`: num_samples, temperature, top_k, top_p, argmax, seed; `prime`
+            is the start of every item; `length` is ignored (see max_length).
+        novel: keep only distinct items not in the corpus. Defaults to False.
+        tag: tag each item in-train / in-val / in-test / new. Defaults to False.
+        max_length: the longest item drawn; None = the run's --max-item-length. Defaults to None.
+        split: the run's `StoredSplit`; None = read it from the run when needed. Defaults to None.
+
+    Returns:
+        `SampledItems`.
+
+    Raises:
+        CharRNNError: fewer than N items kept within the draw limit (saying how many were found).
+    """
+    if END in config.prime:
+        raise VocabularyError("the prime of an item cannot hold a newline (the end symbol)")
+    run = sampler.run
+    max_length = max_length or run.train_config.max_item_length
+    if (novel or tag) and split is None:
+        split = load_split(run.path)
+    wanted = config.num_samples
+    limit = max(MIN_DRAWS, DRAWS_PER_ITEM * wanted)
+    seed = config.seed if config.seed is not None else secrets.randbits(31)
+    kept, tags, draws, capped, batch, seen = [], [], 0, 0, 0, set()
+    while len(kept) < wanted and draws < limit:
+        missing = wanted - len(kept)
+        # the first batch draws what is missing (twice that for --novel), later ones at least 64;
+        # rounded up to a power of two, so the compiled loop sees few batch shapes
+        wanted_now = max(missing * (2 if novel or batch else 1), 64 if batch else 1)
+        streams = min(MAX_DRAW_BATCH, limit - draws, 1 << (wanted_now - 1).bit_length())
+        batch_seed = int(np.random.default_rng([seed, batch]).integers(0, 2 ** 31 - 1))
+        for text in _draw_items(sampler, config, streams, batch_seed, max_length):
+            if not text:  # reached the cap (None) or ended at once (""): not a whole item
+                capped += 1
+                continue
+            label = split.tag(text) if split is not None else None
+            if len(kept) < wanted and not (novel and (label != "new" or text in seen)):
+                kept.append(text)
+                tags.append(label)
+                seen.add(text)
+        draws += streams
+        batch += 1
+    if len(kept) < wanted:
+        what = "novel items" if novel else "whole items"
+        raise CharRNNError(f"found {len(kept)} {what} of the {wanted} asked for in {draws} draws "
+                           f"({capped} were empty or reached the {max_length}-character cap); ask for fewer, "
+                           "or raise --temperature")
+    return SampledItems(kept, tags if tag else None, draws, capped, seed)
+
+
+def _draw_items(sampler, config, streams: int, seed: int, max_length: int) -> list[str | None]:
+    """Draws one item per stream: its text, or None where `max_length` characters passed without
+    the end symbol. Stops the compiled loop as soon as every stream has ended."""
+    prefix = config.prime
+    draw = dataclasses.replace(config, num_samples=streams, seed=seed, prime=END + prefix,
+                               length=max(1, max_length - len(prefix) + 1))
+    texts = [""] * streams
+    pieces_seen = 0
+    for pieces in sampler.chunks(draw, chunk_sizes=_SAMPLE_CHUNKS):
+        if pieces_seen:  # the first yield is the prime
+            texts = [text + piece for text, piece in zip(texts, pieces)]
+            if all(END in text for text in texts):
+                break
+        pieces_seen += 1
+    return [prefix + text.split(END, 1)[0] if END in text else None for text in texts]
