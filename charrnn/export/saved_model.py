@@ -1,0 +1,76 @@
+"""`charrnn export`: a TF SavedModel that generates text with plain TensorFlow (no charrnn).
+
+The serving signature is `generate(prime: string, length: int32, temperature: float32,
+seed: int32) -> string` (the prime followed by `length` characters). It runs the same compiled
+recurrence and draws as `Sampler`, so the same seed gives the same text as `charrnn sample`.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from charrnn.errors import CharRNNError, WriteError
+
+
+def export_saved_model(run, out: str | Path) -> Path:
+    """Writes `run` as a SavedModel folder at `out` and returns its path.
+
+    Raises:
+        CharRNNError: `out` already exists.
+    """
+    import tensorflow as tf
+
+    from charrnn.generation.sampler import CHUNK_CAPACITY, Sampler
+
+    out = Path(out)
+    if out.exists():
+        raise CharRNNError(f"{out} already exists; choose another --out or remove it")
+    sampler = Sampler(run, precision="float32")  # the exported graph is XLA's loop
+    codes = np.array([ord(symbol) for symbol in sampler.vocab.symbols], np.int32)
+    start = sampler.default_prime
+
+    class Generator(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.weights = list(sampler.variables)  # tracked, so the SavedModel holds them
+            self.codepoints = tf.constant(codes)
+            self.table = tf.lookup.StaticHashTable(
+                tf.lookup.KeyValueTensorInitializer(codes, np.arange(len(codes), dtype=np.int32)), default_value=-1)
+
+        @tf.function(input_signature=[tf.TensorSpec([], tf.string), tf.TensorSpec([], tf.int32),
+                                      tf.TensorSpec([], tf.float32), tf.TensorSpec([], tf.int32)])
+        def generate(self, prime, length, temperature, seed):
+            given = tf.strings.unicode_decode(prime, "UTF-8")
+            fed = tf.cond(tf.size(given) > 0, lambda: given, lambda: tf.constant([ord(start)], tf.int32))
+            ids = self.table.lookup(fed)
+            checks = [tf.debugging.assert_non_negative(ids, message="the prime has characters not in the vocabulary")]
+            with tf.control_dependencies(checks):
+                logits, states = sampler.feed(ids[None, :], sampler.zero_states(1))
+
+            # chunks of up to CHUNK_CAPACITY characters through the one compiled loop, as `charrnn sample` does
+            def chunk(done, logits, states, text):
+                size = tf.minimum(CHUNK_CAPACITY, length - done)
+                # one stream, sample 0 of the seed: the key `charrnn sample --seed` gives its first text
+                drawn, logits, states = sampler.draw_chunk(logits, states, done[None], size, seed[None],
+                                                          tf.zeros([1], tf.int32), temperature[None],
+                                                          tf.zeros([1], tf.int32), tf.ones([1]), "plain")
+                return done + size, logits, states, tf.concat([text, drawn[0, :size]], axis=0)
+
+            _, _, _, drawn = tf.while_loop(
+                lambda done, *_: done < length, chunk, (tf.constant(0), logits, states, tf.zeros([0], tf.int32)),
+                shape_invariants=(tf.TensorShape([]), logits.shape, tf.nest.map_structure(lambda t: t.shape, states),
+                                  tf.TensorShape([None])))
+            text = tf.gather(self.codepoints, drawn)
+            return tf.strings.unicode_encode(tf.concat([given, text], axis=0), "UTF-8")
+
+    generator = Generator()
+    try:
+        tf.saved_model.save(generator, str(out), signatures={"generate": generator.generate})
+    except (OSError, tf.errors.OpError) as error:
+        shutil.rmtree(out, ignore_errors=True)  # it did not exist before: leave nothing half-written
+        message = (getattr(error, "message", None) or str(error)).splitlines()[0]
+        raise WriteError(f"could not write the SavedModel to {out}: {message}") from None
+    return out
