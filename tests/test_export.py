@@ -238,3 +238,101 @@ def test_sample_refuses_a_corrupt_or_foreign_onnx_file(tmp_path):
                                                        "exported (no charrnn vocabulary in its metadata)\n")
     result = CliRunner().invoke(main, ["sample", str(tmp_path / "missing.onnx")])
     assert result.exit_code == 1 and "no such file" in result.output
+
+
+# ---------------------------------------------------------------- charrnn.portable
+
+def test_pcg32_matches_the_reference_generator():
+    from charrnn.portable.rng import PCG32
+
+    generator = PCG32(42, 54)  # the PCG paper's demo: seed 42, stream 54
+    assert [generator.next_uint32() for _ in range(6)] == [0xa15c02b7, 0x7b47f409, 0xba1d3330, 0x83d2f293,
+                                                            0xbfa4784b, 0xcbed606e]
+    assert PCG32(7, 0).uniform() == (PCG32(7, 0).next_uint32() >> 8) / 2 ** 24
+
+
+def test_draws_follow_temperature_top_k_and_top_p():
+    from charrnn.portable.rng import PCG32, draw, draw_rows, filtered_weights, pick
+
+    logits = np.log(np.array([0.1, 0.4, 0.2, 0.3], np.float32))
+    assert np.flatnonzero(filtered_weights(logits, top_k=2)).tolist() == [1, 3]
+    assert np.flatnonzero(filtered_weights(logits, top_p=0.5)).tolist() == [1, 3]  # 0.4 < 0.5, then 0.7
+    assert np.flatnonzero(filtered_weights(logits, top_p=0.4)).tolist() == [1]
+    assert np.flatnonzero(filtered_weights(logits, top_k=3, top_p=0.95)).tolist() == [1, 2, 3]
+    weights = filtered_weights(logits)
+    assert pick(weights, 0.0) == 0 and pick(weights, 0.0999) == 0 and pick(weights, 0.1001) == 1
+    assert pick(weights, 1.0 - 2 ** -24) == 3 and draw(logits, None) == 1
+    generator = PCG32(1)
+    counts = np.bincount([draw(logits, generator) for _ in range(20_000)], minlength=4) / 20_000
+    assert np.abs(counts - [0.1, 0.4, 0.2, 0.3]).max() < 0.015
+    cold = np.bincount([draw(logits, generator, temperature=0.25) for _ in range(5_000)], minlength=4) / 5_000
+    assert cold[1] > 0.7  # 0.4^4 against 0.3^4, 0.2^4, 0.1^4: about 0.72
+    rows = np.random.default_rng(0).normal(0, 3, (64, 65)).astype(np.float32)  # the streams' draws at once
+    together = draw_rows(rows, [PCG32(9, stream) for stream in range(64)], temperature=0.7)
+    assert together.tolist() == [draw(row, PCG32(9, stream), temperature=0.7) for stream, row in enumerate(rows)]
+
+
+def test_portable_streams_do_not_depend_on_their_neighbours(lstm_run, tmp_path):
+    from charrnn.portable import generate
+
+    model = _onnx_model(lstm_run, tmp_path)
+    together = generate(model, prime="ROMEO:", length=80, num_samples=3, seed=11, temperature=0.8, top_p=0.9)
+    alone = [generate(model, prime="ROMEO:", length=80, seed=11, temperature=0.8, top_p=0.9, first_stream=stream)[0]
+             for stream in range(3)]
+    assert together == alone and len(set(together)) == 3 and all(len(text) == 86 for text in together)
+    assert generate(model, length=30, seed=11)[0] == generate(model, length=30, seed=11)[0] != \
+        generate(model, length=30, seed=12)[0]
+    greedy = generate(model, prime="A", length=20, argmax=True, num_samples=2)
+    assert greedy[0] == greedy[1]
+
+
+BLOCK_TENSORFLOW = """
+import sys
+
+class BlockTensorFlow:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("tensorflow", "keras", "tf_keras"):
+            raise ImportError(f"{name} is blocked in this test")
+        return None
+
+sys.meta_path.insert(0, BlockTensorFlow())
+try:
+    import tensorflow
+    raise SystemExit("the blocker did not block tensorflow")
+except ImportError:
+    pass
+"""
+
+PORTABLE_SAMPLE = BLOCK_TENSORFLOW + """
+import json
+import charrnn.portable as portable
+model = portable.PortableModel(sys.argv[1])
+texts = portable.generate(model, prime="KING:", length=200, temperature=0.7, top_k=10, num_samples=2, seed=5)
+print(json.dumps(texts))
+"""
+
+PORTABLE_CLI = BLOCK_TENSORFLOW + """
+from charrnn.cli.main import main
+main(sys.argv[1:], prog_name="charrnn")
+"""
+
+
+def test_portable_and_sample_onnx_run_where_tensorflow_cannot_be_imported(lstm_run, tmp_path):
+    from charrnn.portable import generate
+
+    model = _onnx_model(lstm_run, tmp_path)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(charrnn.__file__).parents[1]),
+                                                                    os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, "-c", PORTABLE_SAMPLE, str(model.path)], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    expected = generate(model, prime="KING:", length=200, temperature=0.7, top_k=10, num_samples=2, seed=5)
+    assert json.loads(done.stdout) == expected
+    done = subprocess.run([sys.executable, "-c", PORTABLE_CLI, "sample", str(model.path), "--prime", "KING:",
+                           "--length", "200", "-t", "0.7", "--top-k", "10", "--seed", "5"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout == expected[0] + "\n" and done.stderr == ""
+    done = subprocess.run([sys.executable, "-c", PORTABLE_CLI, "sample", str(model.path), "--prime", "KING\u00a7"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 1 and done.stderr == "Error: characters not in the vocabulary: '\u00a7'\n"

@@ -134,7 +134,7 @@ def sample(context, run, novel, tag, rank, beam, precision, as_json, **options):
     """
     from pathlib import Path
 
-    if Path(run).suffix.lower() == ".onnx" or Path(run).is_file():
+    if Path(run).suffix.lower() == ".onnx":
         _sample_portable(context, run, as_json, **options)
         return
     from charrnn.cli.common import _verbose

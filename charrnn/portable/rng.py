@@ -95,3 +95,18 @@ def draw(logits: np.ndarray, generator: PCG32 | None, temperature: float = 1.0, 
     if generator is None:
         return int(np.argmax(logits))
     return pick(filtered_weights(logits, temperature, top_k, top_p), generator.uniform())
+
+
+def draw_rows(rows: np.ndarray, generators: list, temperature: float = 1.0, top_k: int | None = None,
+              top_p: float | None = None) -> np.ndarray:
+    """`draw` for each row of logits (streams, vocab) with its own generator (None: argmax);
+    the rows of a plain draw (no top-k / top-p) are drawn together, with the same arithmetic."""
+    if generators[0] is None:
+        return np.argmax(rows, axis=-1)
+    if top_k or (top_p is not None and top_p < 1.0):
+        return np.array([draw(row, generator, temperature, top_k, top_p) for row, generator in zip(rows, generators)])
+    scaled = np.asarray(rows, np.float64) / float(temperature)
+    cumulative = np.cumsum(np.exp(scaled - scaled.max(axis=-1, keepdims=True)), axis=-1)
+    uniforms = np.array([generator.uniform() for generator in generators])
+    targets = uniforms * cumulative[:, -1]
+    return np.minimum((cumulative <= targets[:, None]).sum(axis=-1), rows.shape[-1] - 1)

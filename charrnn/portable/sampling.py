@@ -14,7 +14,7 @@ from typing import Iterator
 import numpy as np
 
 from charrnn.portable.model import PortableError, PortableModel
-from charrnn.portable.rng import PCG32, draw
+from charrnn.portable.rng import PCG32, draw_rows
 
 MAX_ITEM_DRAWS, DRAWS_PER_ITEM = 1000, 20  # items: give up after max(1000, 20 x N) draws
 ITEM_BATCH = 64  # item streams stepped side by side
@@ -103,10 +103,10 @@ def generate_chunks(model: PortableModel, prime: str = "", length: int = 500, te
     stepper = _Stepper(model, rows, state)
     symbols = model.symbols
     for position in range(length):
-        ids = [draw(row, generator, temperature, top_k, top_p) for row, generator in zip(rows, generators)]
+        ids = draw_rows(rows, generators, temperature, top_k, top_p)
         yield [symbols[index] for index in ids]
         if position + 1 < length:
-            rows = stepper.step(np.asarray(ids, np.int64))
+            rows = stepper.step(ids)
 
 
 def generate(model: PortableModel, **options) -> list[str]:
