@@ -82,6 +82,7 @@ def read_weights(run) -> ModelWeights:
         ExportError: the saved model is not a char model the exporters can write.
         RunError: model.keras is missing or corrupt.
     """
+    from charrnn.models import fused_lstm  # noqa: F401  registers FusedLSTMStack, which model.keras may hold
     from charrnn.models.char_model import recurrent_weights
 
     config = run.model_config
