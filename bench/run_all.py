@@ -9,6 +9,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 torch = ["--torch-python", os.environ["TORCH_PYTHON"]] if os.environ.get("TORCH_PYTHON") else []
 for script, extra in (("startup.py", []), ("sample_speed.py", []), ("sample_loop_variants.py", []),
+                      ("portable_speed.py", []), ("web_speed.py", []),
                       ("train_speed.py", torch), ("step_breakdown.py", []),
                       ("memory_scale.py", []), ("quality.py", [])):
     print(f"\n## {script}", flush=True)

@@ -88,6 +88,26 @@ def test_onnx_loss_equals_eval(kind, tmp_path, shakespeare):
     got = model.loss(unseen, expected["window"])
     assert abs(got - expected["loss"]) < PARITY_NATS, (got, expected)
     assert _stream_matches_whole(model, unseen[:120]) < 1e-5
+    ids = model.encode(unseen[:300])[None, :]
+    keras_logits = charrnn.load(run_dir).model()(ids.astype(np.int32)).numpy()
+    assert np.abs(model.run(ids, model.zero_state(1))[0] - keras_logits).max() < 1e-4
+
+
+def test_onnx_loss_equals_eval_for_a_trained_run(tiny_run, tmp_path):
+    """The shared run trained by `charrnn.train` (20 steps), as training leaves it."""
+    from .conftest import TINY_TEXT
+
+    words = TINY_TEXT.replace("\n", " \n ").split(" ")
+    rng = np.random.default_rng(0)
+    unseen = ""
+    while len(unseen) < UNSEEN_CHARS:  # its words in an order it never saw
+        unseen += words[rng.integers(len(words))] + " "
+    unseen = unseen[:UNSEEN_CHARS]
+    (tmp_path / "unseen.txt").write_text(unseen, "utf-8")
+    expected = charrnn.evaluate(charrnn.load(tiny_run), tmp_path / "unseen.txt")
+    model = _onnx_model(tiny_run, tmp_path)
+    got = model.loss(unseen, expected["window"])
+    assert abs(got - expected["loss"]) < PARITY_NATS, (got, expected)
 
 
 def test_onnx_loss_equals_eval_for_a_bytes_run(tmp_path, shakespeare):
@@ -336,3 +356,16 @@ def test_portable_and_sample_onnx_run_where_tensorflow_cannot_be_imported(lstm_r
     done = subprocess.run([sys.executable, "-c", PORTABLE_CLI, "sample", str(model.path), "--prime", "KING\u00a7"],
                           capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 1 and done.stderr == "Error: characters not in the vocabulary: '\u00a7'\n"
+
+
+@pytest.mark.bench
+def test_portable_speed_prints_its_table():
+    require("onnxruntime")
+    script = Path(__file__).resolve().parents[1] / "bench" / "portable_speed.py"
+    done = subprocess.run([sys.executable, str(script), "--length", "40", "--streams-length", "8", "--starts", "1"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [line for line in done.stdout.splitlines() if line.startswith(("charrnn.portable", "Sampler"))]
+    assert len(rows) == 6 and all(float(row.split()[-1].replace(",", "")) > 0 for row in rows)
+    assert done.stdout.startswith("machine: ") and "flags: " in done.stdout.splitlines()[0]
+    assert "time to the first character: charrnn sample MODEL.onnx" in done.stdout

@@ -181,3 +181,15 @@ def test_web_export_replaces_a_folder_only_with_force(tmp_path):
     assert result.exit_code == 0 and sorted(path.name for path in out.iterdir()) == ["charrnn.js", "index.html",
                                                                                      "weights.js"]
     assert sorted(path.name for path in tmp_path.iterdir()) == ["page", "run"]  # no temporary folder left
+
+
+@pytest.mark.bench
+def test_web_speed_prints_the_pages_rate(browser):
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "bench" / "web_speed.py"
+    done = subprocess.run([sys.executable, str(script), "--length", "50", "--browser", BROWSER],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "weights.js" in done.stdout and "web page, 2 x LSTM(256), 1 stream: " in done.stdout

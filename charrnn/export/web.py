@@ -71,7 +71,7 @@ def export_web(run, folder: str | Path) -> Path:
     folder = Path(folder)
     weights = read_weights(run)
     metadata = describe(run)
-    source = resources.files("charrnn.export") / "web"
+    source = resources.files("charrnn.export") / "page"
     for name in PAGE_FILES:
         (folder / name).write_bytes((source / name).read_bytes())
     (folder / "weights.js").write_text(weights_script(metadata, web_tensors(weights)), "ascii")
