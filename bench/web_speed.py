@@ -1,6 +1,6 @@
 """Speed of the exported web page (`charrnn export --format web`) in headless chromium, on a 2 x LSTM(256) model.
 
-    python bench/web_speed.py [--length 5000] [--browser /usr/bin/chromium]
+    python bench/web_speed.py [--length 5000] [--browser /usr/bin/chromium] [--kernel auto|js]
 
 Exports an untrained reference model (2 x LSTM(256), embedding 64, 65 symbols: speed does not
 depend on the weights), serves the folder with http.server on 127.0.0.1, generates --length
@@ -25,6 +25,8 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--length", type=int, default=5000)
     parser.add_argument("--browser", default="/usr/bin/chromium")
+    parser.add_argument("--kernel", choices=["auto", "js"], default="auto",
+                        help="js: the page's JavaScript products (?kernel=js) instead of WebAssembly SIMD")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -39,8 +41,9 @@ def main():
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=args.browser, args=["--headless", "--no-sandbox", "--disable-gpu"])
         page = browser.new_page()
-        page.goto(f"http://127.0.0.1:{server.server_address[1]}/")
+        page.goto(f"http://127.0.0.1:{server.server_address[1]}/" + ("?kernel=js" if args.kernel == "js" else ""))
         version = browser.version
+        kernel = page.get_attribute("#status", "data-kernel")
         for seed in range(3):
             page.fill("#length", str(args.length))
             page.fill("#seed", str(seed))
@@ -52,7 +55,7 @@ def main():
     sizes = ", ".join(f"{path.name} {path.stat().st_size:,} bytes" for path in sorted(folder.iterdir()))
     print(f"machine: {machine()}; chromium {version} (headless)")
     print(f"page folder: {sizes}")
-    print(f"web page, 2 x LSTM(256), 1 stream: {max(rates):,} chars/s (best of 3 runs of {args.length:,}: "
+    print(f"web page ({kernel} kernel), 2 x LSTM(256), 1 stream: {max(rates):,} chars/s (best of 3 runs of {args.length:,}: "
           f"{', '.join(f'{rate:,}' for rate in rates)})")
 
 

@@ -97,30 +97,34 @@ def _wait_done(page):
     assert int(page.get_attribute("#status", "data-chars-per-second")) > 0  # the page reports its speed
 
 
-def _page_logits(page, ids: list[int]) -> np.ndarray:
-    return np.array(page.evaluate("""(ids) => { const model = CharRNN.load(window.CHARRNN_MODEL);
+def _page_logits(page, ids: list[int], kernel: str) -> np.ndarray:
+    return np.array(page.evaluate("""([ids, kernel]) => { const model = CharRNN.load(window.CHARRNN_MODEL, {kernel});
+        if (model.kernel.name !== kernel) throw new Error(`the ${model.kernel.name} kernel ran, not ${kernel}`);
         const state = CharRNN.zeroState(model); return ids.map((id) => Array.from(CharRNN.step(model, id, state))); }""",
-                                  ids))
+                                  [ids, kernel]))
 
 
 def _check_logits_against_keras(page, run_dir: Path, model, text: str):
+    """Both kernels' logits (WebAssembly SIMD, float32; JavaScript, float64 sums) against Keras's."""
     ids = model.encode(text)
     keras_logits = charrnn.load(run_dir).model()(ids[None, :].astype(np.int32)).numpy()[0]
-    assert np.abs(_page_logits(page, ids.tolist()) - keras_logits).max() < 1e-4
+    for kernel in ("wasm-simd", "js"):
+        assert np.abs(_page_logits(page, ids.tolist(), kernel) - keras_logits).max() < 1e-4, kernel
 
 
-@pytest.mark.parametrize("cell, layers, embedding_dim, options", [
-    ("lstm", 2, 8, {"temperature": 0.8, "top_k": 20}),
-    ("gru", 1, 0, {"temperature": 1.2, "top_p": 0.9}),
+@pytest.mark.parametrize("cell, layers, embedding_dim, options, kernel", [
+    ("lstm", 2, 8, {"temperature": 0.8, "top_k": 20}, "wasm-simd"),
+    ("gru", 1, 0, {"temperature": 1.2, "top_p": 0.9}, "js"),
 ])
-def test_the_page_writes_portables_text(cell, layers, embedding_dim, options, browser, serve, tmp_path):
+def test_the_page_writes_portables_text(cell, layers, embedding_dim, options, kernel, browser, serve, tmp_path):
     text = _corpus(SHAKESPEARE)
     run_dir = write_run(tmp_path / "run", sorted(set(text)), cell, layers, 32, embedding_dim, seed=layers)
     model, web = _export(run_dir, tmp_path)
     from charrnn.portable import generate
 
     expected = generate(model, prime="ROMEO:", length=400, seed=7, **options)[0]
-    page, errors, requests = _open(browser, serve(web))
+    page, errors, requests = _open(browser, serve(web) + ("?kernel=js" if kernel == "js" else ""))
+    assert page.get_attribute("#status", "data-kernel") == kernel
     _fill(page, prime="ROMEO:", length=400, seed=7, temperature=options["temperature"],
           topk=options.get("top_k", 0), topp=options.get("top_p", 1))
     page.click("#generate")
@@ -192,4 +196,4 @@ def test_web_speed_prints_the_pages_rate(browser):
     done = subprocess.run([sys.executable, str(script), "--length", "50", "--browser", BROWSER],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "weights.js" in done.stdout and "web page, 2 x LSTM(256), 1 stream: " in done.stdout
+    assert "weights.js" in done.stdout and "web page (wasm-simd kernel), 2 x LSTM(256), 1 stream: " in done.stdout
