@@ -238,7 +238,7 @@ def test_export_refuses_a_model_the_format_cannot_express(tmp_path, shakespeare)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["run"]
 
 
-def test_sample_refuses_a_corrupt_or_foreign_onnx_file(tmp_path):
+def test_sample_refuses_a_corrupt_or_foreign_onnx_file(lstm_run, tmp_path):
     onnx = require("onnx")
     require("onnxruntime")
     from onnx import TensorProto, helper
@@ -258,6 +258,14 @@ def test_sample_refuses_a_corrupt_or_foreign_onnx_file(tmp_path):
                                                        "exported (no charrnn vocabulary in its metadata)\n")
     result = CliRunner().invoke(main, ["sample", str(tmp_path / "missing.onnx")])
     assert result.exit_code == 1 and "no such file" in result.output
+    newer = onnx.load(str(_onnx_model(lstm_run, tmp_path).path))  # a later interface version
+    for entry in newer.metadata_props:
+        if entry.key == "charrnn.format_version":
+            entry.value = "99"
+    onnx.save(newer, str(tmp_path / "newer.onnx"))
+    result = CliRunner().invoke(main, ["sample", str(tmp_path / "newer.onnx")])
+    assert result.exit_code == 1 and result.output.count("\n") == 1
+    assert "exported in interface version 99" in result.output
 
 
 # ---------------------------------------------------------------- charrnn.portable

@@ -111,7 +111,7 @@ def export(run, export_format: str, out: str | Path | None = None, force: bool =
 
     with folder_in_place(out, "the SavedModel") as building:
         building.rmdir()  # the SavedModel writer creates its folder
-        export_saved_model(run, building)
+        export_saved_model(run, building, shown=out)
     return out
 
 

@@ -12,6 +12,8 @@ import numpy as np
 
 from charrnn.errors import CharRNNError
 
+SUPPORTED_FORMAT_VERSION = 1  # charrnn.export.weights.EXPORT_FORMAT_VERSION, without importing the exporter
+
 
 class PortableError(CharRNNError):
     """A file that is not a charrnn .onnx model, or text it cannot encode."""
@@ -79,6 +81,10 @@ class PortableModel:
         except (KeyError, TypeError, ValueError, AttributeError, IndexError):
             raise PortableError(f"{self.path} is an ONNX model but not one charrnn exported "
                                 "(no charrnn vocabulary in its metadata)") from None
+        version = self.metadata.get("format_version")
+        if not isinstance(version, int) or version > SUPPORTED_FORMAT_VERSION:
+            raise PortableError(f"{self.path} was exported in interface version {version} (charrnn "
+                                f"{self.metadata['version']}); this charrnn reads version {SUPPORTED_FORMAT_VERSION}")
         names = ([value.name for value in self.session.get_inputs()], [value.name for value in self.session.get_outputs()])
         if names != (["ids", "state"], ["logits", "new_state"]) or len(self.symbols) < 1:
             raise PortableError(f"{self.path} does not have charrnn's inputs (ids, state) and outputs (logits, new_state)")
