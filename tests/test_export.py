@@ -312,6 +312,15 @@ def test_portable_streams_do_not_depend_on_their_neighbours(lstm_run, tmp_path):
         generate(model, length=30, seed=12)[0]
     greedy = generate(model, prime="A", length=20, argmax=True, num_samples=2)
     assert greedy[0] == greedy[1]
+    # the buffer-reusing stepper gives run()'s logits
+    from charrnn.portable.sampling import _Stepper
+
+    ids = model.encode("ROMEO: hark")[None, :].repeat(2, axis=0)
+    logits, state = model.run(ids[:, :1], model.zero_state(2))
+    stepper = _Stepper(model, logits[:, -1], state)
+    for position in range(1, ids.shape[1]):
+        logits, state = model.run(ids[:, position:position + 1], state)
+        assert np.array_equal(stepper.step(ids[:, position]), logits[:, 0])
 
 
 BLOCK_TENSORFLOW = """

@@ -45,30 +45,30 @@ class _Stepper:
 
         self.model, self.logits = model, logits
         batch = state.shape[1]
+        # numpy arrays that onnxruntime reads and writes in place: an OrtValue made from a CPU
+        # numpy array shares its memory (the arrays live as long as this object)
         self.ids = np.zeros((batch, 1), np.int64)
-        self.states = [onnxruntime.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(state)),
-                       onnxruntime.OrtValue.ortvalue_from_numpy(np.zeros_like(state))]
-        self.out_logits = onnxruntime.OrtValue.ortvalue_from_numpy(np.zeros((batch, 1, model.vocab_size), np.float32))
-        self.id_value = onnxruntime.OrtValue.ortvalue_from_numpy(self.ids)
+        self.out = np.zeros((batch, 1, model.vocab_size), np.float32)
+        self.buffers = [np.ascontiguousarray(state, np.float32).copy(), np.zeros_like(state, np.float32)]
+        values = [onnxruntime.OrtValue.ortvalue_from_numpy(array) for array in (self.ids, self.out, *self.buffers)]
+        ids, out, states = values[0], values[1], values[2:]
         self.bindings = []
         for current in range(2):  # two bindings: state in buffer 0 -> out 1, and the reverse
             binding = model.session.io_binding()
-            binding.bind_ortvalue_input("ids", self.id_value)
-            binding.bind_ortvalue_input("state", self.states[current])
-            binding.bind_ortvalue_output("logits", self.out_logits)
-            binding.bind_ortvalue_output("new_state", self.states[1 - current])
+            binding.bind_ortvalue_input("ids", ids)
+            binding.bind_ortvalue_input("state", states[current])
+            binding.bind_ortvalue_output("logits", out)
+            binding.bind_ortvalue_output("new_state", states[1 - current])
             self.bindings.append(binding)
         self.current = 0
-        self._ids_view = self.id_value.numpy()  # shares the OrtValue's memory
-        self._logits_view = self.out_logits.numpy()
 
     def step(self, ids: np.ndarray) -> np.ndarray:
         """Feeds one id per stream; returns the next logits (batch, vocab) (a view, overwritten
         by the next step)."""
-        self._ids_view[:, 0] = ids
+        self.ids[:, 0] = ids
         self.model.session.run_with_iobinding(self.bindings[self.current])
         self.current = 1 - self.current
-        return self._logits_view[:, 0, :]
+        return self.out[:, 0, :]
 
 
 def generate_chunks(model: PortableModel, prime: str = "", length: int = 500, temperature: float = 1.0,
