@@ -43,6 +43,8 @@ SCRIPTS = (
     ("startup.py", [], ["--repeats", "1", "--import-repeats", "1"]),
     ("sample_speed.py", [], ["--length", "8"]),
     ("sample_loop_variants.py", [], ["--streams", "2", "--steps", "4", "--rounds", "1"]),
+    ("portable_speed.py", [], ["--length", "20", "--streams-length", "8", "--starts", "1"]),
+    ("web_speed.py", [], ["--length", "50"]),
     ("train_speed.py", [], ["--rounds", "1", "--steps", "4", "--eval-every", "2", "--precision", "float32"]),
     ("step_breakdown.py", [], ["--units", "32", "--seq-length", "10", "--batch-size", "4", "--steps", "2",
                                "--rounds", "1"]),

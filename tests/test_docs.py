@@ -73,7 +73,7 @@ def command_for(args: list):
 
 def test_the_pages_exist_and_the_readme_is_short():
     names = {page.name for page in PAGES}
-    assert {"cli.md", "training.md", "sampling.md", "items.md", "finetuning.md", "serving.md", "exporting.md",
+    assert {"cli.md", "training.md", "sampling.md", "items.md", "finetuning.md", "serving.md", "export.md",
             "python-api.md", "forecasting.md", "run-directory.md", "hardware.md", "experiments.md",
             "architecture.md", "benchmarks.md"} <= names
     readme = (ROOT / "README.md").read_text(encoding="utf-8")

@@ -24,7 +24,7 @@ generated from the click commands (`python -m charrnn.cli.reference --write docs
 `tests/test_docs.py` fails when it is out of date, so edit the help text in `charrnn/cli/`, not here.
 What the options do together is on the subject pages: [training](training.md),
 [items](items.md), [fine-tuning](finetuning.md), [sampling](sampling.md), [serving](serving.md),
-[exporting](exporting.md), [forecasting](forecasting.md), [the run directory](run-directory.md).
+[exporting](export.md), [forecasting](forecasting.md), [the run directory](run-directory.md).
 
 Generated text goes to stdout (ending with a newline); progress bars, status lines and warnings go
 to stderr; `--json` prints one JSON object. Exit codes: 0 ok, 1 `Error: ...` (bad data, a missing

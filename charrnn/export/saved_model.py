@@ -15,8 +15,14 @@ import numpy as np
 from charrnn.errors import CharRNNError, WriteError
 
 
-def export_saved_model(run, out: str | Path) -> Path:
+def export_saved_model(run, out: str | Path, shown: str | Path | None = None) -> Path:
     """Writes `run` as a SavedModel folder at `out` and returns its path.
+
+    Args:
+        run: a `charrnn.runs.Run`.
+        out: the folder to create.
+        shown: the path error messages name (`charrnn.export.export` writes into a temporary
+            folder that becomes `shown`). Defaults to `out`.
 
     Raises:
         CharRNNError: `out` already exists.
@@ -72,5 +78,5 @@ def export_saved_model(run, out: str | Path) -> Path:
     except (OSError, tf.errors.OpError) as error:
         shutil.rmtree(out, ignore_errors=True)  # it did not exist before: leave nothing half-written
         message = (getattr(error, "message", None) or str(error)).splitlines()[0]
-        raise WriteError(f"could not write the SavedModel to {out}: {message}") from None
+        raise WriteError(f"could not write the SavedModel to {shown or out}: {message}") from None
     return out

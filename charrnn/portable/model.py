@@ -1,0 +1,157 @@
+"""An exported .onnx model (see `charrnn.export.to_onnx`) run by onnxruntime, with its vocabulary.
+
+Needs numpy and onnxruntime only: nothing here imports TensorFlow or a charrnn module that does.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from charrnn.errors import CharRNNError
+
+SUPPORTED_FORMAT_VERSION = 1  # charrnn.export.weights.EXPORT_FORMAT_VERSION, without importing the exporter
+
+
+class PortableError(CharRNNError):
+    """A file that is not a charrnn .onnx model, or text it cannot encode."""
+
+
+def _session_options(threads: int | None):
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # errors only: no warnings on stderr
+    return options
+
+
+class PortableModel:
+    """A charrnn .onnx file, ready to step: `run(ids, state) -> (logits, new_state)`.
+
+    Args:
+        path: the .onnx file written by `charrnn export RUN --format onnx`.
+        threads: onnxruntime's intra-op threads; None lets onnxruntime choose. Defaults to 1
+            (one stream of one character is too small a product to share between cores).
+
+    Raises:
+        PortableError: the file is missing, corrupt, or not a charrnn model.
+
+    Example:
+
+    >>> model = PortableModel("runs/tinyshakespeare/model.onnx")
+    >>> logits, state = model.run(model.encode("ROMEO:")[None, :], model.zero_state(1))
+    """
+
+    def __init__(self, path: str | Path, threads: int | None = 1):
+        try:
+            import onnxruntime
+        except ImportError:
+            raise PortableError('sampling an .onnx file needs onnxruntime: pip install "charrnn[export]"') from None
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise PortableError(f"no such file: {self.path}")
+        try:
+            self.session = onnxruntime.InferenceSession(str(self.path), _session_options(threads),
+                                                        providers=["CPUExecutionProvider"])
+        except Exception as error:  # onnxruntime raises its own Fail/InvalidGraph/InvalidProtobuf types
+            message = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise PortableError(f"{self.path} is not a readable ONNX model ({message[:200]})") from None
+        props = self.session.get_modelmeta().custom_metadata_map
+        try:
+            self.metadata = {key.split(".", 1)[1]: json.loads(value) for key, value in props.items()
+                             if key.startswith("charrnn.") and key != "charrnn.version"}
+            self.metadata["version"] = props.get("charrnn.version")
+            vocabulary = self.metadata["vocabulary"]
+            self.symbols = list(vocabulary["symbols"])
+            self.encoding = vocabulary["encoding"]
+            self.items = bool(vocabulary["items"])
+            self.end_symbol = vocabulary["end_symbol"]
+            self.default_prime = vocabulary["default_prime"]
+            state = self.metadata["state"]
+            self.state_rows = int(state["layers"]) * len(state["parts"])
+            self.units = int(state["units"])
+            self.max_item_length = self.metadata.get("items", {}).get("max_item_length")
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError):
+            raise PortableError(f"{self.path} is an ONNX model but not one charrnn exported "
+                                "(no charrnn vocabulary in its metadata)") from None
+        version = self.metadata.get("format_version")
+        if not isinstance(version, int) or version > SUPPORTED_FORMAT_VERSION:
+            raise PortableError(f"{self.path} was exported in interface version {version} (charrnn "
+                                f"{self.metadata['version']}); this charrnn reads version {SUPPORTED_FORMAT_VERSION}")
+        names = ([value.name for value in self.session.get_inputs()], [value.name for value in self.session.get_outputs()])
+        if names != (["ids", "state"], ["logits", "new_state"]) or len(self.symbols) < 1:
+            raise PortableError(f"{self.path} does not have charrnn's inputs (ids, state) and outputs (logits, new_state)")
+        self._index = {symbol: index for index, symbol in enumerate(self.symbols)}
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.symbols)
+
+    def zero_state(self, batch: int = 1) -> np.ndarray:
+        """The state a text starts from: zeros, (layers x parts, batch, units) float32."""
+        return np.zeros((self.state_rows, batch, self.units), np.float32)
+
+    def run(self, ids: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Steps the model over `ids` (batch, time) from `state`; returns (logits (batch, time,
+        vocab), new state)."""
+        logits, new_state = self.session.run(None, {"ids": np.asarray(ids, np.int64), "state": state})
+        return logits, new_state
+
+    # ------------------------------------------------------------ text <-> symbols <-> ids
+
+    def symbols_of_text(self, text: str) -> str:
+        """Text as this model's symbols: for a bytes model its UTF-8 bytes, one symbol each."""
+        return text.encode("utf-8", "surrogateescape").decode("latin-1") if self.encoding == "bytes" else text
+
+    def text_of_symbols(self, symbols: str) -> str:
+        """Symbols as text to show: a bytes model's bytes decoded as UTF-8 (bad bytes replaced)."""
+        return symbols.encode("latin-1").decode("utf-8", "replace") if self.encoding == "bytes" else symbols
+
+    def output_of_symbols(self, symbols: str) -> str | bytes:
+        """What to write for generated symbols: a bytes model's raw bytes, else the text."""
+        return symbols.encode("latin-1") if self.encoding == "bytes" else symbols
+
+    def encode(self, symbols: str) -> np.ndarray:
+        """The int64 ids of `symbols`.
+
+        Raises:
+            PortableError: naming the symbols the vocabulary lacks.
+        """
+        try:
+            return np.array([self._index[symbol] for symbol in symbols], np.int64)
+        except KeyError:
+            unknown = sorted({symbol for symbol in symbols if symbol not in self._index})
+            raise PortableError("characters not in the vocabulary: " + ", ".join(map(repr, unknown[:20]))) from None
+
+    def decode(self, ids) -> str:
+        return "".join(self.symbols[int(index)] for index in ids)
+
+    def loss(self, symbols: str, window: int | None = None) -> float:
+        """Mean next-symbol loss (nats per symbol) over `symbols`, the state carried within
+        windows of `window` predictions (None: one window) and zero at each window's start."""
+        ids = self.encode(symbols)
+        window = window or len(ids) - 1
+        total, count = 0.0, 0
+        for start in range(0, len(ids) - 1, window):
+            inputs = ids[start:start + window]
+            targets = ids[start + 1:start + window + 1]
+            inputs = inputs[:len(targets)]
+            logits, _ = self.run(inputs[None, :], self.zero_state(1))
+            total += float(_cross_entropy(logits[0], targets).sum())
+            count += len(targets)
+        return total / count
+
+
+def _cross_entropy(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Per-row -log softmax(logits)[target], in float64."""
+    logits = logits.astype(np.float64)
+    top = logits.max(axis=-1, keepdims=True)
+    log_total = np.log(np.exp(logits - top).sum(axis=-1)) + top[:, 0]
+    return log_total - logits[np.arange(len(targets)), targets]

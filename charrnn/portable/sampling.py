@@ -1,0 +1,174 @@
+"""Generating text from a `PortableModel`: streams and whole items, with the draws of
+`charrnn.portable.rng` (the same text for the same seed and options as the exported web page).
+
+Stream j of a seed (j = 0 for the first text) draws its characters from `PCG32(seed, j)`, one
+uniform number per character, so a text does not depend on how many streams run beside it.
+This is not `charrnn sample RUN`'s TensorFlow draw: the same seed gives another text there.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Iterator
+
+import numpy as np
+
+from charrnn.portable.model import PortableError, PortableModel
+from charrnn.portable.rng import PCG32, draw_rows
+
+MAX_ITEM_DRAWS, DRAWS_PER_ITEM = 1000, 20  # items: give up after max(1000, 20 x N) draws
+ITEM_BATCH = 64  # item streams stepped side by side
+
+
+def check_options(temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+                  length: int = 0, num_samples: int = 1) -> None:
+    """Raises ValueError (echoing the value) for options out of range."""
+    if not temperature > 0 or temperature != temperature:
+        raise ValueError(f"Expected temperature > 0. Received: temperature={temperature}")
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"Expected top_k >= 1. Received: top_k={top_k}")
+    if top_p is not None and not 0.0 < top_p <= 1.0:
+        raise ValueError(f"Expected 0 < top_p <= 1. Received: top_p={top_p}")
+    if length < 0:
+        raise ValueError(f"Expected length >= 0. Received: length={length}")
+    if num_samples < 1:
+        raise ValueError(f"Expected num_samples >= 1. Received: num_samples={num_samples}")
+
+
+class _Stepper:
+    """Steps a batch of streams one character at a time, reusing onnxruntime's buffers: the
+    state output of one step is bound as the next step's input (IOBinding), so a step copies
+    only the ids in and the logits out."""
+
+    def __init__(self, model: PortableModel, logits: np.ndarray, state: np.ndarray):
+        import onnxruntime
+
+        self.model, self.logits = model, logits
+        batch = state.shape[1]
+        # numpy arrays that onnxruntime reads and writes in place: an OrtValue made from a CPU
+        # numpy array shares its memory (the arrays live as long as this object)
+        self.ids = np.zeros((batch, 1), np.int64)
+        self.out = np.zeros((batch, 1, model.vocab_size), np.float32)
+        self.buffers = [np.ascontiguousarray(state, np.float32).copy(), np.zeros_like(state, np.float32)]
+        values = [onnxruntime.OrtValue.ortvalue_from_numpy(array) for array in (self.ids, self.out, *self.buffers)]
+        ids, out, states = values[0], values[1], values[2:]
+        self.bindings = []
+        for current in range(2):  # two bindings: state in buffer 0 -> out 1, and the reverse
+            binding = model.session.io_binding()
+            binding.bind_ortvalue_input("ids", ids)
+            binding.bind_ortvalue_input("state", states[current])
+            binding.bind_ortvalue_output("logits", out)
+            binding.bind_ortvalue_output("new_state", states[1 - current])
+            self.bindings.append(binding)
+        self.current = 0
+
+    def step(self, ids: np.ndarray) -> np.ndarray:
+        """Feeds one id per stream; returns the next logits (batch, vocab) (a view, overwritten
+        by the next step)."""
+        self.ids[:, 0] = ids
+        self.model.session.run_with_iobinding(self.bindings[self.current])
+        self.current = 1 - self.current
+        return self.out[:, 0, :]
+
+
+def generate_chunks(model: PortableModel, prime: str = "", length: int = 500, temperature: float = 1.0,
+                    top_k: int | None = None, top_p: float | None = None, argmax: bool = False,
+                    num_samples: int = 1, seed: int | None = None, first_stream: int = 0) -> Iterator[list[str]]:
+    """Yields the prime, then each generated character: one string (of symbols) per stream each time.
+
+    Args:
+        model: a `PortableModel`.
+        prime: symbols to start from (printed first); "" feeds the model's default prime (a
+            newline) and prints nothing. Defaults to "".
+        length: characters to generate after the prime. Defaults to 500.
+        temperature, top_k, top_p, argmax: as `charrnn sample`. Defaults to 1.0, None, None, False.
+        num_samples: streams generated side by side. Defaults to 1.
+        seed: seeds `PCG32(seed, first_stream + j)` for stream j; None = a random seed. Defaults to None.
+        first_stream: the stream number of the first stream. Defaults to 0.
+
+    Raises:
+        PortableError: the prime has symbols outside the vocabulary.
+        ValueError: an option out of range.
+    """
+    check_options(temperature, top_k, top_p, length, num_samples)
+    seed = secrets.randbits(63) if seed is None else seed
+    fed = model.encode(prime or model.default_prime)
+    batch = np.repeat(fed[None, :], num_samples, axis=0)
+    logits, state = model.run(batch, model.zero_state(num_samples))  # the whole prime in one call
+    rows = logits[:, -1, :]
+    generators = [None if argmax else PCG32(seed, first_stream + stream) for stream in range(num_samples)]
+    yield [prime] * num_samples
+    if length == 0:
+        return
+    stepper = _Stepper(model, rows, state)
+    symbols = model.symbols
+    for position in range(length):
+        ids = draw_rows(rows, generators, temperature, top_k, top_p)
+        yield [symbols[index] for index in ids]
+        if position + 1 < length:
+            rows = stepper.step(ids)
+
+
+def generate(model: PortableModel, **options) -> list[str]:
+    """`num_samples` texts (the prime included, as symbols); options as `generate_chunks`."""
+    texts = None
+    for pieces in generate_chunks(model, **options):
+        texts = pieces if texts is None else [text + piece for text, piece in zip(texts, pieces)]
+    return texts
+
+
+def sample_items(model: PortableModel, num_samples: int = 1, prime: str = "", max_length: int | None = None,
+                 temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+                 argmax: bool = False, seed: int | None = None) -> list[str]:
+    """Draws `num_samples` whole items of an items model, each from the start symbol to the end
+    symbol (which is not part of the text).
+
+    Draw d (from 0) uses stream d of the seed; a draw that reaches `max_length` characters without
+    the end symbol, or ends at once, is not a whole item and is skipped. The items kept are the
+    first `num_samples` whole ones in draw order, whichever batch they were stepped in.
+
+    Args:
+        model: a `PortableModel` of an items run.
+        num_samples: items wanted. Defaults to 1.
+        prime: the start of every item (no end symbol). Defaults to "".
+        max_length: the longest item, prime included; None = the run's --max-item-length. Defaults to None.
+        temperature, top_k, top_p, argmax, seed: as `generate_chunks`.
+
+    Raises:
+        PortableError: not an items model, a prime holding the end symbol, or fewer than
+            `num_samples` whole items in max(1000, 20 x num_samples) draws.
+    """
+    if not model.items:
+        raise PortableError(f"{model.path} is not an items model (trained with --items lines)")
+    end = model.end_symbol
+    if end in prime:
+        raise PortableError("the prime of an item cannot hold a newline (the end symbol)")
+    check_options(temperature, top_k, top_p, 0, num_samples)
+    max_length = max_length or model.max_item_length or 256
+    seed = secrets.randbits(63) if seed is None else seed
+    limit = max(MAX_ITEM_DRAWS, DRAWS_PER_ITEM * num_samples)
+    kept, first = [], 0
+    while len(kept) < num_samples and first < limit:
+        streams = min(ITEM_BATCH, limit - first, 2 * (num_samples - len(kept)))
+        texts = [""] * streams
+        done = [False] * streams
+        chunks = generate_chunks(model, end + prime, max(1, max_length - len(prime) + 1), temperature, top_k,
+                                 top_p, argmax, streams, seed, first_stream=first)
+        next(chunks)  # the prime
+        for pieces in chunks:
+            for stream, piece in enumerate(pieces):
+                if not done[stream]:
+                    if piece == end:
+                        done[stream] = True
+                    else:
+                        texts[stream] += piece
+            if all(done):
+                break
+        for stream in range(streams):
+            if done[stream] and prime + texts[stream] and len(kept) < num_samples:
+                kept.append(prime + texts[stream])
+        first += streams
+    if len(kept) < num_samples:
+        raise PortableError(f"found {len(kept)} whole items of the {num_samples} asked for in {first} draws; "
+                            "ask for fewer, or raise --temperature")
+    return kept
