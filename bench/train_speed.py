@@ -98,8 +98,8 @@ def main():
             medians[(framework, precision)] = statistics.median(summary(result)[0] for result in results)
             losses = [result["val_loss"] for result in results if result.get("val_loss") is not None]
             loss = f"{statistics.median(losses):.4f}" if losses else "-"
-            kernel = f" ({result_kernel(results)})" if framework == "charrnn" and precision.startswith("float32") else ""
-            label = (f"charrnn {precision}{kernel}" if framework == "charrnn" else
+            # the kernel that trained, in brackets and without spaces: "charrnn float32[onednn] 8,000 ..."
+            label = (f"charrnn {precision.split('/')[0]}[{result_kernel(results)}]" if framework == "charrnn" else
                      f"{results[0]['framework']} nn.LSTM " + ("fp32" if precision == "float32" else "bf16 autocast"))
             print(f"{label:<38}{medians[(framework, precision)]:>15,.0f}  {loss:>8}  {'; '.join(runs)}")
     for (framework, name), median in medians.items():

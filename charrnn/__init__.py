@@ -13,27 +13,36 @@ The public API (TensorFlow is imported only when a function that needs it is cal
 """
 
 from charrnn._version import __version__
-from charrnn.config import ModelConfig, SampleConfig, TrainConfig  # noqa: E402
-from charrnn.data.corpus import get_corpus, load_corpus  # noqa: E402
-from charrnn.errors import (CharRNNError, ConfigError, CorpusError, OptionError, RunError, TrainingError,  # noqa: E402
-                            VocabularyError)
-from charrnn.generation.evaluate import evaluate  # noqa: E402
-from charrnn.runs import load  # noqa: E402
-from charrnn.generation.score import score  # noqa: E402
-from charrnn.training.train import TrainResult, train  # noqa: E402
-from charrnn.data.vocab import Vocabulary  # noqa: E402
+
+# Each public name and the module it lives in, imported on first use: `import charrnn` (and so the
+# CLI, and `charrnn sample MODEL.onnx` through charrnn.portable) stays cheap.
+_HOMES = {
+    "ModelConfig": "charrnn.config", "SampleConfig": "charrnn.config", "TrainConfig": "charrnn.config",
+    "get_corpus": "charrnn.data.corpus", "load_corpus": "charrnn.data.corpus",
+    "CharRNNError": "charrnn.errors", "ConfigError": "charrnn.errors", "CorpusError": "charrnn.errors",
+    "OptionError": "charrnn.errors", "RunError": "charrnn.errors", "TrainingError": "charrnn.errors",
+    "VocabularyError": "charrnn.errors",
+    "evaluate": "charrnn.generation.evaluate", "load": "charrnn.runs", "score": "charrnn.generation.score",
+    "TrainResult": "charrnn.training.train", "train": "charrnn.training.train",
+    "Vocabulary": "charrnn.data.vocab",
+    "Sampler": "charrnn.generation.sampler",  # imports TensorFlow
+    "beam_search": "charrnn.generation.beam", "BeamSearcher": "charrnn.generation.beam",
+    "BeamResult": "charrnn.generation.beam",
+}
 
 
 def __getattr__(name):
-    if name == "Sampler":  # imports TensorFlow, so only on first use
-        from charrnn.generation.sampler import Sampler
+    if name not in _HOMES:
+        raise AttributeError(f"module 'charrnn' has no attribute {name!r}")
+    import importlib
 
-        return Sampler
-    if name in ("beam_search", "BeamSearcher", "BeamResult"):
-        from charrnn.generation import beam
+    value = getattr(importlib.import_module(_HOMES[name]), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
 
-        return getattr(beam, name)
-    raise AttributeError(f"module 'charrnn' has no attribute {name!r}")
+
+def __dir__():
+    return sorted(set(globals()) | set(_HOMES))
 
 
 __all__ = ["BeamResult", "BeamSearcher", "CharRNNError", "ConfigError", "CorpusError", "ModelConfig", "OptionError",

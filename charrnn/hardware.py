@@ -1,4 +1,5 @@
-"""What this machine's CPU can do, in one place: its flags, its class, and its bf16 units.
+"""What this machine's CPU can do, in one place: its flags, its class, its bf16 units and its
+matmul roof.
 
 Training (the precision default and the LSTM kernel), sampling (the native AMX loop) and the
 benchmarks all ask here, so a test that fakes a CPU class fakes it for all of them by replacing
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import os
 import platform
+import time
 from pathlib import Path
 
 CPUINFO = "/proc/cpuinfo"
@@ -98,3 +100,28 @@ def describe() -> str:
     notable = [flag for flag in NOTABLE_FLAGS if flag in flags]
     return (f"{cpu_model()} (class {cpu_class()}; {' '.join(notable) or 'no notable flags'}), "
             f"{os.cpu_count()} cores")
+
+
+def matmul_gflops(m: int = 1024, k: int = 1024, n: int = 1024, seconds: float = 1.0) -> float:
+    """Measured float32 GFLOP/s of `tf.matmul` for an (m x k) @ (k x n) product."""
+    import tensorflow as tf
+
+    a = tf.random.normal((m, k))
+    b = tf.random.normal((k, n))
+
+    @tf.function
+    def repeat(count):
+        total = tf.zeros((m, n))
+        for _ in tf.range(count):
+            total += tf.matmul(a, b)
+        return total
+
+    repeat(tf.constant(2)).numpy()
+    count = 8
+    while True:
+        started = time.perf_counter()
+        repeat(tf.constant(count)).numpy()
+        elapsed = time.perf_counter() - started
+        if elapsed >= seconds:
+            return 2.0 * m * k * n * count / elapsed / 1e9
+        count *= 2

@@ -31,7 +31,7 @@ CLASSES = {
                     "this CPU lacks amx_tile, amx_bf16"),
     "avx512": (BASE | AVX512, "x86_64", (True, True), "float32", "chunked",
                "this CPU lacks amx_tile, amx_bf16, avx512_bf16"),
-    "avx2": (BASE, "x86_64", (False, True), "float32", "onednn",
+    "avx2": (BASE, "x86_64", (False, True), "float32", "chunked",
              "this CPU lacks amx_tile, amx_bf16, avx512_bf16, avx512bw"),
     "arm64": ({"fp", "asimd", "bf16"}, "aarch64", (False, False), "float32", "chunked",
               "it is built only on Linux x86-64"),
@@ -152,13 +152,12 @@ def test_budget_defaults_follow_the_compute_a_second_buys():
 
 
 def test_the_budget_probe_measures_once_and_a_pinned_scale_is_checked(monkeypatch):
-    from charrnn.tools import bench
     from charrnn.training import budget
 
     monkeypatch.delenv(budget.SCALE_ENV, raising=False)
     budget._measured.clear()
     probes = []
-    monkeypatch.setattr(bench, "matmul_gflops", lambda seconds=1.0: probes.append(seconds) or 80.0)
+    monkeypatch.setattr(hardware, "matmul_gflops", lambda seconds=1.0: probes.append(seconds) or 80.0)
     assert budget.compute_scale() == (80.0 / budget.TUNED_ROOF_GFLOPS,
                                       "matmul roof 80 GFLOP/s against the tuned CPUs' 250")
     budget.compute_scale()
@@ -178,8 +177,11 @@ def test_train_says_what_its_budget_bought(tmp_path, tiny_corpus, monkeypatch):
     charrnn.train(tiny_corpus, tmp_path / "run", time_budget=3, max_steps=2, progress=False, log=lines.append,
                   **options)
     assert charrnn.load(tmp_path / "run").model_config.units == 128
-    assert ("budget: 3 s here buys about 1 s of the CPUs the defaults were tuned on (CHARRNN_BUDGET_SCALE=0.3): "
-            "128 units, windows of 20") in lines
+    assert "budget: a second here buys 0.30 s of the CPUs the defaults were tuned on (CHARRNN_BUDGET_SCALE=0.3)" in lines
+    options_line = next(line for line in lines if line.startswith("options: "))
+    assert "units=128 (budget)" in options_line and "layers=1 (given)" in options_line
+    assert "time_budget=3.0 (given)" in options_line
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["origins"]["units"] == "budget"
     monkeypatch.setenv("CHARRNN_BUDGET_SCALE", "-1")
     from click.testing import CliRunner
 
@@ -191,6 +193,6 @@ def test_train_says_what_its_budget_bought(tmp_path, tiny_corpus, monkeypatch):
 
 
 def test_a_gflops_probe_is_positive():
-    from charrnn.tools.bench import matmul_gflops
+    from charrnn.hardware import matmul_gflops
 
     assert np.isfinite(matmul_gflops(m=64, k=64, n=64, seconds=0.05)) and matmul_gflops(64, 64, 64, 0.05) > 0

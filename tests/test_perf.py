@@ -51,6 +51,7 @@ def test_train_speed_script_prints_its_table():
     assert done.returncode == 0, done.stderr[-2000:]
     row = next(line for line in done.stdout.splitlines() if line.startswith("charrnn float32"))
     assert float(row.split()[2].replace(",", "")) > 0 and "[" in row
+    assert row.split()[1] in ("float32[onednn]", "float32[chunked]")  # the kernel that trained is named
 
 
 # ------------------------------------------------------------------ the precision default

@@ -423,13 +423,24 @@ def score(run, file, lines, as_json, sort, batch_size):
 
 
 @main.command()
-@click.argument("run", type=click.Path())
+@click.argument("run", type=click.Path(), required=False)
+@click.option("--hardware", is_flag=True,
+              help="Instead of a run: what this machine trains and samples on (precision, LSTM kernels, "
+                   "sampling loop, what a --time-budget second buys), and why.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @reports_errors
-def info(run, as_json):
-    """Show RUN's configuration, size, vocabulary and best metrics."""
+def info(run, hardware, as_json):
+    """Show RUN's configuration, size, vocabulary and best metrics (or, with --hardware, this machine's paths)."""
     from charrnn import runs
 
+    if hardware == (run is not None):
+        raise click.UsageError("give RUN or --hardware (one of them)")
+    if hardware:
+        from charrnn.tools.hardware_report import format_report, hardware_report
+
+        report = hardware_report()
+        click.echo(json.dumps(report) if as_json else "\n".join(format_report(report)))
+        return
     loaded = runs.load(run)
     details = loaded.details()
     if loaded.train_config.items:  # the test loss of the best model, end symbols counted
@@ -455,6 +466,11 @@ def info(run, as_json):
         click.echo(f"test        loss {details['test_loss']:.4f} nats/char, {details['test_bpc']:.4f} bits/char "
                    f"on {details['test_items']:,} test items (end symbols counted)")
     click.echo("train       " + ", ".join(f"{key}={value}" for key, value in details["train"].items()))
+    origins = loaded.config.get("origins")
+    if origins:  # runs trained before origins were recorded have none
+        values = {**details["model"], **details["train"]}
+        click.echo("options     " + ", ".join(f"{name}={values[name]} ({origin})" for name, origin in origins.items()
+                                              if name in values))
 
 
 @main.command()

@@ -241,10 +241,12 @@ def _probe(ops, dtype: str, shapes) -> str | None:
     return None
 
 
-# The CPU classes (`charrnn.hardware.cpu_class`) where oneDNN's float32 LSTM trained the reference
-# model faster than the chunked XLA path, measured side by side (docs/hardware.md); elsewhere float32
-# keeps the chunked path, which was tuned there.
-FLOAT32_CLASSES = ("avx2",)
+# The CPU classes (`charrnn.hardware.cpu_class`) where oneDNN's float32 LSTM trains the reference
+# model faster than the chunked XLA path, measured side by side with `bench/train_speed.py
+# --float32-kernels onednn,chunked`: none so far. On an AMD EPYC (family 25, AVX2 only) oneDNN's op
+# gave 10,605 chars/s against the chunked path's 12,565 (docs/hardware.md), so float32 keeps the
+# chunked path there; `CHARRNN_LSTM_FLOAT32=onednn` runs the op for a class not yet measured.
+FLOAT32_CLASSES: tuple[str, ...] = ()
 
 
 def float32_kernel() -> tuple[bool, str]:

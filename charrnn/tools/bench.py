@@ -7,6 +7,7 @@ import time
 
 
 from charrnn.config import ModelConfig, TrainConfig
+from charrnn.hardware import matmul_gflops  # noqa: F401  (the roof bench scripts report)
 
 # The reference config (bench/torch_twin.py has the same shape); dropout is charrnn train's default
 REFERENCE_MODEL = dict(cell="lstm", layers=2, units=256, embedding_dim=64)
@@ -23,31 +24,6 @@ def flops_per_char(vocab_size: int, cell: str = "lstm", layers: int = 2, units: 
         width = units
     forward += 2 * units * vocab_size
     return 3 * forward
-
-
-def matmul_gflops(m: int = 1024, k: int = 1024, n: int = 1024, seconds: float = 1.0) -> float:
-    """Measured float32 GFLOP/s of `tf.matmul` for an (m x k) @ (k x n) product."""
-    import tensorflow as tf
-
-    a = tf.random.normal((m, k))
-    b = tf.random.normal((k, n))
-
-    @tf.function
-    def repeat(count):
-        total = tf.zeros((m, n))
-        for _ in tf.range(count):
-            total += tf.matmul(a, b)
-        return total
-
-    repeat(tf.constant(2)).numpy()
-    count = 8
-    while True:
-        started = time.perf_counter()
-        repeat(tf.constant(count)).numpy()
-        elapsed = time.perf_counter() - started
-        if elapsed >= seconds:
-            return 2.0 * m * k * n * count / elapsed / 1e9
-        count *= 2
 
 
 def machine() -> str:

@@ -1,7 +1,7 @@
 """How much compute a second of `--time-budget` buys on this machine, against the CPUs the budget
 defaults were tuned on (`charrnn.config.with_budget_defaults` turns seconds into those defaults).
 
-The probe is the tf.matmul float32 roof (`charrnn.tools.bench.matmul_gflops`, a 1024^3 product
+The probe is the tf.matmul float32 roof (`charrnn.hardware.matmul_gflops`, a 1024^3 product
 repeated for about half a second), measured once per process and only for a run with a budget.
 CHARRNN_BUDGET_SCALE=<number> replaces the probe (the test suite pins it to 1, so its budget
 defaults are the same on every CPU; a user can pin it to get the tuned CPUs' defaults anywhere).
@@ -23,7 +23,7 @@ def compute_scale() -> tuple[float, str]:
     """(scale, how it was found): this machine's share of the tuned CPUs' compute, at most 1.
 
     Raises:
-        ValueError: CHARRNN_BUDGET_SCALE is set to something other than a positive number.
+        ConfigError: CHARRNN_BUDGET_SCALE is set to something other than a positive number.
     """
     pinned = os.environ.get(SCALE_ENV, "").strip()
     if pinned:
@@ -32,10 +32,12 @@ def compute_scale() -> tuple[float, str]:
         except ValueError:
             value = -1.0
         if not value > 0:
-            raise ValueError(f"{SCALE_ENV} must be a positive number, not {pinned!r}")
+            from charrnn.errors import ConfigError
+
+            raise ConfigError(f"{SCALE_ENV} must be a positive number, not {pinned!r}")
         return min(value, 1.0), f"{SCALE_ENV}={pinned}"
     if "scale" not in _measured:
-        from charrnn.tools.bench import matmul_gflops
+        from charrnn.hardware import matmul_gflops
 
         roof = matmul_gflops(seconds=0.5)
         _measured.update(scale=min(roof / TUNED_ROOF_GFLOPS, 1.0),
@@ -43,12 +45,9 @@ def compute_scale() -> tuple[float, str]:
     return _measured["scale"], _measured["how"]
 
 
-def describe(budget: float, scale: float, how: str, model_options: dict, seq_length: int | None) -> str:
-    """The status line saying what a budget buys here and what it picked."""
-    picked = [f"{model_options['units']} units" if model_options.get("units") else "the default units"]
-    if seq_length is not None:
-        picked.append(f"windows of {seq_length}")
+def describe(scale: float, how: str) -> str:
+    """The status line saying what a second of the budget buys here (the `options:` line after it
+    names what that picked, marked "budget")."""
     if scale >= 1.0:
-        return f"budget: {budget:g} s at full compute ({how}): {', '.join(picked)}"
-    return (f"budget: {budget:g} s here buys about {budget * scale:.0f} s of the CPUs the defaults were tuned on "
-            f"({how}): {', '.join(picked)}")
+        return f"budget: full compute ({how}): the defaults tuned for these seconds"
+    return f"budget: a second here buys {scale:.2f} s of the CPUs the defaults were tuned on ({how})"

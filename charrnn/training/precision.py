@@ -39,9 +39,10 @@ def choose_precision(cell: str, distribute: str | None) -> tuple[str, str]:
     return "mixed_bfloat16", f"this CPU has bf16 matrix units ({', '.join(units)})"
 
 
-# charrnn bench train, 2 x LSTM(256) (the reference config), forced mixed_bfloat16 against float32 on
-# a CPU without bf16 units: bench/train_speed.py --precision both, docs/hardware.md
-SLOW_BF16_FACTOR, SLOW_BF16_MACHINE = 6.7, "an AMD EPYC (family 23, AVX2 only)"
+# The reference config (2 x LSTM(256)) forced to mixed_bfloat16 against float32 on a CPU without bf16
+# units, bench/train_speed.py: 1,419 against 12,565 chars/s on an AMD EPYC (family 25, AVX2 only),
+# 3 December 2026 (docs/hardware.md); issue 24 saw 1,245 against 8,300 on a family-23 EPYC (6.7x)
+SLOW_BF16_FACTOR, SLOW_BF16_MACHINE = 8.9, "an AMD EPYC (family 25, AVX2 only)"
 
 
 def has_bf16_units() -> bool:

@@ -18,12 +18,13 @@ from typing import Callable, Sequence
 
 from charrnn import items, runs
 from charrnn._version import __version__
-from charrnn.config import DEFAULT_EPOCHS, ModelConfig, TrainConfig, with_budget_defaults
+from charrnn.config import DEFAULT_EPOCHS, ModelConfig, TrainConfig
 from charrnn.data.corpus import load_corpus, split
 from charrnn.data.windows import WindowBatches
 from charrnn.errors import CharRNNError, CorpusError, OptionError, RunError
 from charrnn.models.finetune import FineTune
 from charrnn.training.distribute import is_chief
+from charrnn.training.options import describe as describe_options, resolve as resolve_options
 from charrnn.training.loop import Loop, LoopState, TrainResult, build_optimizer  # noqa: F401  (re-exported)
 
 # Training options a --resume may change; every other option must equal the run's own value (the
@@ -144,13 +145,13 @@ class _Session(Loop):
                 raise RunError("--resume needs the run directory (--out DIR)")
             saved = runs.load(out, require_model=False)
         _check_options(train_options, saved)
-        if tune is not None:  # --init-from: the parent's encoding unless one is given
-            train_options = tune.train_options(train_options)
-        if train_options.get("items") and saved is None:  # an items run's own defaults
-            model_options, train_options = items.with_defaults(model_options, train_options,
-                                                                fine_tuning=tune is not None)
-        elif saved is None and tune is None and train_options.get("time_budget") is not None:
-            model_options, train_options = self._budget_defaults(model_options, train_options)
+        if saved is None:  # given, else the parent's, the items defaults or the budget's (one resolver)
+            resolved = resolve_options(model_options, train_options, tune, budget_scale=self._budget_scale)
+            model_options, train_options, origins = resolved.model_options, resolved.train_options, resolved.origins
+        else:
+            if tune is not None:  # --init-from: the parent's encoding unless one is given
+                train_options = tune.train_options(train_options)
+            origins = saved.config.get("origins", {})
         train_config = resume_config(saved, model_options, train_options) if saved else TrainConfig(**train_options)
         stray = [f"--{name.replace('_', '-')}" for name in ("buckets", "max_item_length") if name in train_options]
         if stray and not train_config.items:
@@ -198,7 +199,9 @@ class _Session(Loop):
         self.total_steps, self.limit = self._step_limit()
         self.config = {"format": runs.FORMAT_VERSION, "charrnn_version": __version__,
                        "model": model_config.to_dict(), "train": train_config.to_dict(),
-                       "corpus": corpus.describe()}
+                       "corpus": corpus.describe(), "origins": origins}
+        if saved is None:
+            log(describe_options(model_config, train_config, origins))
         parent = tune.record(corpus.vocab) if tune else saved.config.get("parent") if saved else None
         if parent is not None:  # a fine-tuned run names its parent (kept across resumes)
             self.config["parent"] = parent
@@ -244,17 +247,10 @@ class _Session(Loop):
             limits.append((DEFAULT_EPOCHS * self.batches.steps_per_epoch, "epochs"))
         return min(limits) if limits else (sys.maxsize, "max_steps")
 
-    def _budget_defaults(self, model_options: dict, train_options: dict) -> tuple[dict, dict]:
-        """The options with the defaults of the compute the time budget buys here (a wider LSTM
-        and a lower learning rate for a long one, a narrower LSTM for a short one), said in one
-        status line."""
+    def _budget_scale(self) -> float:
+        """This machine's compute share for the time budget's defaults, said in one status line."""
         from charrnn.training import budget
 
-        try:
-            scale, how = budget.compute_scale()
-        except ValueError as error:
-            raise CharRNNError(str(error)) from None
-        model_options, train_options = with_budget_defaults(model_options, train_options, scale)
-        self.log(budget.describe(train_options["time_budget"], scale, how, model_options,
-                                 train_options.get("seq_length")))
-        return model_options, train_options
+        scale, how = budget.compute_scale()
+        self.log(budget.describe(scale, how))
+        return scale
