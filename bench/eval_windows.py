@@ -11,8 +11,6 @@ loss stops changing (how `EVAL_WINDOW` in charrnn/config.py was chosen).
 """
 
 import argparse
-import os
-import platform
 import time
 
 import charrnn
@@ -42,7 +40,9 @@ def main():
     from charrnn.models.char_model import configure_cpu_threads
 
     configure_cpu_threads(2)
-    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, charrnn {charrnn.__version__}")
+    from charrnn.hardware import describe
+
+    print(f"# {describe()}, charrnn {charrnn.__version__}")
     print(f"{'run':<28}" + "".join(f"{'window ' + str(window):>14}" for window in args.windows) + f"{'seconds':>10}")
     for path in args.runs:
         run = charrnn.load(path)

@@ -19,8 +19,6 @@ as text, so no corpus is needed.
 """
 
 import argparse
-import os
-import platform
 import statistics
 import time
 
@@ -34,6 +32,8 @@ def main():
     parser.add_argument("--seq-length", type=int, default=100)
     parser.add_argument("--steps", type=int, default=40, help="steps per timed round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--chunk", type=int, help="steps per compiled call of the chunked path "
+                                                  "[default: charrnn.models.fused_lstm.CHUNK]")
     args = parser.parse_args()
 
     import keras
@@ -45,6 +45,10 @@ def main():
     from charrnn.training.train import build_optimizer
 
     configure_cpu_threads(args.layers)
+    if args.chunk:
+        from charrnn.models import fused_lstm
+
+        fused_lstm.CHUNK = args.chunk
     vocab, batch, length = 65, args.batch_size, args.seq_length
     config = ModelConfig(vocab_size=vocab, units=args.units, layers=args.layers, dropout=0.2)
     model = build_char_model(config, length, fused=True, precision=args.precision)
@@ -82,9 +86,11 @@ def main():
             times[label].append((time.perf_counter() - started) / args.steps)
 
     kernel = "oneDNN's LSTM op" if stack._native_ops() is not None else "TensorFlow's chunked LSTM"
-    print(f"# {platform.machine()}, {os.cpu_count()} cores, TensorFlow {tf.__version__}; "
+    from charrnn.hardware import describe
+
+    print(f"# {describe()}, TensorFlow {tf.__version__}; "
           f"{args.layers} x LSTM({args.units}) on {kernel}, {args.precision}, batch {batch} x {length}, "
-          f"dropout 0.2, {args.rounds} rounds of {args.steps} steps")
+          f"dropout 0.2, {args.rounds} rounds of {args.steps} steps, chunks of {stack.chunk}")
     shares = [part / whole for part, whole in zip(times["LSTM stack only"], times["training step"])]
     print(f"{'what':<18}{'ms/step (median)':>18}  {'rounds, ms':<26}{'chars/s':>10}  share (range)")
     for label, samples in times.items():

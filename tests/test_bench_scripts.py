@@ -37,6 +37,7 @@ def test_sample_speed_prints_its_table():
         assert "the native loop is not used here: this CPU lacks" in output and output.count("(xla-bf16)") == 8
 
 
+@pytest.mark.bench  # a bench script end to end: in make test-sweep
 def test_eval_windows_scores_the_validation_split_as_evaluate_does(tiny_run, tiny_corpus, tmp_path):
     import charrnn
     from charrnn.data.corpus import load_corpus, split

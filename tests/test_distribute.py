@@ -35,6 +35,7 @@ def result_of(process, timeout=300):
     return json.loads(stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.sweep  # long: in make test-sweep, which CI runs
 def test_two_cpu_replicas_follow_the_single_device_curve(tmp_path, tiny_corpus):
     single = result_of(train_in_process(tiny_corpus, tmp_path / "single"))
     mirrored = result_of(train_in_process(tiny_corpus, tmp_path / "mirrored", distribute="mirrored", replicas=2))
@@ -55,6 +56,7 @@ def free_ports(count):
     return ports
 
 
+@pytest.mark.sweep  # long: in make test-sweep, which CI runs
 def test_two_workers_on_localhost_follow_the_single_device_curve(tmp_path, tiny_corpus):
     cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
     workers = [train_in_process(tiny_corpus, tmp_path / "run", distribute="multi-worker",

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from click.testing import CliRunner
 
 import charrnn
@@ -60,6 +61,7 @@ def test_plot_without_matplotlib_says_how_to_get_it(tiny_run, monkeypatch):
     assert result.exit_code == 1 and "pip install 'charrnn[plot]'" in result.output
 
 
+@pytest.mark.sweep  # long: in make test-sweep, which CI runs
 def test_inspect_writes_a_self_contained_page(tmp_path, tiny_run, tiny_corpus):
     import json
 

@@ -66,6 +66,7 @@ def test_csv_errors(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.sweep  # long: in make test-sweep, which CI runs
 def test_forecaster_beats_naive_on_noisy_sine(tmp_path):
     rng = np.random.default_rng(0)
     steps = np.arange(600)

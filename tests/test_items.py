@@ -286,6 +286,7 @@ def test_resume_continues_with_the_same_batches(tmp_path, names_file):
         np.testing.assert_array_equal(ours, theirs)
 
 
+@pytest.mark.sweep  # long: in make test-sweep, which CI runs
 def test_bucketed_loss_equals_the_loss_padded_to_the_longest_item():
     from charrnn.config import ModelConfig
     from charrnn.models.char_model import build_char_model

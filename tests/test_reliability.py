@@ -39,6 +39,7 @@ def wait_for(path, timeout=120):
 
 
 @pytest.mark.slow
+@pytest.mark.sweep  # long: in make test-sweep, which CI runs
 def test_sigkill_at_any_moment_leaves_a_loadable_run(tmp_path, tiny_corpus):
     out = tmp_path / "run"
     process = start_training(tiny_corpus, out, "--max-steps", "100000", "--checkpoint-every", "1",
@@ -64,6 +65,7 @@ def test_sigkill_at_any_moment_leaves_a_loadable_run(tmp_path, tiny_corpus):
 
 
 @pytest.mark.slow
+@pytest.mark.sweep  # long: in make test-sweep, which CI runs
 def test_sigterm_saves_and_says_how_to_resume(tmp_path, tiny_corpus):
     out = tmp_path / "run"
     process = start_training(tiny_corpus, out, "--max-steps", "100000", "--eval-every", "5")
@@ -151,6 +153,7 @@ print(json.dumps({"steps": result.steps, "peak_mb": peak_kb / 1024}))
 
 
 @pytest.mark.slow
+@pytest.mark.sweep  # long: in make test-sweep, which CI runs
 def test_200mb_corpus_streams_with_bounded_memory(tmp_path):
     corpus = tmp_path / "big.txt"
     block = ("".join(chr(33 + (index * 7919) % 90) for index in range(9973)) + "\n") * 100

@@ -80,6 +80,7 @@ def test_demo_forecast_json():
     assert demos[0]["parameters"] == 541
 
 
+@pytest.mark.sweep  # long: in make test-sweep, which CI runs
 def test_tiny_shakespeare_learns(tmp_path):
     shakespeare_or_skip()
     result = charrnn.train("tinyshakespeare", tmp_path / "run", max_steps=150, eval_every=150, progress=False,

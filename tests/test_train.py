@@ -166,6 +166,7 @@ print(json.dumps({"stopped_by": result.stopped_by, "steps": result.steps, "signa
 """
 
 
+@pytest.mark.sweep  # long: in make test-sweep, which CI runs
 def test_sigint_stops_cleanly_and_resumes(tmp_path, tiny_corpus):
     """SIGINT goes to a training subprocess (never to pytest itself), once its run has started."""
     out = tmp_path / "run"

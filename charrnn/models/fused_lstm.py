@@ -179,19 +179,19 @@ class FusedLSTMStack(keras.layers.Layer):
     Args:
         units: one width per layer.
         dropout: dropout rate on each layer's output while training. Defaults to 0.0.
-        chunk: steps per compiled call. Defaults to `CHUNK`.
+        chunk: steps per compiled call. Defaults to `CHUNK` (its value when the stack is built).
         low_precision: train in bfloat16 (what `--precision mixed_bfloat16` selects): each layer by
             oneDNN's fused LSTM primitive where it loads and proves itself on this CPU, else the
             chunked path with the input projections and weight gradients from bfloat16 operands.
             Defaults to False.
     """
 
-    def __init__(self, units, dropout: float = 0.0, chunk: int = CHUNK, low_precision: bool = False, **kwargs):
+    def __init__(self, units, dropout: float = 0.0, chunk: int | None = None, low_precision: bool = False, **kwargs):
         kwargs["dtype"] = "float32"
         super().__init__(**kwargs)
         self.units = [int(width) for width in units]
         self.dropout = float(dropout)
-        self.chunk = int(chunk)
+        self.chunk = int(chunk or CHUNK)  # read when built: bench/step_breakdown.py --chunk sets CHUNK
         self.low_precision = bool(low_precision)
         self.cells = [keras.layers.LSTMCell(width, name=f"cell_{index}")
                       for index, width in enumerate(self.units, start=1)]

@@ -247,6 +247,7 @@ def _probe(ops, dtype: str, shapes) -> str | None:
 # gave 10,605 chars/s against the chunked path's 12,565 (docs/hardware.md), so float32 keeps the
 # chunked path there; `CHARRNN_LSTM_FLOAT32=onednn` runs the op for a class not yet measured.
 FLOAT32_CLASSES: tuple[str, ...] = ()
+CHUNKED_MEASURED_FASTER = ("avx2",)  # the classes where that comparison was run and the chunked path won
 
 
 def float32_kernel() -> tuple[bool, str]:
@@ -264,7 +265,9 @@ def float32_kernel() -> tuple[bool, str]:
     kind = cpu_class()
     if kind in FLOAT32_CLASSES:
         return True, f"oneDNN's float32 LSTM measured faster than the chunked path on {kind} CPUs"
-    return False, f"the chunked path measured faster than or not yet compared with oneDNN's on {kind} CPUs"
+    if kind in CHUNKED_MEASURED_FASTER:
+        return False, f"measured faster than oneDNN's float32 op on {kind} CPUs"
+    return False, f"the path tuned on the AMX Xeon; oneDNN's float32 op is not yet compared on {kind} CPUs"
 
 
 def supports_units(units) -> bool:
