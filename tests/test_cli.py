@@ -392,6 +392,7 @@ def stderr_lines(done) -> list[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.sweep  # long: in make test-sweep, which CI runs
 def test_stderr_carries_only_charrnn_lines(tmp_path, tiny_corpus):
     out = tmp_path / "run"
     options = [f"--{key.replace('_', '-')}={value}" for key, value in TINY_OPTIONS.items()]

@@ -104,6 +104,7 @@ def test_generate_gives_charrnn_samples_text(server, tiny_run):
     assert printed == "\n\n".join(answer["texts"]) + "\n"
 
 
+@pytest.mark.sweep  # long: in make test-sweep, which CI runs
 def test_each_precision_serves_charrnn_samples_text_for_it(server, tiny_run):
     """The default server says which loop it runs; a float32 server gives `charrnn sample
     --precision float32`'s text, so both of the sampler's loops stand behind the server."""
@@ -309,6 +310,7 @@ def test_a_client_gone_mid_stream_frees_its_slots(server):
 
 
 @pytest.mark.slow
+@pytest.mark.sweep  # long: in make test-sweep, which CI runs
 def test_sigterm_finishes_requests_in_flight_and_exits_0(tiny_run):
     server = Server(tiny_run)
     results = []

@@ -73,7 +73,9 @@ def checkpoint_arrays(run_dir):
     return weights + optimizer_values + runs.load_generator_states(run_dir), state
 
 
-@pytest.mark.parametrize("cell,dropout", [("lstm", 0.0), ("lstm", 0.3), ("gru", 0.3)])
+# the dropout variants are long: in make test-sweep, which CI runs
+@pytest.mark.parametrize("cell,dropout", [("lstm", 0.0), pytest.param("lstm", 0.3, marks=pytest.mark.sweep),
+                                          pytest.param("gru", 0.3, marks=pytest.mark.sweep)])
 def test_deterministic_resume_ends_bit_for_bit_where_an_uninterrupted_run_does(tmp_path, tiny_corpus, monkeypatch,
                                                                                 cell, dropout):
     # the default (annealed) schedule; with dropout, the checkpoint carries the generators' states
@@ -91,6 +93,7 @@ def test_deterministic_resume_ends_bit_for_bit_where_an_uninterrupted_run_does(t
         assert np.array_equal(left, right)
 
 
+@pytest.mark.sweep  # long: in make test-sweep, which CI runs
 def test_constant_rate_resume_with_a_later_step_limit_is_bit_exact(tmp_path, tiny_corpus):
     # a constant rate does not depend on --max-steps, so a resume may move the limit
     options = dict(TINY_OPTIONS, deterministic=True, seed=4, eval_every=5, lr_schedule="constant")
