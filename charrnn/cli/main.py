@@ -15,7 +15,8 @@ import click
 from charrnn.cli.common import (MODEL_DEFAULTS, POSITIVE_FLOAT, POSITIVE_INT, SAMPLE_DEFAULTS, SEED, TRAIN_DEFAULTS, FloatRange,  # noqa: F401
                          given, reports_errors, setup_logging, without_tensorflow)
 from charrnn._version import __version__
-from charrnn.config import DEFAULT_EPOCHS, LONG_BUDGET_LSTM, LONG_BUDGET_TRAIN, LONG_SEQ_LENGTH, SHORT_BUDGET_S, SHORT_SEQ_LENGTH, SampleConfig
+from charrnn.config import (DEFAULT_EPOCHS, LONG_BUDGET_LSTM, LONG_BUDGET_TRAIN, LONG_SEQ_LENGTH, SHORT_BUDGET_S,
+                            SHORT_SEQ_LENGTH, SMALL_BUDGET_S, SMALL_BUDGET_UNITS, SampleConfig)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -38,7 +39,7 @@ def main(verbose):
 @click.option("--out", type=click.Path(), help="Run directory.  [default: runs/<corpus name>]")
 @click.option("--cell", type=click.Choice(["lstm", "gru", "rnn"]), help=f"Recurrent cell.  [default: {MODEL_DEFAULTS['cell']}]")
 @click.option("--layers", type=POSITIVE_INT, help=f"Stacked recurrent layers.  [default: {MODEL_DEFAULTS['layers']}]")
-@click.option("--units", type=POSITIVE_INT, help=f"Units per recurrent layer.  [default: {MODEL_DEFAULTS['units']}; a new LSTM (not --init-from or --items) under a --time-budget of {SHORT_BUDGET_S} s or more: {LONG_BUDGET_LSTM['units']}]")
+@click.option("--units", type=POSITIVE_INT, help=f"Units per recurrent layer.  [default: {MODEL_DEFAULTS['units']}; a new LSTM (not --init-from or --items) under a --time-budget that buys {SHORT_BUDGET_S} s or more of the tuned CPUs' compute: {LONG_BUDGET_LSTM['units']}; under one that buys less than {SMALL_BUDGET_S} s on a slower CPU: {SMALL_BUDGET_UNITS} (docs/hardware.md)]")
 @click.option("--embedding-dim", type=click.IntRange(min=0), help=f"Embedding width; 0 = one-hot inputs.  [default: {MODEL_DEFAULTS['embedding_dim']}]")
 @click.option("--dropout", type=FloatRange(0, 1, max_open=True), help=f"Dropout between layers, in [0, 1).  [default: {MODEL_DEFAULTS['dropout']}; a new LSTM (not --init-from or --items) under a --time-budget of {SHORT_BUDGET_S} s or more: {LONG_BUDGET_LSTM['dropout']}]")
 @click.option("--seq-length", type=POSITIVE_INT, help=f"Characters per training window.  [default: {SHORT_SEQ_LENGTH} under a --time-budget below {SHORT_BUDGET_S} s, else {LONG_SEQ_LENGTH}]")

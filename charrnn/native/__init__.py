@@ -261,7 +261,9 @@ def float32_kernel() -> tuple[bool, str]:
     if choice in ("onednn", "chunked"):
         return choice == "onednn", f"{FLOAT32_ENV}={choice}"
     if choice:
-        raise ValueError(f"{FLOAT32_ENV} must be 'onednn' or 'chunked', not {choice!r}")
+        from charrnn.errors import ConfigError
+
+        raise ConfigError(f"{FLOAT32_ENV} must be 'onednn' or 'chunked', not {choice!r}")
     kind = cpu_class()
     if kind in FLOAT32_CLASSES:
         return True, f"oneDNN's float32 LSTM measured faster than the chunked path on {kind} CPUs"

@@ -67,13 +67,14 @@ def resolve(model_options: dict, train_options: dict, tune=None,
         train_options = tune.train_options(train_options)
         note("parent", before, train_options)
         parent = tune.parent.model_config
-        note("parent", model_options, {name: getattr(parent, name)
-                                       for name in ("cell", "layers", "units", "embedding_dim", "dropout")})
+        note("parent", model_options, {name: getattr(parent, name) for name in ("cell", "layers", "units", "embedding_dim")})
     if train_options.get("items"):
         before_model, before_train = dict(model_options), dict(train_options)
         model_options, train_options = items_defaults(model_options, train_options, fine_tuning=tune is not None)
         note("items", before_model, model_options)
         note("items", before_train, train_options)
+    if tune is not None and "dropout" not in model_options:  # a fine-tune keeps its parent's dropout
+        note("parent", model_options, {"dropout": tune.parent.model_config.dropout})
     elif tune is None and train_options.get("time_budget") is not None:
         scale = budget_scale() if budget_scale is not None else 1.0
         before_model, before_train = dict(model_options), dict(train_options)

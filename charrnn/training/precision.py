@@ -60,7 +60,9 @@ def slow_bf16_note(precision: str) -> str | None:
 
 
 def evaluation_precision(precision: str) -> str:
-    """The precision validation runs in: the training precision, except float32 for mixed_bfloat16
-    on a CPU without bf16 units (emulated bf16 made one evaluation there take 42 s instead of
-    seconds, and float32 scores are the more exact ones)."""
+    """The precision a stream run's validation runs in: the training precision, except float32 for
+    mixed_bfloat16 on a CPU without bf16 units (emulated bf16 made one evaluation there take 42 s
+    instead of seconds, and float32 scores are the more exact ones). Items runs score with the
+    training model itself; a run resumed across this change compares float32 scores with its
+    earlier bf16 ones (they differ by about 0.02)."""
     return "float32" if precision == "mixed_bfloat16" and not has_bf16_units() else precision

@@ -116,14 +116,14 @@ def _check_options(train_options: dict, saved: runs.Run | None) -> None:
 
 
 def resolve_precision(config: TrainConfig, model: ModelConfig, log: Callable[[str], None],
-                      resuming: bool = False) -> TrainConfig:
+                      resuming: bool = False, precision_changed: bool = False) -> TrainConfig:
     """`config` with precision "auto" replaced by the one chosen for this machine and model
     (`charrnn.training.precision.choose_precision`), said in one status line; other precisions as
     given (a new run that asks for bf16 on a CPU without bf16 units is told what that costs)."""
     from charrnn.training.precision import choose_precision, slow_bf16_note
 
     if config.precision != "auto":
-        note = None if resuming else slow_bf16_note(config.precision)
+        note = None if resuming and not precision_changed else slow_bf16_note(config.precision)
         if note is not None:
             log(note)
         return config
@@ -146,7 +146,9 @@ class _Session(Loop):
             saved = runs.load(out, require_model=False)
         _check_options(train_options, saved)
         if saved is None:  # given, else the parent's, the items defaults or the budget's (one resolver)
-            resolved = resolve_options(model_options, train_options, tune, budget_scale=self._budget_scale)
+            layers, distribute = model_options.get("layers") or ModelConfig.layers, train_options.get("distribute")
+            resolved = resolve_options(model_options, train_options, tune,
+                                       budget_scale=lambda: self._budget_scale(layers, distribute))
             model_options, train_options, origins = resolved.model_options, resolved.train_options, resolved.origins
         else:
             if tune is not None:  # --init-from: the parent's encoding unless one is given
@@ -193,7 +195,9 @@ class _Session(Loop):
 
             if importlib.util.find_spec("tensorboard") is None:
                 raise CharRNNError("--tensorboard needs the tensorboard package: pip install 'charrnn[tensorboard]'")
-        train_config = resolve_precision(train_config, model_config, log, resuming=saved is not None)
+        train_config = resolve_precision(train_config, model_config, log, resuming=saved is not None,
+                                         precision_changed=saved is not None
+                                         and saved.train_config.precision != train_config.precision)
         self.model_config, self.train_config, self.corpus = model_config, train_config, corpus
         self.resuming = saved is not None
         self.total_steps, self.limit = self._step_limit()
@@ -247,10 +251,14 @@ class _Session(Loop):
             limits.append((DEFAULT_EPOCHS * self.batches.steps_per_epoch, "epochs"))
         return min(limits) if limits else (sys.maxsize, "max_steps")
 
-    def _budget_scale(self) -> float:
-        """This machine's compute share for the time budget's defaults, said in one status line."""
+    def _budget_scale(self, layers: int, distribute: str | None) -> float:
+        """This machine's compute share for the time budget's defaults, said in one status line.
+        The probe starts TensorFlow, so the CPU thread pools are set first (as the loop would)."""
+        from charrnn.models.char_model import configure_cpu_threads
         from charrnn.training import budget
 
+        if distribute is None and not budget.pinned():
+            configure_cpu_threads(layers)
         scale, how = budget.compute_scale()
         self.log(budget.describe(scale, how))
         return scale
