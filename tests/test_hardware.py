@@ -202,3 +202,15 @@ def test_a_gflops_probe_is_positive():
     from charrnn.hardware import matmul_gflops
 
     assert np.isfinite(matmul_gflops(m=64, k=64, n=64, seconds=0.05)) and matmul_gflops(64, 64, 64, 0.05) > 0
+
+
+def test_a_bad_float32_kernel_setting_is_one_error_line(tmp_path, tiny_corpus, monkeypatch):
+    from click.testing import CliRunner
+
+    from charrnn.cli.main import main
+
+    monkeypatch.setenv("CHARRNN_LSTM_FLOAT32", "bogus")
+    result = CliRunner().invoke(main, ["train", str(tiny_corpus), "--out", str(tmp_path / "run"), "--max-steps", "2"])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1] == "Error: CHARRNN_LSTM_FLOAT32 must be 'onednn' or 'chunked', not 'bogus'"
+    assert not (tmp_path / "run").exists()

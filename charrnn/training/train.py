@@ -109,6 +109,9 @@ def resume_config(saved: runs.Run, model_options: dict, train_options: dict) -> 
 
 
 def _check_options(train_options: dict, saved: runs.Run | None) -> None:
+    from charrnn import native
+
+    native.float32_kernel()  # a bad CHARRNN_LSTM_FLOAT32 is one Error line here, before anything starts
     distribute = train_options.get("distribute", saved.train_config.distribute if saved else None)
     if "replicas" in train_options and distribute != "mirrored":
         raise OptionError("--replicas splits the CPU for --distribute mirrored; give --distribute mirrored "
