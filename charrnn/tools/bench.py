@@ -7,7 +7,7 @@ import time
 
 
 from charrnn.config import ModelConfig, TrainConfig
-from charrnn.hardware import matmul_gflops  # noqa: F401  (the roof bench scripts report)
+from charrnn.hardware import matmul_gflops
 
 # The reference config (bench/torch_twin.py has the same shape); dropout is charrnn train's default
 REFERENCE_MODEL = dict(cell="lstm", layers=2, units=256, embedding_dim=64)
