@@ -8,6 +8,7 @@ The public API (TensorFlow is imported only when a function that needs it is cal
     charrnn.beam_search(run, width, ...)   -> [BeamResult] (see charrnn.generation.beam; also BeamSearcher)
     charrnn.evaluate(run, file)            -> {"loss", "bpc", ...}
     charrnn.score(run, texts)              -> [{"text", "chars", "log_prob", "nats_per_char", ...}]
+    charrnn.classify(run, texts)           -> [{"label", "margin", "scores", ...}]  (a labelled run)
     charrnn.Vocabulary, charrnn.load_corpus, charrnn.get_corpus
     charrnn.ModelConfig, charrnn.TrainConfig, charrnn.SampleConfig
 """
@@ -23,6 +24,7 @@ _HOMES = {
     "OptionError": "charrnn.errors", "RunError": "charrnn.errors", "TrainingError": "charrnn.errors",
     "VocabularyError": "charrnn.errors",
     "evaluate": "charrnn.generation.evaluate", "load": "charrnn.runs", "score": "charrnn.generation.score",
+    "classify": "charrnn.generation.classify",
     "TrainResult": "charrnn.training.train", "train": "charrnn.training.train",
     "Vocabulary": "charrnn.data.vocab",
     "Sampler": "charrnn.generation.sampler",  # imports TensorFlow
@@ -48,4 +50,4 @@ def __dir__():
 __all__ = ["BeamResult", "BeamSearcher", "CharRNNError", "ConfigError", "CorpusError", "ModelConfig", "OptionError",
            "RunError", "SampleConfig",
            "Sampler", "TrainConfig", "TrainResult", "TrainingError", "Vocabulary", "VocabularyError", "beam_search",
-           "evaluate", "get_corpus", "load", "load_corpus", "score", "train", "__version__"]
+           "classify", "evaluate", "get_corpus", "load", "load_corpus", "score", "train", "__version__"]

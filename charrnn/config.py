@@ -39,6 +39,8 @@ class ModelConfig(_DictMixin):
     units: int = 256  # width of each recurrent layer, >= 1
     embedding_dim: int = 64  # input embedding width; 0 = one-hot input vectors
     dropout: float = 0.1  # dropout between layers and before the head, in [0, 1)
+    label_names: tuple[str, ...] = ()  # a labelled run's labels, in id order (from its corpus); () = unlabelled
+    label_dim: int = 16  # width of the learned label embedding joined to every step's input, >= 1
 
     def __post_init__(self):
         _check(self.vocab_size >= 1, f"Expected vocab_size >= 1. Received: vocab_size={self.vocab_size}")
@@ -47,6 +49,19 @@ class ModelConfig(_DictMixin):
         _check(self.units >= 1, f"Expected units >= 1. Received: units={self.units}")
         _check(self.embedding_dim >= 0, f"Expected embedding_dim >= 0. Received: embedding_dim={self.embedding_dim}")
         _check(0.0 <= self.dropout < 1.0, f"Expected 0 <= dropout < 1. Received: dropout={self.dropout}")
+        object.__setattr__(self, "label_names", tuple(self.label_names))  # config.json holds a list
+        _check(len(set(self.label_names)) == len(self.label_names),
+               f"Expected distinct label_names. Received: label_names={list(self.label_names)}")
+        _check(self.label_dim >= 1, f"Expected label_dim >= 1. Received: label_dim={self.label_dim}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a dict; an unlabelled model's has no label fields (as before labels existed)."""
+        values = dataclasses.asdict(self)
+        if not self.label_names:
+            del values["label_names"], values["label_dim"]
+        else:
+            values["label_names"] = list(self.label_names)
+        return values
 
 
 DEFAULT_EPOCHS = 10  # passes over the training split when no --epochs, --max-steps or --time-budget is given
@@ -157,6 +172,8 @@ class TrainConfig(_DictMixin):
     items: str | None = None  # None = one continuous text | "lines" = each non-empty line is one item
     max_item_length: int = 256  # with items="lines": the longest line accepted, in characters (end
     #                             symbol excluded), >= 1; a longer line is an error naming it
+    labels: str | None = None  # None = unlabelled | "files" | "folders" (a stream run: each file's or
+    #                            folder's text conditioned on its label) | "column" (items: LABEL<TAB>ITEM)
     buckets: int = 1  # with items="lines": padded row lengths the training items are grouped into (each
     #                   batch from one), >= 1; 1 pads every row to the longest item; items runs default to 4
 
@@ -193,6 +210,8 @@ class TrainConfig(_DictMixin):
                f"Expected eval_window >= 1. Received: eval_window={self.eval_window}")
         _check(self.max_val_chars >= 1, f"Expected max_val_chars >= 1. Received: max_val_chars={self.max_val_chars}")
         _check(self.items in (None, "lines"), f"Expected items in (None, 'lines'). Received: items={self.items!r}")
+        _check(self.labels in (None, "files", "folders", "column"),
+               f"Expected labels in (None, 'files', 'folders', 'column'). Received: labels={self.labels!r}")
         _check(self.max_item_length >= 1,
                f"Expected max_item_length >= 1. Received: max_item_length={self.max_item_length}")
         _check(self.buckets >= 1, f"Expected buckets >= 1. Received: buckets={self.buckets}")
@@ -223,6 +242,7 @@ class SampleConfig(_DictMixin):
     prime: str = ""  # text fed to the model before generating; "" = start from a newline
     num_samples: int = 1  # independent streams generated together as one batch, >= 1
     seed: int | None = None  # same seed, same text; None = a fresh random seed
+    label: str | tuple[str, ...] | None = None  # a labelled run's label: one for every stream, or one per stream
 
     def __post_init__(self):
         _check(self.length >= 0, f"Expected length >= 0. Received: length={self.length}")
@@ -230,3 +250,7 @@ class SampleConfig(_DictMixin):
         _check(self.top_k is None or self.top_k >= 1, f"Expected top_k >= 1. Received: top_k={self.top_k}")
         _check(self.top_p is None or 0.0 < self.top_p <= 1.0, f"Expected 0 < top_p <= 1. Received: top_p={self.top_p}")
         _check(self.num_samples >= 1, f"Expected num_samples >= 1. Received: num_samples={self.num_samples}")
+        if isinstance(self.label, list):
+            object.__setattr__(self, "label", tuple(self.label))
+        _check(self.label is None or isinstance(self.label, (str, tuple)),
+               f"Expected label to be a string or a list of strings. Received: label={self.label!r}")

@@ -67,6 +67,7 @@ def main(verbose):
 @click.option("--replicas", type=POSITIVE_INT, help=f"With --distribute mirrored and no GPU: logical CPU devices.  [default: {TRAIN_DEFAULTS['replicas']}]")
 @click.option("--tensorboard", is_flag=True, default=None, help="Write TensorBoard scalars and text samples under RUN/tensorboard.")
 @click.option("--items", type=click.Choice(["lines"]), help="lines: each non-empty line is one item (a name, a title), trained from a start symbol to an end symbol and sampled whole. No --seq-length: each row is one item; the defaults become --units 512 --dropout 0.5 --buckets 4 (tuned on names for 10 minutes).")
+@click.option("--labels", type=click.Choice(["files", "folders", "column"]), help="One model over several labelled texts, each conditioned on its label (sample with --label, tell texts apart with `charrnn classify`). files: each CORPUS file is a label, named by its stem or by NAME=PATH; folders: each file takes the name of the top folder holding it under a CORPUS folder (or that folder's own); column: an --items lines run's LABEL<TAB>ITEM lines.")
 @click.option("--max-item-length", type=POSITIVE_INT, help=f"With --items lines: the longest line accepted; a longer one is an error.  [default: {TRAIN_DEFAULTS['max_item_length']}]")
 @click.option("--buckets", type=POSITIVE_INT, help="With --items lines: rows are padded to at most this many lengths, chosen from the items' lengths to leave the least padding; each batch holds items of one length bucket. 1 pads every row to the longest item.  [default for an items run: 4]")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint (it keeps its shape, data and split; options that would change those are refused).")
@@ -117,6 +118,7 @@ def train(corpus, out, resume, force, quiet, **options):
 @click.option("--prime", "-p", default=SAMPLE_DEFAULTS["prime"], help="Text to start from (printed first).  [default: a newline]")
 @click.option("--num-samples", type=POSITIVE_INT, default=SAMPLE_DEFAULTS["num_samples"], show_default=True, help="Streams generated together, printed one after another.")
 @click.option("--seed", type=int, help="Same seed, same text.  [default: random]")
+@click.option("--label", "-l", "label", multiple=True, help="A labelled run's label to write in (repeat it for several: --num-samples streams of each, label by label).")
 @click.option("--novel", is_flag=True, help="Items run: print only distinct items not in its corpus (still --num-samples of them).")
 @click.option("--tag", is_flag=True, help="Items run: tag each item in-train, in-val, in-test or new (after a tab).")
 @click.option("--rank", is_flag=True, help="Print the samples most likely first (by log-probability per character).")
@@ -157,6 +159,9 @@ def sample(context, run, novel, tag, rank, beam, precision, as_json, **options):
     loaded = runs.load(run)
     encoding = loaded.train_config.encoding
     length = options.pop("length")
+    options.update(_stream_labels(loaded, options.pop("label", ()), options["num_samples"]))
+    if options.get("label") is not None and beam is not None:
+        raise click.UsageError("--beam does not take a labelled run yet; sample it without --beam")
     config = SampleConfig(**{**options, "prime": symbols_of_text(options["prime"], encoding)},
                           **({} if length is None else {"length": length}))
     if (novel or tag) and not loaded.train_config.items:
@@ -184,6 +189,31 @@ def sample(context, run, novel, tag, rank, beam, precision, as_json, **options):
         _write_symbols(("\n" if index else "") + text + "\n", encoding)
 
 
+def _stream_labels(loaded, labels: tuple, num_samples: int) -> dict:
+    """`sample`'s --label options as SampleConfig fields: one label for every stream, or
+    --num-samples streams of each label given, label by label.
+
+    Raises:
+        OptionError: a label for an unlabelled run, none for a labelled one, or an unknown one.
+    """
+    from charrnn.data.labels import label_index
+    from charrnn.errors import OptionError
+
+    names = loaded.model_config.label_names
+    if not labels:
+        if names:
+            raise OptionError(f"{loaded.path} is labelled: give --label, one of: {', '.join(names)}")
+        return {}
+    for label in labels:
+        label_index(names, label, str(loaded.path))
+    if len(set(labels)) != len(labels):
+        raise click.UsageError(f"--label {sorted(label for label in labels if labels.count(label) > 1)[0]} is given twice")
+    if len(labels) == 1:
+        return {"label": labels[0]}
+    return {"label": tuple(label for label in labels for _ in range(num_samples)),
+            "num_samples": num_samples * len(labels)}
+
+
 def _sample_portable(context, path, as_json, **options) -> None:
     """`charrnn sample MODEL.onnx`: charrnn.portable's sampler (numpy and onnxruntime, no TensorFlow)."""
     import time
@@ -198,6 +228,8 @@ def _sample_portable(context, path, as_json, **options) -> None:
                                    "--top-k, --top-p, --argmax, --prime, --num-samples, --seed and --json")
     if options["argmax"]:
         _check_argmax_options(context)
+    if options.pop("label", ()):
+        raise click.UsageError("an .onnx file does not take --label yet; sample the run directory")
     model = PortableModel(path)
     prime = model.symbols_of_text(options["prime"])
     knobs = {key: options[key] for key in ("temperature", "top_k", "top_p", "argmax", "seed")}
@@ -272,7 +304,7 @@ def _print_ranked(sampler, config, encoding: str) -> None:
     """`sample --rank`: every sample generated, then printed most likely first."""
     from charrnn.generation.score import rank
 
-    for index, result in enumerate(rank(sampler.run, sampler.generate(config))):
+    for index, result in enumerate(rank(sampler.run, sampler.generate(config), label=config.label)):
         _write_symbols(("\n" if index else "") + result["text"] + "\n", encoding)
 
 
@@ -311,9 +343,14 @@ def _print_samples(context, sampler, config, beam, as_json, rank=False) -> None:
     if beam is None and rank:
         from charrnn.generation.score import rank as ranked
 
-        samples = ranked(run, sampler.generate(config))
+        texts = sampler.generate(config)
+        samples = ranked(run, texts, label=config.label)
     elif beam is None:
         samples = [{"text": text} for text in sampler.generate(config)]
+        if config.label is not None:
+            labels = [config.label] * config.num_samples if isinstance(config.label, str) else config.label
+            for entry, label in zip(samples, labels):
+                entry["label"] = label
     else:
         length = config.length
         if items and context.get_parameter_source("length") == click.core.ParameterSource.DEFAULT:
@@ -361,9 +398,10 @@ def _copy_index(run):
 @click.argument("file", nargs=-1, type=click.Path())
 @click.option("--encoding", help="Codec of FILE.  [default: the run's]")
 @click.option("--window", type=POSITIVE_INT, help="Characters per scored window (the state is carried within a window).  [default: the run's validation window, so its validation text scores the val loss training logged, to float32-vs-bf16 rounding]")
+@click.option("--label", "-l", help="A labelled run: score FILE under this label.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @reports_errors
-def eval_command(run, file, encoding, window, as_json):
+def eval_command(run, file, encoding, window, label, as_json):
     """Score RUN on FILE: mean loss in nats/char and bits/char.
 
     For an items run (--items lines) FILE's lines are scored as items, and without FILE the
@@ -377,13 +415,14 @@ def eval_command(run, file, encoding, window, as_json):
         raise click.UsageError("give FILE: only an items run (--items lines) keeps a test split to score")
     if window is not None and loaded.train_config.items:
         raise click.UsageError("--window applies to a stream run; an items run scores each item whole")
-    result = evaluate(loaded, list(file), encoding, window=window)
+    result = evaluate(loaded, list(file), encoding, window=window, label=label)
     if as_json:
         click.echo(json.dumps(result))
     else:
         items = f"{result['items']:,} items, " if "items" in result else ""
         windows = f" (windows of {result['window']:,})" if "window" in result else ""
-        click.echo(f"{result['file']}: {items}{result['chars']:,} chars, loss {result['loss']:.4f} nats/char, "
+        under = f" under {result['label']!r}" if "label" in result else ""
+        click.echo(f"{result['file']}{under}: {items}{result['chars']:,} chars, loss {result['loss']:.4f} nats/char, "
                    f"{result['bpc']:.4f} bits/char{windows}")
 
 
@@ -394,8 +433,9 @@ def eval_command(run, file, encoding, window, as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--sort", is_flag=True, help="Most likely first (lowest nats/char).")
 @click.option("--batch-size", type=POSITIVE_INT, default=256, show_default=True, help="Texts scored side by side per compiled call.")
+@click.option("--label", "-l", help="A labelled run: score under this label (`charrnn classify` scores under each).")
 @reports_errors
-def score(run, file, lines, as_json, sort, batch_size):
+def score(run, file, lines, as_json, sort, batch_size, label):
     """Score each FILE (or each line) under RUN: its log-probability in nats, nats/char and bits/char.
 
     A stream run reads each text after a newline; an items run reads each as one item, from the
@@ -410,7 +450,7 @@ def score(run, file, lines, as_json, sort, batch_size):
     loaded = runs.load(run)
     sources = read_texts(loaded, list(file), lines)
     results = [{**source, **result, "text": text_of_symbols(source["text"], loaded.train_config.encoding)}
-               for source, result in zip(sources, score_texts(loaded, [source["text"] for source in sources], batch_size))]
+               for source, result in zip(sources, score_texts(loaded, [source["text"] for source in sources], batch_size, label))]
     if sort:
         results.sort(key=lambda result: (result["nats_per_char"] is None, result["nats_per_char"] or 0.0))
     if as_json:
@@ -421,6 +461,41 @@ def score(run, file, lines, as_json, sort, batch_size):
         per_char = (f"{row['nats_per_char']:.4f}\t{row['bits_per_char']:.4f}" if row["chars"] else "-\t-")
         where = f"{row['file']}:{row['line']}\t{row['text']}" if lines else row["file"]
         click.echo(f"{per_char}\t{row['log_prob']:.3f}\t{row['chars']}\t{where}")
+
+
+@main.command()
+@click.argument("run", type=click.Path())
+@click.argument("file", nargs=-1, required=True, type=click.Path())
+@click.option("--lines", is_flag=True, help="Classify each non-empty line of FILE on its own.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object a line, one per text: file (and line), label (the best), margin, chars and scores (nats/char under each label, best first).")
+@click.option("--batch-size", type=POSITIVE_INT, default=256, show_default=True, help="(text, label) rows scored side by side per compiled call.")
+@reports_errors
+def classify(run, file, lines, as_json, batch_size):
+    """Tell which of a labelled RUN's labels each FILE (or line) is written in.
+
+    Each text is scored under every label in one batched pass and the labels are ranked by
+    log-probability: the best first, with its margin over the next in nats/char, then each
+    label's nats/char.
+    """
+    from charrnn import runs
+    from charrnn.generation.classify import classify as classify_texts
+    from charrnn.generation.score import read_texts
+
+    loaded = runs.load(run)
+    sources = read_texts(loaded, list(file), lines)
+    for source, result in zip(sources, classify_texts(loaded, [source["text"] for source in sources], batch_size)):
+        where = {"file": source["file"], **({"line": source["line"]} if lines else {})}
+        if as_json:
+            row = {**where, **{key: result[key] for key in ("label", "margin", "chars", "scores")}}
+            click.echo(json.dumps(row, ensure_ascii=False))
+            continue
+        name = f"{source['file']}:{source['line']}" if lines else source["file"]
+        if result["label"] is None:
+            click.echo(f"{name}	-	(nothing to score)")
+            continue
+        margin = "" if result["margin"] is None else f" (by {result['margin']:.3f} nats/char)"
+        ranked = "  ".join(f"{label} {nats:.3f}" for label, nats in result["scores"].items())
+        click.echo(f"{name}	{result['label']}{margin}	{ranked}")
 
 
 @main.command()
@@ -458,6 +533,8 @@ def info(run, hardware, as_json):
                f"embedding {model['embedding_dim'] or 'one-hot'}, dropout {model['dropout']}")
     click.echo(f"parameters  {details['parameters']:,}")
     click.echo(f"vocabulary  {details['vocab_size']} symbols: {details['vocabulary']!r}")
+    if model.get("label_names"):
+        click.echo(f"labels      {len(model['label_names'])} ({loaded.train_config.labels}): {', '.join(model['label_names'])}")
     click.echo(f"corpus      {details['corpus'].get('name')} ({details['corpus'].get('chars', 0):,} chars, "
                f"sha256 {str(details['corpus'].get('sha256'))[:16]}...)")
     if best["best_val_loss"] is not None:

@@ -77,6 +77,64 @@ class WindowBatches:
         return dataset.with_options(options)
 
 
+class LabelledWindows(WindowBatches):
+    """`WindowBatches` over several labelled texts: a window never straddles two texts, each
+    window's label comes with it, and every window of every text is equally likely (a label's
+    share of the steps is its share of the text).
+
+    Args:
+        texts: one 1-D id array per text (memmaps work).
+        labels: the label id of each text.
+        seq_length, batch_size, seed: as `WindowBatches`.
+    """
+
+    def __init__(self, texts, labels, seq_length: int, batch_size: int, seed: int = 0):
+        short = [index for index, ids in enumerate(texts) if len(ids) < seq_length + 1]
+        if short:
+            raise CorpusError(f"the training text of label {labels[short[0]]} has {len(texts[short[0]])} "
+                              f"characters, fewer than one window: it needs at least --seq-length + 1 = "
+                              f"{seq_length + 1} (plus its validation share); give it more text or use a "
+                              "smaller --seq-length")
+        self.texts, self.labels = list(texts), np.asarray(labels, np.int32)
+        self.seq_length, self.batch_size, self.seed = seq_length, batch_size, seed
+        counts = np.array([(len(ids) - 1) // seq_length for ids in texts])
+        self.first_window = np.concatenate([[0], np.cumsum(counts)])
+        self.windows = int(self.first_window[-1])
+        self.slack = min(len(ids) - 1 - count * seq_length for ids, count in zip(texts, counts))
+        self.steps_per_epoch = math.ceil(self.windows / batch_size)
+        self._order_epoch, self._order = -1, None
+        self._offsets = np.arange(seq_length + 1)
+
+    def batch(self, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Returns (inputs, labels, targets) for `step`: inputs and targets int32 (batch_size,
+        seq_length), labels int32 (batch_size,)."""
+        epoch, index = divmod(int(step), self.steps_per_epoch)
+        shift, order = self._epoch_order(epoch)
+        picks = order[(index * self.batch_size + np.arange(self.batch_size)) % self.windows]
+        texts = np.searchsorted(self.first_window, picks, side="right") - 1
+        starts = shift + (picks - self.first_window[texts]) * self.seq_length
+        windows = np.stack([np.asarray(self.texts[text][start:start + self.seq_length + 1], dtype=np.int32)
+                            for text, start in zip(texts, starts)])
+        return windows[:, :-1], self.labels[texts], windows[:, 1:]
+
+    def dataset(self, first_step: int, last_step: int):
+        """As `WindowBatches.dataset`, each element ((inputs, labels), targets)."""
+        import tensorflow as tf
+
+        def to_batch(step):
+            inputs, labels, targets = tf.numpy_function(self.batch, [step], [tf.int32, tf.int32, tf.int32],
+                                                        stateful=False)
+            shape = (self.batch_size, self.seq_length)
+            return ((tf.ensure_shape(inputs, shape), tf.ensure_shape(labels, (self.batch_size,))),
+                    tf.ensure_shape(targets, shape))
+
+        steps = tf.data.Dataset.range(first_step, last_step)
+        dataset = steps.map(to_batch, num_parallel_calls=1, deterministic=True).prefetch(4)
+        options = tf.data.Options()
+        options.autotune.enabled = False  # see WindowBatches.dataset
+        return dataset.with_options(options)
+
+
 def scoring_windows(ids: np.ndarray, seq_length: int, batch_size: int):
     """Splits `ids` into batches that score every next-character prediction exactly once.
 

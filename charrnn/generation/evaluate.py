@@ -25,14 +25,15 @@ def make_scorer(model):
 
     @tf.function(reduce_retracing=True)
     def score(inputs, targets, weights):
-        logits = model(inputs, training=False)
+        logits = model(list(inputs) if isinstance(inputs, tuple) else inputs, training=False)
         losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=logits)
         return tf.reduce_sum(losses * weights), tf.reduce_sum(weights)
 
     return score
 
 
-def score_ids(model, ids: np.ndarray, seq_length: int, batch_size: int, scorer=None) -> float:
+def score_ids(model, ids: np.ndarray, seq_length: int, batch_size: int, scorer=None,
+              label: int | None = None) -> float:
     """Mean next-character loss (nats/char) of `model` over every target in `ids`.
 
     Args:
@@ -41,10 +42,13 @@ def score_ids(model, ids: np.ndarray, seq_length: int, batch_size: int, scorer=N
         seq_length: the model's window length.
         batch_size: windows scored per call.
         scorer: a function from `make_scorer(model)`, to reuse its compiled graph. Defaults to None.
+        label: a labelled model's label id for the whole text. Defaults to None (unlabelled).
     """
     scorer = scorer or make_scorer(model)
     total = count = 0.0
     for inputs, targets, weights in scoring_windows(ids, seq_length, batch_size):
+        if label is not None:
+            inputs = (inputs, np.full(len(inputs), label, np.int32))
         loss_sum, weight_sum = scorer(inputs, targets, weights)
         total += float(loss_sum)
         count += float(weight_sum)
@@ -52,7 +56,7 @@ def score_ids(model, ids: np.ndarray, seq_length: int, batch_size: int, scorer=N
 
 
 def evaluate(run, files=None, encoding: str | None = None, batch_size: int = 64,
-             window: int | None = None) -> dict:
+             window: int | None = None, label: str | None = None) -> dict:
     """Scores a trained run on text files.
 
     Args:
@@ -64,6 +68,8 @@ def evaluate(run, files=None, encoding: str | None = None, batch_size: int = 64,
         window: characters per window of a stream run; the state is carried within a window and
             starts from zero in each. Defaults to the run's validation window
             (`TrainConfig.validation_window`), so the run's validation text scores its val loss.
+        label: the label the text is scored under; a labelled run needs one, an unlabelled run
+            takes none. Defaults to None.
 
     Returns:
         {"file", "chars", "loss", "bpc"}: loss in nats/char over every predicted character (for
@@ -71,8 +77,19 @@ def evaluate(run, files=None, encoding: str | None = None, batch_size: int = 64,
 
     Raises:
         ValueError: no files for a run that is not an items run.
+        OptionError: a label missing for a labelled run, unknown, or given to an unlabelled run.
     """
     from charrnn.data.corpus import load_corpus
+    from charrnn.data.labels import label_index
+
+    label_names = run.model_config.label_names
+    label_id = None
+    if label is not None or label_names:
+        if label is None:
+            from charrnn.errors import OptionError
+
+            raise OptionError(f"{run.path} is labelled: give --label, one of: {', '.join(label_names)}")
+        label_id = label_index(label_names, label, str(run.path))
 
     if window is not None and window < 1:
         raise ValueError(f"window must be >= 1, got {window}")
@@ -91,6 +108,7 @@ def evaluate(run, files=None, encoding: str | None = None, batch_size: int = 64,
     window = config.validation_window(len(corpus.ids), window)  # cut as training cuts it
     # a window longer than training's runs rolled (an unrolled graph of thousands of steps builds slowly)
     model = run.model(seq_length=window, unroll=None if window <= config.seq_length else False)
-    loss = score_ids(model, corpus.ids, window, rows_per_call(batch_size, window, run.vocab.size))
-    return {"file": ", ".join(map(str, sources)), "chars": int(len(corpus.ids)), "loss": loss,
-            "bpc": bits_per_char(loss), "window": window}
+    loss = score_ids(model, corpus.ids, window, rows_per_call(batch_size, window, run.vocab.size), label=label_id)
+    result = {"file": ", ".join(map(str, sources)), "chars": int(len(corpus.ids)), "loss": loss,
+              "bpc": bits_per_char(loss), "window": window}
+    return result if label is None else {**result, "label": label}

@@ -82,7 +82,7 @@ class Sampler(Streams):
         if self.precision == "auto":
             from charrnn.native import sampling
 
-            native = self.cell == "lstm" and sampling.loop_library() is not None
+            native = self.cell == "lstm" and not self.label_names and sampling.loop_library() is not None
             self.precision = "bfloat16" if native else "float32"
         # Variables, not constants (same speed here), so `update_weights` reuses the compiled loop
         variable = lambda array: None if array is None else tf.Variable(array, trainable=False)
@@ -93,19 +93,38 @@ class Sampler(Streams):
         self._recurrent_parts = [layer[2:] for layer in layers]
         self._head = tuple(map(variable, head))
         self._joints = [variable(array) for array in joints]  # bfloat16 only, else empty
-        self.variables = _flat(layers, [self._head]) + self._joints
+        label_table = self._label_table_of(model)
+        self._label_table = variable(label_table)  # a labelled model's (labels, gates), else None
+        self.variables = _flat(layers, [self._head]) + self._joints + ([self._label_table] if label_table is not None else [])
         # XLA fuses each step's elementwise work: 103-113k vs 70-73k chars/s for 64 streams, 8.3-8.6k
         # vs 7.2-8.1k for one, against the same loop as a plain tf.function (2-core CPU, November 2026)
         self._compiled_chunk = tf.function(self._loop, jit_compile=True, reduce_retracing=True)
         self._run_prime = tf.function(self.feed, reduce_retracing=True)
         self._native = self._native_loop(arrays) if self.precision == "bfloat16" else None
 
+    @property
+    def label_names(self) -> tuple[str, ...]:
+        """The model's labels (a labelled run's), else ()."""
+        return tuple(getattr(self.config, "label_names", ()))
+
+    def _label_table_of(self, model):
+        """A labelled model's label part of the first layer's input, one row per label:
+        label_embedding @ (the kernel's label rows), (labels, gates); None for an unlabelled model.
+        A stream adds its label's row to every step's input part (see `zero_states`)."""
+        from charrnn.models.char_model import recurrent_weights
+
+        if not self.label_names:
+            return None
+        label_embedding = np.asarray(model.get_layer("label_embedding").get_weights()[0], np.float32)
+        kernel = recurrent_weights(model, self.layers)[0][0]
+        return np.ascontiguousarray(label_embedding @ kernel[-label_embedding.shape[1]:])
+
     def _native_loop(self, arrays):
         """The native AMX loop over this model's weights (bfloat16 LSTM samplers where the CPU
         and compiler allow), else None: `chunks` then runs the XLA loop."""
         from charrnn.native import sampling
 
-        if self.cell != "lstm":
+        if self.cell != "lstm" or self.label_names:
             return None
         library = sampling.loop_library()
         if library is None:
@@ -129,7 +148,9 @@ class Sampler(Streams):
         compiled loop is kept."""
         arrays = self._arrays(model)
         layers, head, joints = self._weight_arrays(arrays)
-        for variable, array in zip(self.variables, _flat(layers, [head]) + joints, strict=True):
+        label_table = self._label_table_of(model)
+        labels = [label_table] if label_table is not None else []
+        for variable, array in zip(self.variables, _flat(layers, [head]) + joints + labels, strict=True):
             variable.assign(array)
         if self._native is not None:
             self._native = self._native_loop(arrays)
@@ -169,8 +190,9 @@ class Sampler(Streams):
         layers = []
         for index, (kernel, recurrent, bias) in enumerate(recurrent_weights(model, self.layers)):
             input_bias, recurrent_bias = (bias[0], column(bias[1])) if self.cell == "gru" else (bias, None)
-            if index == 0:  # rows of the table, (V, gates)
-                input_part = (np.asarray(embedding @ kernel + input_bias, np.float32), None)
+            if index == 0:  # rows of the table, (V, gates) (a labelled model's label rows: _label_table_of)
+                symbol_rows = kernel[:embedding.shape[1]]
+                input_part = (np.asarray(embedding @ symbol_rows + input_bias, np.float32), None)
             else:
                 input_part = (transposed(kernel), column(input_bias))
             layers.append((*input_part, transposed(recurrent), recurrent_bias))
@@ -208,8 +230,11 @@ class Sampler(Streams):
         new_states, new_recurrent, below, pending = [], [], None, None
         for index, (state, from_hidden) in enumerate(zip(states, recurrent)):
             table_or_kernel, bias = self._input_parts[index]
+            fixed = state[2:] if self.cell == "lstm" else state[1:]  # layer 1 of a labelled model: its label part
             if index == 0:
                 from_input = tf.transpose(tf.gather(table_or_kernel, ids))
+                if fixed:
+                    from_input = from_input + fixed[0]
             elif joints is not None:
                 from_input = pending + bias
             else:
@@ -223,6 +248,7 @@ class Sampler(Streams):
             else:
                 new_state = (tf.tanh(from_input + from_hidden),)
             below = new_state[0]
+            new_state = new_state + tuple(fixed)
             if joints is None:
                 new_recurrent.append(_recurrent_part(below, *self._recurrent_parts[index]))
             else:  # this layer's next recurrent part and the next layer's (or the head's) input part
@@ -237,11 +263,20 @@ class Sampler(Streams):
             return tf.transpose(pending + head_bias), new_states, new_recurrent
         return tf.transpose(tf.matmul(head_kernel, below) + head_bias), new_states, new_recurrent
 
-    def zero_states(self, streams: int):
+    def zero_states(self, streams: int, labels=None):
+        """Fresh states of `streams` streams: per layer (h, c) (LSTM) or (h,), each (units, streams).
+        A labelled model's streams need `labels` (ids, one per stream): layer 1's tuple then also
+        holds each stream's label part (gates, streams), carried unchanged from step to step."""
         import tensorflow as tf
 
         zeros = tf.zeros((self.units, streams))
-        return [(zeros, zeros) if self.cell == "lstm" else (zeros,) for _ in range(self.layers)]
+        states = [(zeros, zeros) if self.cell == "lstm" else (zeros,) for _ in range(self.layers)]
+        if self._label_table is not None:
+            if labels is None:
+                raise ValueError("a labelled model's streams need their labels")
+            part = tf.transpose(tf.gather(self._label_table, tf.constant(np.asarray(labels, np.int32))))
+            states[0] = states[0] + (part,)
+        return states
 
     def step(self, ids, states):
         """One step for every stream (TF ops, for use inside tf.function): ids (N,) and states ->
@@ -326,7 +361,7 @@ class Sampler(Streams):
             states = self._native.zero_states(config.num_samples)
             self._native.run(states, batch.shape[1], forced=batch)
             return states["logits"], _as_columns(states)
-        return self._run_prime(tf.constant(batch), self.zero_states(config.num_samples))
+        return self._run_prime(tf.constant(batch), self.zero_states(config.num_samples, self.stream_labels(config)))
 
     def draw_chunk(self, logits, states, positions, length, seeds, samples, temperature, top_k, top_p, mode):
         """Draws `length` (<= CHUNK_CAPACITY) characters for every stream from `prime_states`'

@@ -38,13 +38,15 @@ def start_symbol(vocab) -> str:
     return "\n" if "\n" in vocab.symbols else vocab.symbols[0]
 
 
-def score(run, texts: Sequence[str], batch_size: int = 256) -> list[dict]:
+def score(run, texts: Sequence[str], batch_size: int = 256, label=None) -> list[dict]:
     """Scores each text: its log-probability under the model, in nats, nats/char and bits/char.
 
     Args:
         run: a `charrnn.runs.Run` (see `charrnn.load`) or the path of a run directory.
         texts: the texts to score. In an items run each text is one item (no newline in it).
         batch_size: texts scored side by side per compiled call. Defaults to 256.
+        label: a labelled run's label: one name for every text, or one per text. Defaults to
+            None (an unlabelled run).
 
     Returns:
         One dict per text, in the order given: {"text", "chars" (characters scored; the end
@@ -62,7 +64,7 @@ def score(run, texts: Sequence[str], batch_size: int = 256) -> list[dict]:
     >>> results = charrnn.score("runs/names", ["emma", "xqzt"])
     >>> [round(result["nats_per_char"], 2) for result in results]
     """
-    return Scorer(run).score(texts, batch_size)
+    return Scorer(run).score(texts, batch_size, label)
 
 
 def _result(text: str, chars: int, log_prob: float) -> dict:
@@ -132,15 +134,42 @@ class Scorer:
         texts = tf.TensorSpec((None, None), tf.int32)
         states = [tf.TensorSpec((None, self.model_config.units), tf.float32)] * len(self.zero_states(1))
         self._window = tf.function(self._window_sums, input_signature=[
-            texts, texts, tf.TensorSpec((None, None), tf.float32), states])
+            texts, texts, tf.TensorSpec((None, None), tf.float32), states, tf.TensorSpec((None,), tf.int32)])
 
-    def score(self, texts: Sequence[str], batch_size: int = 256) -> list[dict]:
-        """Scores each text; see `score` for the arguments, results and errors."""
+    @property
+    def label_names(self) -> tuple[str, ...]:
+        return self.model_config.label_names
+
+    def label_ids(self, label, count: int) -> np.ndarray | None:
+        """The label id of each of `count` texts from `label` (one name for all, or one per
+        text); None for an unlabelled run.
+
+        Raises:
+            OptionError: no label for a labelled run, a label for an unlabelled one, or an
+                unknown label (the message lists the run's labels).
+        """
+        from charrnn.data.labels import label_index
+        from charrnn.errors import OptionError
+
+        if label is None:
+            if self.label_names:
+                raise OptionError(f"{self.run.path} is labelled: give a label, one of: {', '.join(self.label_names)} "
+                                  "(or `charrnn classify` to score a text under each)")
+            return None
+        names = [label] * count if isinstance(label, str) else list(label)
+        if len(names) != count:
+            raise ValueError(f"Expected one label, or one per text ({count}). Received: {len(names)} labels")
+        return np.array([label_index(self.label_names, name, str(self.run.path)) for name in names], np.int32)
+
+    def score(self, texts: Sequence[str], batch_size: int = 256, label=None) -> list[dict]:
+        """Scores each text; see `score` for the arguments, results and errors. A labelled run's
+        texts are scored under `label` (one name for all, or one per text)."""
         if batch_size < 1:
             raise ValueError(f"Expected batch_size >= 1. Received: batch_size={batch_size}")
         texts = list(texts)
+        labels = self.label_ids(label, len(texts))
         sequences = encode_texts(self.run, texts)
-        log_probs = self.log_probs(sequences, batch_size)
+        log_probs = self.log_probs(sequences, batch_size, labels)
         return [_result(text, len(ids) - 1, log_prob) for text, ids, log_prob in zip(texts, sequences, log_probs)]
 
     def zero_states(self, rows: int) -> list:
@@ -150,25 +179,28 @@ class Scorer:
         count = self.model_config.layers * (2 if self.model_config.cell == "lstm" else 1)
         return [tf.zeros((rows, self.model_config.units)) for _ in range(count)]
 
-    def _window_sums(self, inputs, targets, weights, states):
+    def _window_sums(self, inputs, targets, weights, states, labels):
         """Per-row sums of the masked target log-probabilities of one window, and the new states."""
         import tensorflow as tf
 
-        logits, *states = self.model([inputs, *states], training=False)
+        extra = [labels] if self.label_names else []
+        logits, *states = self.model([inputs, *extra, *states], training=False)
         log_probs = tf.nn.log_softmax(logits, axis=-1)
         picked = tf.gather(log_probs, targets, batch_dims=2)
         return tf.reduce_sum(picked * weights, axis=-1), states
 
-    def log_probs(self, sequences: Sequence[np.ndarray], batch_size: int = 256) -> list[float]:
-        """The summed log-probability (nats) of ids[1:] given ids[:-1], for each id sequence."""
+    def log_probs(self, sequences: Sequence[np.ndarray], batch_size: int = 256, labels=None) -> list[float]:
+        """The summed log-probability (nats) of ids[1:] given ids[:-1], for each id sequence
+        (a labelled run's under `labels`, one label id per sequence)."""
         totals = np.zeros(len(sequences), dtype=np.float64)
+        labels = np.zeros(len(sequences), np.int32) if labels is None else np.asarray(labels, np.int32)
         order = sorted(range(len(sequences)), key=lambda index: len(sequences[index]))
         for start in range(0, len(order), batch_size):
             chosen = order[start:start + batch_size]
-            totals[chosen] = self._batch([sequences[index] for index in chosen])
+            totals[chosen] = self._batch([sequences[index] for index in chosen], labels[chosen])
         return totals.tolist()
 
-    def _batch(self, sequences: list[np.ndarray]) -> np.ndarray:
+    def _batch(self, sequences: list[np.ndarray], labels: np.ndarray) -> np.ndarray:
         """Scores texts of similar length side by side, window after window."""
         import tensorflow as tf
 
@@ -183,7 +215,7 @@ class Scorer:
         for begin in range(0, width, WINDOW):
             part = slice(begin, begin + WINDOW)
             sums, states = self._window(tf.constant(inputs[:, part]), tf.constant(targets[:, part]),
-                                        tf.constant(weights[:, part]), states)
+                                        tf.constant(weights[:, part]), states, tf.constant(labels))
             totals += sums.numpy()
         return totals[: len(sequences)]
 
@@ -193,7 +225,7 @@ def _stateful_model(run):
     ([ids (batch, time), *states]) -> [logits (batch, time, vocab), *states], best weights copied."""
     import keras
 
-    from charrnn.models.layers import RECURRENT_LAYERS, input_encoding
+    from charrnn.models.layers import RECURRENT_LAYERS, JoinLabel, input_encoding
 
     config = run.model_config
     trained = run.model()
@@ -201,6 +233,11 @@ def _stateful_model(run):
     ids = keras.Input((None,), dtype="int32", name="ids")
     state_inputs = [keras.Input((config.units,), name=f"state_{index}") for index in range(config.layers * per_layer)]
     hidden = input_encoding(ids, config.vocab_size, config.embedding_dim)
+    label_inputs = []
+    if config.label_names:  # as build_char_model joins it
+        label_inputs = [keras.Input((), dtype="int32", name="label")]
+        vector = keras.layers.Embedding(len(config.label_names), config.label_dim, name="label_embedding")(label_inputs[0])
+        hidden = JoinLabel(name="join_label")([hidden, vector])
     state_outputs = []
     for index in range(config.layers):
         layer = RECURRENT_LAYERS[config.cell](config.units, return_sequences=True, return_state=True,
@@ -209,16 +246,19 @@ def _stateful_model(run):
         hidden, *states = layer(hidden, initial_state=initial)
         state_outputs.extend(states)
     logits = keras.layers.Dense(config.vocab_size, name="logits")(hidden)
-    model = keras.Model([ids, *state_inputs], [logits, *state_outputs], name="charrnn_scorer")
+    model = keras.Model([ids, *label_inputs, *state_inputs], [logits, *state_outputs], name="charrnn_scorer")
     for layer in model.layers:
         if layer.weights:
             layer.set_weights(trained.get_layer(layer.name).get_weights())
     return model
 
 
-def rank(run, texts: Sequence[str], batch_size: int = 256) -> list[dict]:
+def rank(run, texts: Sequence[str], batch_size: int = 256, label=None) -> list[dict]:
     """`score`'s results, most likely first (lowest nats/char; texts with nothing scored last)."""
-    results = score(run, texts, batch_size)
+    results = Scorer(run).score(texts, batch_size, label)
+    if label is not None:  # each result keeps its label through the sort
+        for result, name in zip(results, [label] * len(results) if isinstance(label, str) else label):
+            result["label"] = name
     return sorted(results, key=lambda result: (result["nats_per_char"] is None, result["nats_per_char"] or 0.0))
 
 

@@ -29,6 +29,8 @@ class Streams:
     """Streams of text from a loop: the prime, the per-stream seeds and knobs, the chunking and the
     decoding. Subclasses set `vocab` and define `prime_states(config)` and `draw_chunk(...)`."""
 
+    label_names: tuple[str, ...] = ()  # a labelled model's labels (a subclass sets them)
+
     @property
     def default_prime(self) -> str:
         """What an empty prime feeds the model: a newline, or the first symbol if there is none."""
@@ -43,6 +45,28 @@ class Streams:
             raise VocabularyError(f"the prime has {error}; this model's vocabulary is "
                                   f"{''.join(self.vocab.symbols)!r}") from None
         return np.repeat(prime_ids[None, :], config.num_samples, axis=0)
+
+    def stream_labels(self, config: SampleConfig) -> np.ndarray | None:
+        """Each stream's label id (a labelled model's), from `config.label`: one label for every
+        stream, or one per stream; None for an unlabelled model.
+
+        Raises:
+            OptionError: no label for a labelled model, a label for an unlabelled one, an unknown
+                label (the message lists them), or a per-stream list of the wrong length.
+        """
+        from charrnn.data.labels import label_index
+        from charrnn.errors import OptionError
+
+        names = self.label_names
+        given = config.label
+        if not names and not given:
+            return None
+        if given is None or given == () or given == []:
+            raise OptionError(f"this run is labelled: give a label (--label), one of: {', '.join(names)}")
+        labels = [given] * config.num_samples if isinstance(given, str) else list(given)
+        if len(labels) != config.num_samples:
+            raise OptionError(f"{len(labels)} labels for {config.num_samples} streams: give one label, or one per stream")
+        return np.array([label_index(names, label) for label in labels], np.int32)
 
     def chunks(self, config: SampleConfig | None = None, chunk_sizes=_STREAM_CHUNKS, **options) -> Iterator[list[str]]:
         """Yields the prime, then the generated text in chunks: one string per stream each time.

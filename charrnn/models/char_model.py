@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 
 from charrnn.config import ModelConfig
-from charrnn.models.layers import dense_head, input_encoding, recurrent_stack
+from charrnn.models.layers import JoinLabel, dense_head, input_encoding, recurrent_stack
 
 
 def gpu_available() -> bool:
@@ -58,7 +58,10 @@ def build_char_model(config: ModelConfig, seq_length: int | None = None,
             policy restored after; None builds under the global policy. Defaults to None.
 
     Returns:
-        A `keras.Model` mapping int ids (batch, time) to logits (batch, time, vocab_size).
+        A `keras.Model` mapping int ids (batch, time) to logits (batch, time, vocab_size). A
+        labelled model (`config.label_names`) takes [ids, labels], labels int (batch,): a learned
+        label embedding (`label_dim` wide) is joined to every step's input, so the first layer
+        reads the label at each character (why this way: docs/experiments.md, "Labels").
     """
     if precision is not None:
         policy = keras.config.dtype_policy()
@@ -71,6 +74,12 @@ def build_char_model(config: ModelConfig, seq_length: int | None = None,
         unroll = seq_length is not None and not gpu_available()
     ids = keras.Input(shape=(seq_length,), dtype="int32", name="ids")
     features = input_encoding(ids, config.vocab_size, config.embedding_dim)
+    inputs = ids
+    if config.label_names:
+        label = keras.Input(shape=(), dtype="int32", name="label")
+        label_vector = keras.layers.Embedding(len(config.label_names), config.label_dim, name="label_embedding")(label)
+        features = JoinLabel(name="join_label")([features, label_vector])
+        inputs = [ids, label]
     if fused:
         from charrnn.models.fused_lstm import FusedLSTMStack
 
@@ -83,7 +92,12 @@ def build_char_model(config: ModelConfig, seq_length: int | None = None,
     logits = dense_head(hidden, config.vocab_size, name="logits")
     if logits.dtype != "float32":  # mixed precision: the loss and the sampler want float32 logits
         logits = keras.layers.Activation("linear", dtype="float32", name="logits_float32")(logits)
-    return keras.Model(ids, logits, name=f"charrnn_{config.cell}")
+    return keras.Model(inputs, logits, name=f"charrnn_{config.cell}")
+
+
+def model_inputs(ids, labels=None):
+    """What a char model is called with: the ids, or [ids, labels] for a labelled model."""
+    return ids if labels is None else [ids, labels]
 
 
 def recurrent_weights(model, layers: int) -> list[tuple]:

@@ -29,7 +29,7 @@ from charrnn.config import ModelConfig
 from charrnn.errors import OptionError, RunError
 from charrnn.data.vocab import Vocabulary
 
-SHAPE_OPTIONS = ("cell", "layers", "units", "embedding_dim")  # must equal the parent's
+SHAPE_OPTIONS = ("cell", "layers", "units", "embedding_dim", "label_dim")  # must equal the parent's
 NEW_SYMBOL_BIAS = -20.0  # the output bias of a new symbol before the first step (nats)
 
 
@@ -96,14 +96,17 @@ class FineTune:
         inherited = {"encoding": encoding}
         if self.parent.train_config.items and "items" not in options:
             inherited["items"] = self.parent.train_config.items
+        if self.parent.train_config.labels and "labels" not in options:
+            inherited["labels"] = self.parent.train_config.labels
         return {**options, **inherited}
 
     def vocabulary(self, sources: Sequence[str | Path], encoding: str) -> Vocabulary:
         """The parent's symbols in their ids, then the corpus's symbols the parent lacks, sorted."""
         return grow_vocabulary(self.parent.vocab, corpus_symbols(sources, encoding))
 
-    def model_config(self, model_options: dict, vocab_size: int) -> ModelConfig:
-        """The parent's shape with the grown vocabulary (and the given dropout, if any).
+    def model_config(self, model_options: dict, vocab_size: int, label_names=()) -> ModelConfig:
+        """The parent's shape with the grown vocabulary and labels (the parent's first, in their
+        ids; see `_Session._label_names`), and the given dropout, if any.
 
         Raises:
             OptionError: naming each shape option that contradicts the parent.
@@ -114,7 +117,7 @@ class FineTune:
         if clashes:
             raise OptionError(f"--init-from {self.parent.path} has another shape: " + ", ".join(clashes)
                                + "; a fine-tune keeps its parent's shape (leave these options out)")
-        return dataclasses.replace(parent, vocab_size=vocab_size,
+        return dataclasses.replace(parent, vocab_size=vocab_size, label_names=tuple(label_names),
                                    dropout=model_options.get("dropout", parent.dropout))
 
     def record(self, vocab: Vocabulary) -> dict:
@@ -138,7 +141,8 @@ class FineTune:
         fresh = build_char_model(model_config)
         self.check_weights()
         parent, self._parent_model = self._parent_model, None  # used once: not held through training
-        grow_weights(parent, fresh, one_hot=model_config.embedding_dim == 0)
+        grow_weights(parent, fresh, one_hot=model_config.embedding_dim == 0,
+                     label_rows=model_config.label_dim if model_config.label_names else 0)
         return fresh.get_weights()
 
 
@@ -162,7 +166,7 @@ def grow_vocabulary(vocab: Vocabulary, symbols: Sequence[str]) -> Vocabulary:
     return Vocabulary(vocab.symbols + sorted(set(symbols) - known))
 
 
-def grow_weights(parent_model, model, one_hot: bool) -> None:
+def grow_weights(parent_model, model, one_hot: bool, label_rows: int = 0) -> None:
     """Copies `parent_model`'s weights into `model`, a same-shaped char model with a larger
     vocabulary, giving the new symbols' rows the values described in the module docstring.
 
@@ -171,13 +175,21 @@ def grow_weights(parent_model, model, one_hot: bool) -> None:
         model: the new char model; its fresh values fill the new input rows.
         one_hot: whether the models take one-hot inputs (the first recurrent kernel then has
             one row per symbol).
+        label_rows: a labelled model's label width: the last rows of the first recurrent
+            kernel read the label, and new labels get fresh rows of the label embedding, as new
+            symbols do. Defaults to 0 (unlabelled).
     """
     for layer in model.layers:
         if not layer.weights:
             continue
         old, fresh = parent_model.get_layer(layer.name).get_weights(), layer.get_weights()
-        if layer.name == "encoding" or (one_hot and layer.name == "rnn_1"):
+        if layer.name in ("encoding", "label_embedding"):
             grown = [append_rows(old[0], fresh[0]), *old[1:]]
+        elif one_hot and layer.name == "rnn_1":  # symbol rows, then (a labelled model's) label rows
+            symbols = old[0].shape[0] - label_rows
+            kernel = np.concatenate([old[0][:symbols], fresh[0][symbols:fresh[0].shape[0] - label_rows],
+                                     old[0][symbols:]], axis=0)
+            grown = [kernel, *old[1:]]
         elif layer.name == "logits":
             kernel, bias = old
             added = fresh[1].shape[0] - bias.shape[0]

@@ -43,6 +43,24 @@ class OneHot(keras.layers.Layer):
         return {**super().get_config(), "depth": self.depth}
 
 
+@keras.saving.register_keras_serializable("charrnn")
+class JoinLabel(keras.layers.Layer):
+    """Joins one vector per sequence to every step of it: [(batch, time, features), (batch, width)]
+    -> (batch, time, features + width). A labelled char model joins its label's embedding so."""
+
+    def call(self, inputs):
+        steps, vector = inputs
+        vector = ops.cast(vector, steps.dtype)
+        tiled = ops.broadcast_to(ops.expand_dims(vector, 1),
+                                 (ops.shape(steps)[0], ops.shape(steps)[1], ops.shape(vector)[-1]))
+        return ops.concatenate([steps, tiled], axis=-1)
+
+    def compute_output_shape(self, input_shapes):
+        steps, vector = input_shapes
+        width = None if steps[-1] is None or vector[-1] is None else steps[-1] + vector[-1]
+        return tuple(steps[:-1]) + (width,)
+
+
 def input_encoding(ids, vocab_size: int, embedding_dim: int = 64, name: str = "encoding"):
     """Encodes integer ids as learned embeddings, or as one-hot vectors when `embedding_dim` is 0.
 

@@ -126,7 +126,8 @@ class Loop:
         from charrnn.training.precision import evaluation_precision
 
         config = self.train_config
-        self.val_window = window = config.validation_window(len(self.val_ids))
+        # one window for every label's validation text: the shortest text's (never below seq_length)
+        self.val_window = window = config.validation_window(min(len(ids) for _, _, ids in self.val_texts))
         precision = evaluation_precision(config.precision)
         if window == config.seq_length and precision == config.precision:
             self.val_model = self.model
@@ -274,7 +275,9 @@ class Loop:
             if self.val_model is not self.model:
                 self.val_model.set_weights(self.model.get_weights())
             rows = rows_per_call(config.batch_size, self.val_window, self.model_config.vocab_size)
-            val_loss = score_ids(self.val_model, self.val_ids, self.val_window, rows, self.scorer)
+            losses = {label: score_ids(self.val_model, ids, self.val_window, rows, self.scorer, label=label_id)
+                      for label, label_id, ids in self.val_texts}
+            val_loss = float(np.mean(list(losses.values())))  # a labelled run: the mean over its labels
         state.elapsed_s += time.perf_counter() - started
         if self.items is not None:  # real characters: the items and their end symbols, not the padding
             characters = self.batches.characters(state.step - counter.steps, state.step)
@@ -285,6 +288,8 @@ class Loop:
                "chars_per_s": characters / max(train_seconds, 1e-9),
                "elapsed_s": round(state.elapsed_s, 3),
                "learning_rate": float(np.asarray(self.optimizer.learning_rate))}
+        if self.model_config.label_names and self.items is None:
+            row["val_loss_by_label"] = losses
         self.metrics.append(row)
         if self.chief:  # with several workers only the chief writes (they hold the same weights)
             runs.write_metrics(self.out / runs.METRICS, self.metrics)

@@ -20,7 +20,7 @@ from charrnn import items, runs
 from charrnn._version import __version__
 from charrnn.config import DEFAULT_EPOCHS, ModelConfig, TrainConfig
 from charrnn.data.corpus import load_corpus, split
-from charrnn.data.windows import WindowBatches
+from charrnn.data.windows import LabelledWindows, WindowBatches
 from charrnn.errors import CharRNNError, CorpusError, OptionError, RunError
 from charrnn.models.finetune import FineTune
 from charrnn.training.distribute import is_chief
@@ -169,13 +169,24 @@ class _Session(Loop):
         if train_config.distribute == "multi-worker" and train_config.time_budget is not None:
             raise OptionError("--distribute multi-worker needs --max-steps or --epochs, not --time-budget: "
                               "each worker's clock would stop it at a different step")
+        self.label_groups = None  # {label: [files]} of a labelled stream run
+        if train_config.labels is not None and not train_config.items:
+            from charrnn.data.labels import group_sources
+
+            self.label_groups = group_sources(sources, train_config.labels, train_config.encoding)
+            sources = [file for files in self.label_groups.values() for file in files]
+        elif train_config.labels == "column" and not train_config.items:
+            raise OptionError("--labels column reads LABEL<TAB>ITEM lines of an --items lines run; a stream "
+                              "run takes --labels files or --labels folders")
         vocab = saved.vocab if saved else tune.vocabulary(sources, train_config.encoding) if tune else None
         if train_config.items:  # one item per line: its own batches, split and validation scorer
             self.items = items.training_items(sources, train_config, vocab)
             train_config, corpus, self.batches = self.items.train_config, self.items.corpus, self.items.batches
         else:
             self.items = None
-            corpus = self._stream_data(sources, train_config, vocab)
+            corpus = (self._labelled_data(sources, train_config, vocab, self._label_names(tune, self.label_groups))
+                      if self.label_groups is not None else self._stream_data(sources, train_config, vocab))
+        label_names = self._label_names(tune, getattr(self.items, "label_names", None) or self.label_groups or ())
         self.out = Path(out) if out is not None else Path("runs") / corpus.name
         self.chief = is_chief(train_config)
         if tune is not None:
@@ -184,12 +195,17 @@ class _Session(Loop):
             if corpus.vocab.size < 2:
                 raise CorpusError(f"{corpus.name} has only one distinct symbol ({corpus.vocab.symbols[0]!r}): "
                                   "there is nothing to predict; train on a text with at least two")
-            model_config = (tune.model_config(model_options, corpus.vocab.size) if tune
-                            else ModelConfig(vocab_size=corpus.vocab.size, **model_options))
+            if "label_names" in model_options:
+                raise OptionError("label_names come from the corpus (--labels), not from an option")
+            model_config = (tune.model_config(model_options, corpus.vocab.size, label_names) if tune
+                            else ModelConfig(vocab_size=corpus.vocab.size, label_names=label_names, **model_options))
             if self.chief:  # refuse an occupied folder now, before TensorFlow loads (claimed below)
                 runs.check_run_dir(self.out, force)
         else:
             model_config = saved.model_config
+            if label_names != model_config.label_names:
+                raise RunError(f"the corpus gives the labels {', '.join(label_names) or '(none)'}; the run "
+                               f"trained on {', '.join(model_config.label_names) or '(none)'}")
             if saved.corpus.get("sha256") not in (None, corpus.sha256):
                 raise RunError(f"{sources[0]} is not the corpus this run trained on (sha256 "
                                f"{corpus.sha256[:12]}..., the run has {saved.corpus['sha256'][:12]}...)")
@@ -207,6 +223,8 @@ class _Session(Loop):
         self.config = {"format": runs.FORMAT_VERSION, "charrnn_version": __version__,
                        "model": model_config.to_dict(), "train": train_config.to_dict(),
                        "corpus": corpus.describe(), "origins": origins}
+        if self.label_groups is not None:
+            self.config["corpus"]["labels"] = self.label_record
         if saved is None:
             log(describe_options(model_config, train_config, origins))
         parent = tune.record(corpus.vocab) if tune else saved.config.get("parent") if saved else None
@@ -238,8 +256,51 @@ class _Session(Loop):
         if len(val_ids) < 2:
             raise CharRNNError(f"the validation split has {len(val_ids)} characters; it needs at "
                                "least 2: use a longer corpus or a larger --val-fraction")
-        self.val_ids = val_ids[: train_config.max_val_chars + 1]
+        self.val_texts = [(None, None, val_ids[: train_config.max_val_chars + 1])]
         return corpus
+
+    def _labelled_data(self, sources, train_config: TrainConfig, vocab, label_names):
+        """Reads a labelled corpus (`self.label_groups`): one text per label in the vocabulary of
+        them all, each split into its training windows and its own validation tail (the
+        validation cap shared evenly), so every label is evaluated. Returns the whole corpus."""
+        whole = load_corpus(sources, train_config.encoding, vocab=vocab)
+        train_texts, label_ids, self.val_texts, described = [], [], [], {}
+        share = max(2, train_config.max_val_chars // len(self.label_groups))
+        for label, files in self.label_groups.items():
+            label_id = label_names.index(label)
+            text = load_corpus(files, train_config.encoding, vocab=whole.vocab)
+            train_ids, val_ids = split(text.ids, train_config.val_fraction)
+            if len(val_ids) < 2:
+                raise CorpusError(f"the label {label!r} has {len(text.ids)} characters, too few to hold out a "
+                                  f"validation share of 2 or more: give it more text or a larger --val-fraction")
+            train_texts.append(train_ids)
+            label_ids.append(label_id)
+            self.val_texts.append((label, label_id, val_ids[: share + 1]))
+            described[label] = {"files": text.files, "chars": int(len(text.ids)), "sha256": text.sha256}
+        self.batches = LabelledWindows(train_texts, label_ids, train_config.seq_length,
+                                       train_config.batch_size, train_config.seed)
+        labels = list(self.label_groups)
+        name = "+".join(labels) if len(labels) <= 3 else f"{labels[0]}+{len(labels) - 1}-more"
+        self.label_record = described
+        return dataclasses.replace(whole, name=name)
+
+    @staticmethod
+    def _label_names(tune, found) -> tuple[str, ...]:
+        """The run's labels, in id order: a fine-tune's parent's first, then the corpus's (`found`)
+        new ones.
+
+        Raises:
+            OptionError: labels for a fine-tune of an unlabelled run, or none for a labelled one.
+        """
+        found = tuple(found)
+        if tune is None:
+            return found
+        parent = tune.parent.model_config.label_names
+        if bool(parent) != bool(found):
+            raise OptionError(f"--init-from {tune.parent.path} is {'labelled' if parent else 'unlabelled'}; "
+                              f"a fine-tune {'needs' if parent else 'cannot add'} --labels"
+                              + (f" (its labels: {', '.join(parent)})" if parent else ""))
+        return parent + tuple(label for label in found if label not in parent)
 
     def _step_limit(self) -> tuple[int, str]:
         """The step the run stops at and the limit that sets it ("epochs" or "max_steps"; a run
