@@ -153,15 +153,16 @@ def sample(context, run, novel, tag, rank, beam, precision, as_json, **options):
         raise click.UsageError("--beam already gives the most likely texts first; drop --rank")
     if options["argmax"] and beam is None:
         _check_argmax_options(context)
+    labels = options.pop("label", ())
     if beam is not None:
         _check_beam_options(context, beam, options["num_samples"])
         options = {key: value for key, value in options.items() if key in ("length", "prime", "num_samples")}
     loaded = runs.load(run)
+    if beam is not None and loaded.model_config.label_names:
+        raise click.UsageError("--beam does not take a labelled run yet; sample it without --beam")
     encoding = loaded.train_config.encoding
     length = options.pop("length")
-    options.update(_stream_labels(loaded, options.pop("label", ()), options["num_samples"]))
-    if options.get("label") is not None and beam is not None:
-        raise click.UsageError("--beam does not take a labelled run yet; sample it without --beam")
+    options.update(_stream_labels(loaded, labels, options["num_samples"]))
     config = SampleConfig(**{**options, "prime": symbols_of_text(options["prime"], encoding)},
                           **({} if length is None else {"length": length}))
     if (novel or tag) and not loaded.train_config.items:

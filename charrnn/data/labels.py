@@ -88,7 +88,7 @@ def group_sources(sources: Sequence[str | Path], mode: str, encoding: str = "utf
 
     def add(label: str, file: Path, source: str) -> None:
         check_label(label, f" (from {source})")
-        if label in groups and origin[label] != source:
+        if label in groups and (origin[label] != source or mode == "files"):
             raise CorpusError(f"two sources give the label {label!r}: {origin[label]} and {source}; "
                               "name one of them with NAME=PATH")
         origin.setdefault(label, source)

@@ -184,9 +184,9 @@ class _Session(Loop):
             train_config, corpus, self.batches = self.items.train_config, self.items.corpus, self.items.batches
         else:
             self.items = None
-            corpus = (self._labelled_data(sources, train_config, vocab, self._label_names(tune, self.label_groups))
+            corpus = (self._labelled_data(sources, train_config, vocab, self._label_names(tune, self.label_groups, saved))
                       if self.label_groups is not None else self._stream_data(sources, train_config, vocab))
-        label_names = self._label_names(tune, getattr(self.items, "label_names", None) or self.label_groups or ())
+        label_names = self._label_names(tune, getattr(self.items, "label_names", None) or self.label_groups or (), saved)
         self.out = Path(out) if out is not None else Path("runs") / corpus.name
         self.chief = is_chief(train_config)
         if tune is not None:
@@ -203,9 +203,6 @@ class _Session(Loop):
                 runs.check_run_dir(self.out, force)
         else:
             model_config = saved.model_config
-            if label_names != model_config.label_names:
-                raise RunError(f"the corpus gives the labels {', '.join(label_names) or '(none)'}; the run "
-                               f"trained on {', '.join(model_config.label_names) or '(none)'}")
             if saved.corpus.get("sha256") not in (None, corpus.sha256):
                 raise RunError(f"{sources[0]} is not the corpus this run trained on (sha256 "
                                f"{corpus.sha256[:12]}..., the run has {saved.corpus['sha256'][:12]}...)")
@@ -285,14 +282,21 @@ class _Session(Loop):
         return dataclasses.replace(whole, name=name)
 
     @staticmethod
-    def _label_names(tune, found) -> tuple[str, ...]:
-        """The run's labels, in id order: a fine-tune's parent's first, then the corpus's (`found`)
-        new ones.
+    def _label_names(tune, found, saved=None) -> tuple[str, ...]:
+        """The run's labels, in id order: a resumed run's own; a fine-tune's parent's first, then
+        the corpus's (`found`) new ones; else the corpus's.
 
         Raises:
             OptionError: labels for a fine-tune of an unlabelled run, or none for a labelled one.
+            RunError: a resumed run's corpus with labels the run does not have.
         """
         found = tuple(found)
+        if saved is not None:
+            names = saved.model_config.label_names
+            if set(found) - set(names) or bool(found) != bool(names):
+                raise RunError(f"the corpus gives the labels {', '.join(found) or '(none)'}; the run trained "
+                               f"on {', '.join(names) or '(none)'}")
+            return names
         if tune is None:
             return found
         parent = tune.parent.model_config.label_names
