@@ -8,6 +8,7 @@ TensorFlow is imported only by commands that need it, quietly (`--verbose` shows
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 
 import click
@@ -102,8 +103,16 @@ def train(corpus, out, resume, force, quiet, **options):
         click.echo(f"Stopped by {result.signal} at step {result.steps}; {summary}; checkpoint saved. "
                    f"Resume with:\n  charrnn train {' '.join(corpus)} --out {result.run_dir} --resume", err=True)
         sys.exit(128 + getattr(signal, result.signal or "SIGINT"))
+    from charrnn import runs
+    from charrnn.errors import RunError
+
+    try:  # a labelled run's first label, in the sample command suggested
+        labels = runs.load(result.run_dir, require_model=False).model_config.label_names
+    except RunError:  # a worker that writes no run files
+        labels = ()
+    label = f" --label {shlex.quote(labels[0])}" if labels else ""
     log(f"{summary} after {result.steps} steps (stopped by {result.stopped_by}); "
-        f"run saved in {result.run_dir}\nsample it with: charrnn sample {result.run_dir}")
+        f"run saved in {result.run_dir}\nsample it with: charrnn sample {result.run_dir}{label}")
 
 
 # ---------------------------------------------------------------- sample, eval, info

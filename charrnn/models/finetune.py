@@ -11,6 +11,8 @@ The new vocabulary is the parent's symbols in their ids, then the new corpus's u
   of about e^-20 times the largest one (it grows with the first steps that see it: the kernel
   column moves at the learning rate in every one of its `units` entries).
 
+A labelled parent's labels keep their ids and the new corpus's new labels follow, each with a
+fresh row of the label embedding (a one-hot model's first kernel keeps its label rows last).
 Every other weight is copied. Options that would change the shape (cell, layers, units,
 embedding_dim) must agree with the parent; dropout holds no weights and may change.
 """

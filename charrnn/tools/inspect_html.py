@@ -45,6 +45,10 @@ def analyse(run, text: str) -> dict:
     """Surprise per character and every cell's activations, with cells ranked by interpretability."""
     import keras
 
+    if run.model_config.label_names:
+        from charrnn.errors import OptionError
+
+        raise OptionError(f"{run.path} is labelled; charrnn inspect does not take a labelled run yet")
     ids = run.vocab.encode(text).astype(np.int32)[None]
     model = run.model(seq_length=None, unroll=False)
     layers = [model.get_layer(f"rnn_{index}") for index in range(1, run.model_config.layers + 1)]

@@ -69,7 +69,8 @@ class TensorBoardLog:
         from charrnn.data.corpus import text_of_symbols
 
         # a bytes run's symbols shown as the UTF-8 text they spell
-        text = text_of_symbols(self.sampler.generate(length=300, temperature=0.8, seed=0)[0], self.encoding)
+        label = self.model_config.label_names[0] if self.model_config.label_names else None  # a labelled run: its first
+        text = text_of_symbols(self.sampler.generate(length=300, temperature=0.8, seed=0, label=label)[0], self.encoding)
         with self.writer.as_default(step=row["step"]):
             for name in self.SCALARS:
                 if row[name] is not None:

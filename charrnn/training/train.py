@@ -166,6 +166,9 @@ class _Session(Loop):
         if train_config.items and train_options.get("eval_window") is not None:
             raise OptionError("--eval-window applies to a stream run; an --items run scores each validation item "
                               "whole: drop --eval-window")
+        if train_config.labels is not None and train_config.distribute is not None:
+            raise OptionError("--labels does not combine with --distribute yet (untested); train a labelled run "
+                              "without --distribute")
         if train_config.distribute == "multi-worker" and train_config.time_budget is not None:
             raise OptionError("--distribute multi-worker needs --max-steps or --epochs, not --time-budget: "
                               "each worker's clock would stop it at a different step")
