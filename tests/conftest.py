@@ -52,6 +52,18 @@ def tiny_run(tmp_path_factory, tiny_corpus) -> Path:
     return out
 
 
+def first_stop(generated: str, stops) -> tuple:
+    """Brute force, to check the samplers' stop sequences against: (the text before the stop
+    completed first, that stop), the longest of those completed at the same position; (the whole
+    text, None) if no stop is in it."""
+    for end in range(1, len(generated) + 1):
+        complete = [stop for stop in stops if generated[:end].endswith(stop)]
+        if complete:
+            stop = max(complete, key=len)
+            return generated[:end - len(stop)], stop
+    return generated, None
+
+
 def shakespeare_or_skip() -> Path:
     """The shared Tiny Shakespeare; skipped only when it is absent and CI is not set."""
     for folder in filter(None, os.environ.get("CHARRNN_CORPUS_PATH", "").split(os.pathsep)):

@@ -1,3 +1,5 @@
+import json
+
 import keras
 import numpy as np
 import pytest
@@ -7,6 +9,8 @@ from charrnn import runs
 from charrnn.config import ModelConfig, SampleConfig, TrainConfig
 from charrnn.errors import ConfigError, VocabularyError
 from charrnn.generation.stops import StopScanner, parse_stop
+
+from .conftest import first_stop
 from charrnn.models.char_model import build_char_model
 from charrnn.generation.sampler import Sampler
 from charrnn.data.vocab import Vocabulary
@@ -258,17 +262,6 @@ def test_precision_is_checked(tmp_path):
 
 # ---------------------------------------------------------------- stop sequences
 
-def first_stop(generated: str, stops) -> tuple[str, str | None]:
-    """Brute force: (the text before the stop completed first, that stop), the longest of those
-    completed at the same position; (the whole text, None) without one."""
-    for end in range(1, len(generated) + 1):
-        complete = [stop for stop in stops if generated[:end].endswith(stop)]
-        if complete:
-            stop = max(complete, key=len)
-            return generated[:end - len(stop)], stop
-    return generated, None
-
-
 def scanned(stops, pieces) -> tuple[list[str], StopScanner]:
     """What a scanner lets through for each piece (the last with `finish`), and the scanner."""
     scanner = StopScanner(stops)
@@ -391,3 +384,89 @@ def test_generation_ends_when_every_stream_has_stopped(tmp_path):
     assert len(sampler.generate(**options)[0]) == 2000 and sum(calls) == 2000  # without stops: all of it
     with pytest.raises(VocabularyError, match="the stop 'axz' has characters not in the vocabulary: 'x', 'z'"):
         sampler.generate(length=5, stop="axz")
+
+
+def sample_cli(*args):
+    from click.testing import CliRunner
+
+    from charrnn.cli.main import main
+
+    return CliRunner().invoke(main, ["sample", *map(str, args)])
+
+
+def a_stop_some_streams_meet(texts: list[str], skip: int) -> str:
+    """Three characters from the first text's generated part (after `skip` characters of prime)
+    that another text never generates: so some streams stop and some run to --length."""
+    generated = [text[skip:] for text in texts]
+    for start in range(20, len(generated[0]) - 3):
+        stop = generated[0][start:start + 3]
+        if any(stop not in other for other in generated[1:]) and "\n" not in stop:
+            return stop
+    raise AssertionError(f"no such stop in {texts}")
+
+
+def test_sample_stop_prints_the_text_before_the_stop(tiny_run):
+    options = ["--prime", "All:", "--length", "400", "--seed", "3"]
+    full = sample_cli(tiny_run, *options)
+    assert full.exit_code == 0, full.output
+    generated = full.output[len("All:"):-1]  # the prime, the text, a final newline
+    assert "\n" in generated
+    cut = sample_cli(tiny_run, *options, "--stop", r"\n")  # an escape: the first line
+    assert cut.exit_code == 0, cut.output
+    assert cut.output == "All:" + generated.split("\n")[0] + "\n"
+    # two stops, the first one generated ends it; the prime is not searched: its "ll:" does not
+    # end the sample at once
+    stops = [a_stop_some_streams_meet([generated, ""], 0), "ll:"]
+    both = sample_cli(tiny_run, *options, "--stop", stops[0], "--stop", stops[1])
+    assert both.output == "All:" + first_stop(generated, stops)[0] + "\n"
+
+
+def test_sample_json_says_which_streams_stopped_and_where(tiny_run):
+    options = ["--prime", "All:", "--length", "200", "--seed", "5", "--num-samples", "4", "--json"]
+    plain = json.loads(sample_cli(tiny_run, *options).stdout)["samples"]
+    assert all("stopped" not in sample and "stop_at" not in sample for sample in plain)  # only with --stop
+    texts = [sample["text"] for sample in plain]
+    stops = [a_stop_some_streams_meet(texts, 4), "zzz"]
+    answer = sample_cli(tiny_run, *options, "--stop", stops[0], "--stop", "zzz")
+    assert answer.exit_code == 0, answer.output
+    samples = json.loads(answer.stdout)["samples"]
+    for text, sample in zip(texts, samples):
+        kept, stop = first_stop(text[4:], stops)
+        assert (sample["text"], sample["stopped"]) == ("All:" + kept, stop)
+        assert sample["stop_at"] == (len(sample["text"]) if stop is not None else None)
+        assert sample["stopped"] is not None or sample["text"] == text  # the others run to --length
+    assert samples[0]["stopped"] == stops[0] and None in [sample["stopped"] for sample in samples]
+    # --rank: the same cut texts, most likely first, each with its stop
+    ranked = json.loads(sample_cli(tiny_run, *options, "--stop", stops[0], "--stop", "zzz", "--rank").stdout)["samples"]
+    assert sorted((row["text"], row["stopped"], row["stop_at"]) for row in ranked) == \
+        sorted((row["text"], row["stopped"], row["stop_at"]) for row in samples)
+    assert [row["nats_per_char"] for row in ranked] == sorted(row["nats_per_char"] for row in ranked)
+
+
+@pytest.mark.parametrize("stop,message", [
+    ("", "a stop sequence cannot be empty"),
+    (r"a\qb", r"unknown escape \q in the stop 'a\\qb'; the escapes are \n, \r, \t, \\"),
+    ("ab\\", "ends in a lone backslash"),
+])
+def test_a_bad_stop_is_a_one_line_usage_error(tiny_run, stop, message):
+    result = sample_cli(tiny_run, "--stop", "ok", "--stop", stop)
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    errors = [line for line in result.output.splitlines() if "Error" in line]
+    assert len(errors) == 1 and errors[0].startswith("Error: Invalid value for '--stop': ") and message in errors[0]
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("args,code,message", [
+    (["--stop", "Q"], 1, "Error: the stop 'Q' has characters not in the vocabulary: 'Q', so it can never be generated"),
+    (["--stop", "a", "--beam", "2"], 2, "--stop does not combine with --beam"),
+    (["--stop", "a", "--rank", "--beam", "2"], 2, "--beam already gives the most likely texts first"),
+])
+def test_stops_a_sample_cannot_honour_are_refused(tiny_run, args, code, message):
+    result = sample_cli(tiny_run, *args)
+    assert result.exit_code == code and message in result.output, result.output
+    assert result.output.strip().splitlines()[-1].startswith("Error: ")
+
+
+def test_stop_with_an_onnx_file_is_refused_before_it_is_read(tmp_path):
+    result = sample_cli(tmp_path / "model.onnx", "--stop", "a")
+    assert result.exit_code == 2 and "--stop needs a run directory" in result.output, result.output

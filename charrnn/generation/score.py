@@ -218,7 +218,12 @@ def _stateful_model(run):
 
 def rank(run, texts: Sequence[str], batch_size: int = 256) -> list[dict]:
     """`score`'s results, most likely first (lowest nats/char; texts with nothing scored last)."""
-    results = score(run, texts, batch_size)
+    return most_likely_first(score(run, texts, batch_size))
+
+
+def most_likely_first(results: Sequence[dict]) -> list[dict]:
+    """`score`'s results (with any other keys) sorted most likely first: lowest nats/char, texts
+    with nothing scored last; ties keep their order."""
     return sorted(results, key=lambda result: (result["nats_per_char"] is None, result["nats_per_char"] or 0.0))
 
 
