@@ -10,7 +10,7 @@ from charrnn.config import ModelConfig, SampleConfig, TrainConfig
 from charrnn.errors import ConfigError, VocabularyError
 from charrnn.generation.stops import StopScanner, parse_stop
 
-from .conftest import first_stop
+from .conftest import a_stop_some_streams_meet, first_stop
 from charrnn.models.char_model import build_char_model
 from charrnn.generation.sampler import Sampler
 from charrnn.data.vocab import Vocabulary
@@ -392,17 +392,6 @@ def sample_cli(*args):
     from charrnn.cli.main import main
 
     return CliRunner().invoke(main, ["sample", *map(str, args)])
-
-
-def a_stop_some_streams_meet(texts: list[str], skip: int) -> str:
-    """Three characters from the first text's generated part (after `skip` characters of prime)
-    that another text never generates: so some streams stop and some run to --length."""
-    generated = [text[skip:] for text in texts]
-    for start in range(20, len(generated[0]) - 3):
-        stop = generated[0][start:start + 3]
-        if any(stop not in other for other in generated[1:]) and "\n" not in stop:
-            return stop
-    raise AssertionError(f"no such stop in {texts}")
 
 
 def test_sample_stop_prints_the_text_before_the_stop(tiny_run):
