@@ -41,7 +41,8 @@ def _typed(field: str, value):
           "integer": isinstance(value, int) and not isinstance(value, bool),
           "number": isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
           "boolean": isinstance(value, bool),
-          "texts": isinstance(value, str) or isinstance(value, list) and all(isinstance(item, str) for item in value)}[kind]
+          "texts": isinstance(value, str) or (isinstance(value, list)
+                                              and all(isinstance(item, str) for item in value))}[kind]
     if not ok:
         wanted = {"text": "a string", "integer": "an integer", "number": "a finite number", "boolean": "true or false",
                   "texts": "a string or a list of strings"}
