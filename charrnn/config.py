@@ -232,6 +232,21 @@ class TrainConfig(_DictMixin):
         return window
 
 
+def check_stops(stops) -> tuple[str, ...]:
+    """Stop sequences as a tuple: one string, or a list or tuple of them (None = none).
+
+    Raises:
+        ConfigError: a stop that is not a string, or is empty.
+    """
+    if stops is None or isinstance(stops, str):
+        stops = () if stops is None else (stops,)
+    elif isinstance(stops, (list, tuple)):
+        stops = tuple(stops)
+    _check(isinstance(stops, tuple) and all(isinstance(stop, str) and stop for stop in stops),
+           f"Expected each stop to be a non-empty string. Received: stop={stops!r}")
+    return stops
+
+
 @dataclasses.dataclass(frozen=True)
 class SampleConfig(_DictMixin):
     length: int = 500  # characters to generate after the prime, >= 0
@@ -243,8 +258,11 @@ class SampleConfig(_DictMixin):
     num_samples: int = 1  # independent streams generated together as one batch, >= 1
     seed: int | None = None  # same seed, same text; None = a fresh random seed
     label: str | tuple[str, ...] | None = None  # a labelled run's label: one for every stream, or one per stream
+    stop: tuple[str, ...] = ()  # stop sequences, each non-empty (one string = one stop): a stream ends
+    #                             before the first one it generates (the prime is not searched)
 
     def __post_init__(self):
+        object.__setattr__(self, "stop", check_stops(self.stop))
         _check(self.length >= 0, f"Expected length >= 0. Received: length={self.length}")
         _check(self.temperature > 0, f"Expected temperature > 0. Received: temperature={self.temperature}")
         _check(self.top_k is None or self.top_k >= 1, f"Expected top_k >= 1. Received: top_k={self.top_k}")

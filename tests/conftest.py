@@ -1,4 +1,5 @@
-"""Shared fixtures: an isolated cache, the shared corpora, one tiny trained run, and `require`."""
+"""Shared fixtures: an isolated cache, the shared corpora, one tiny trained run, `require`, and a
+brute-force stop-sequence search to check the samplers against."""
 
 import importlib
 import os
@@ -50,6 +51,29 @@ def tiny_run(tmp_path_factory, tiny_corpus) -> Path:
     out = tmp_path_factory.mktemp("runs") / "tiny"
     charrnn.train(tiny_corpus, out, max_steps=20, progress=False, log=lambda line: None, **TINY_OPTIONS)
     return out
+
+
+def first_stop(generated: str, stops) -> tuple:
+    """Brute force, to check the samplers' stop sequences against: (the text before the stop
+    completed first, that stop), the longest of those completed at the same position; (the whole
+    text, None) if no stop is in it."""
+    for end in range(1, len(generated) + 1):
+        complete = [stop for stop in stops if generated[:end].endswith(stop)]
+        if complete:
+            stop = max(complete, key=len)
+            return generated[:end - len(stop)], stop
+    return generated, None
+
+
+def a_stop_some_streams_meet(texts: list[str], skip: int) -> str:
+    """Three characters from the first text's generated part (after `skip` characters of prime)
+    that another text never generates: so some streams stop and some run to --length."""
+    generated = [text[skip:] for text in texts]
+    for start in range(20, len(generated[0]) - 3):
+        stop = generated[0][start:start + 3]
+        if any(stop not in other for other in generated[1:]) and "\n" not in stop:
+            return stop
+    raise AssertionError(f"no such stop in {texts}")
 
 
 def shakespeare_or_skip() -> Path:

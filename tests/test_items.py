@@ -16,6 +16,8 @@ from charrnn.errors import CorpusError, OptionError
 from charrnn.items import END, ItemBatches, bucket_lengths, lines_as_items, pad_items, read_items, split_items, split_sizes
 from charrnn.data.vocab import Vocabulary
 
+from .conftest import first_stop
+
 QUIET = dict(progress=False, log=lambda line: None)
 TINY_ITEMS = dict(items="lines", layers=1, units=32, embedding_dim=8, batch_size=16, eval_every=10)
 SYLLABLES = ["an", "na", "li", "ma", "ro", "el", "ka", "ti"]
@@ -389,6 +391,40 @@ def test_sample_json_gives_log_probabilities(items_run):
         assert row["chars"] == len(row["text"]) + 1
         assert row["log_prob"] == pytest.approx(-naive_item_loss(model, run.vocab, row["text"]), rel=1e-4)
         assert row["nats_per_char"] == pytest.approx(-row["log_prob"] / row["chars"])
+
+
+def test_stop_cuts_items_and_keeps_their_draws(items_run):
+    """A stop ends an item before it (whether or not its end symbol would have come); each stream
+    draws what it drew without the stop; the prime is not searched."""
+    import dataclasses
+
+    from charrnn.generation.sampler import Sampler
+    from charrnn.items.sampling import _draw_items
+
+    sampler = Sampler(items_run)
+    config = charrnn.SampleConfig(temperature=0.9, prime="na")
+    plain = _draw_items(sampler, config, 64, 7, 10)
+    items = [text for text, _ in plain if text]
+    stop = next(syllable for syllable in SYLLABLES if 0 < sum(syllable in text[2:] for text in items) < len(items))
+    cut = _draw_items(sampler, dataclasses.replace(config, stop=(stop,)), 64, 7, 10)
+    for (text, _), (kept, stopped) in zip(plain, cut):
+        if text is not None:
+            kept_text, found = first_stop(text[2:], [stop])
+            assert (kept, stopped) == ("na" + kept_text, found)
+        else:  # it reached the cap: with the stop it still does, or it stopped before it
+            assert kept is None or (stopped == stop and stop not in kept[2:])
+    assert 0 < sum(stopped is not None for _, stopped in cut) < 64
+
+    result = sample(items_run, "--num-samples", "6", "--seed", "3", "--prime", "na", "--stop", stop, "--json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)["items"]
+    assert len(rows) == 6 and all(set(row) == {"text", "stopped", "stop_at", "log_prob", "chars", "nats_per_char"}
+                                  for row in rows)
+    for row in rows:
+        assert row["text"].startswith("na") and stop not in row["text"][2:] and row["stopped"] in (stop, None)
+        assert row["stop_at"] == (len(row["text"]) if row["stopped"] else None)
+    refused = sample(items_run, "--stop", r"a\n")
+    assert refused.exit_code == 2 and "holds a newline, which ends every item" in refused.output, refused.output
 
 
 def test_novel_not_satisfiable_is_one_error_line(items_run, monkeypatch):

@@ -1,3 +1,5 @@
+import json
+
 import keras
 import numpy as np
 import pytest
@@ -5,7 +7,10 @@ import pytest
 import charrnn
 from charrnn import runs
 from charrnn.config import ModelConfig, SampleConfig, TrainConfig
-from charrnn.errors import VocabularyError
+from charrnn.errors import ConfigError, VocabularyError
+from charrnn.generation.stops import StopScanner, parse_stop
+
+from .conftest import a_stop_some_streams_meet, first_stop
 from charrnn.models.char_model import build_char_model
 from charrnn.generation.sampler import Sampler
 from charrnn.data.vocab import Vocabulary
@@ -253,3 +258,204 @@ def test_precision_is_checked(tmp_path):
     run, _ = make_run(tmp_path)
     with pytest.raises(OptionError, match="got 'float16'"):
         Sampler(run, precision="float16")
+
+
+# ---------------------------------------------------------------- stop sequences
+
+def scanned(stops, pieces) -> tuple[list[str], StopScanner]:
+    """What a scanner lets through for each piece (the last with `finish`), and the scanner."""
+    scanner = StopScanner(stops)
+    shown = [scanner.feed(piece) for piece in pieces]
+    return shown + [scanner.finish()], scanner
+
+
+def test_stop_split_across_chunks_is_held_back_then_dropped():
+    shown, scanner = scanned(["\n\n"], ["To be\n", "\nor not"])
+    assert shown == ["To be", "", ""] and (scanner.stopped, scanner.stop_at) == ("\n\n", 5)
+    shown, scanner = scanned(["<end>"], ["ab<", "e", "n", "d", ">cd"])  # one stop over four pieces
+    assert shown == ["ab", "", "", "", "", ""] and scanner.stop_at == 2
+    shown, scanner = scanned(["<end>"], ["ab<e", "nx<", "en"])  # held back, then let through: no stop
+    assert shown == ["ab", "<enx", "", "<en"] and scanner.stopped is None and scanner.stop_at is None
+
+
+def test_overlapping_stops_the_first_completed_wins():
+    assert scanned(["aab"], ["a", "a", "a", "b", "c"])[0] == ["", "", "a", "", "", ""]  # "aaab": cut at 1
+    _, scanner = scanned(["abcd", "c"], ["xabcd"])  # "c" is complete before "abcd" is
+    assert (scanner.stopped, scanner.stop_at) == ("c", 3)
+    shown, scanner = scanned(["bc", "abc"], ["xab", "cy"])  # both complete at "c": the longer one
+    assert "".join(shown) == "x" and scanner.stopped == "abc"
+
+
+def test_stop_at_the_first_character_and_several_stops():
+    shown, scanner = scanned(["\n"], ["\nabc"])
+    assert shown == ["", ""] and (scanner.stopped, scanner.stop_at) == ("\n", 0)
+    shown, scanner = scanned(["END", "\n\n", "!"], ["one\ntwo", " END\n\nthree!"])
+    assert "".join(shown) == "one\ntwo " and scanner.stopped == "END"
+    assert scanner.feed("more") == "" and scanner.finish() == ""  # stopped: nothing more
+
+
+def test_a_stream_that_never_stops_comes_out_whole():
+    shown, scanner = scanned(["xyz", "q"], ["abcx", "yab", "cxy"])
+    assert shown == ["abc", "xyab", "c", "xy"] and scanner.stopped is None  # "xy" only after finish
+    assert scanner.passed == len("abcxyabcxy")
+
+
+def test_stop_scanner_agrees_with_a_brute_force_search_in_any_chunking():
+    """Random stops, texts and chunkings: what is shown is always a prefix of the text before the
+    first stop (nothing shown is later found to start one), at most the longest stop - 1
+    characters are held back, and the end is the brute-force search's."""
+    import random
+
+    draw = random.Random(26)
+    for _ in range(3000):
+        stops = ["".join(draw.choice("ab\n") for _ in range(draw.randint(1, 4))) for _ in range(draw.randint(1, 3))]
+        text = "".join(draw.choice("ab\nc") for _ in range(draw.randint(0, 30)))
+        expected, stop = first_stop(text, stops)
+        scanner, shown, position = StopScanner(stops), "", 0
+        while position < len(text):
+            size = draw.randint(1, 6)
+            shown += scanner.feed(text[position:position + size])
+            position += size
+            assert expected.startswith(shown), (stops, text)
+            assert len(scanner.held) <= max(map(len, stops)) - 1
+        shown += scanner.finish()
+        assert (shown, scanner.stopped) == (expected, stop), (stops, text)
+        assert scanner.stop_at == (len(expected) if stop is not None else None)
+
+
+def test_parse_stop_reads_backslash_escapes_and_nothing_else():
+    assert parse_stop(r"\n\n") == "\n\n"
+    assert parse_stop(r"a\tb\\n\r") == "a\tb\\n\r"  # \\ is one backslash, so "\\n" is not a newline
+    assert parse_stop("Grüße \u4e2d") == "Grüße \u4e2d"  # non-ASCII stands for itself
+    assert parse_stop("THE END") == "THE END"
+    with pytest.raises(ConfigError, match=r"unknown escape \\q"):
+        parse_stop(r"a\qb")
+    with pytest.raises(ConfigError, match="lone backslash"):
+        parse_stop("ab\\")
+    with pytest.raises(ConfigError, match="cannot be empty"):
+        parse_stop("")
+
+
+def test_sample_config_checks_its_stops():
+    assert SampleConfig(stop="\n\n").stop == ("\n\n",)  # one string is one stop
+    assert SampleConfig(stop=["a", "bc"]).stop == ("a", "bc") and SampleConfig().stop == ()
+    for bad in ("", ["a", ""], ["a", 3], 5):
+        with pytest.raises(ConfigError, match="non-empty string"):
+            SampleConfig(stop=bad)
+
+
+def test_stops_cut_each_stream_and_keep_its_draws(tmp_path):
+    """The same seed gives the same text with and without stops, up to each stream's first stop;
+    streams that do not meet one run to --length; chunking and streaming do not change it."""
+    run, _ = make_run(tmp_path)
+    sampler = Sampler(run, precision="float32")
+    options = dict(length=300, temperature=0.9, prime="abc", seed=11, num_samples=4)
+    whole = sampler.generate(**options)
+    stops = (whole[0][3 + 40:3 + 43], "gg\n")  # a stop stream 0 meets after 40 or fewer characters
+    results = sampler.generate_with_stops(**options, stop=stops)
+    stopped = 0
+    for full, result in zip(whole, results):
+        kept, stop = first_stop(full[3:], stops)  # only the generated text is searched
+        assert (result.text, result.stopped) == ("abc" + kept, stop)
+        assert result.stop_at == (len(result.text) if stop is not None else None)
+        stopped += stop is not None
+    assert results[0].stopped == stops[0] and len(results[0].text) <= 3 + 40
+    assert 0 < stopped and [result.text for result in results] == sampler.generate(**options, stop=stops)
+    assert sampler.generate(**options, stop=stops, chunk_size=1) == [result.text for result in results]
+    assert sampler.generate(**options, stop=stops, chunk_size=7) == [result.text for result in results]
+    # streamed: what the first stream shows is never taken back, so it is its cut text
+    assert "".join(sampler.stream(**options, stop=stops)) == results[0].text
+
+
+def test_generation_ends_when_every_stream_has_stopped(tmp_path):
+    run, _ = make_run(tmp_path)
+    sampler = Sampler(run, precision="float32")
+    options = dict(length=2000, seed=4, num_samples=3)
+    firsts = [text[:60] for text in sampler.generate(**options)]
+    common = set(firsts[0]) & set(firsts[1]) & set(firsts[2])
+    assert common  # a character each stream draws within its first 60
+    calls = []
+    draw_chunk = sampler.draw_chunk
+    sampler.draw_chunk = lambda *arguments: calls.append(int(np.asarray(arguments[3]))) or draw_chunk(*arguments)
+    results = sampler.generate_with_stops(**options, stop=sorted(common)[0])
+    assert all(result.stopped is not None and len(result.text) < 60 for result in results)
+    assert calls == [64]  # the first chunk held every stop: no more draws
+    calls.clear()
+    assert len(sampler.generate(**options)[0]) == 2000 and sum(calls) == 2000  # without stops: all of it
+    with pytest.raises(VocabularyError, match="the stop 'axz' has characters not in the vocabulary: 'x', 'z'"):
+        sampler.generate(length=5, stop="axz")
+
+
+def sample_cli(*args):
+    from click.testing import CliRunner
+
+    from charrnn.cli.main import main
+
+    return CliRunner().invoke(main, ["sample", *map(str, args)])
+
+
+def test_sample_stop_prints_the_text_before_the_stop(tiny_run):
+    options = ["--prime", "All:", "--length", "400", "--seed", "3"]
+    full = sample_cli(tiny_run, *options)
+    assert full.exit_code == 0, full.output
+    generated = full.output[len("All:"):-1]  # the prime, the text, a final newline
+    assert "\n" in generated
+    cut = sample_cli(tiny_run, *options, "--stop", r"\n")  # an escape: the first line
+    assert cut.exit_code == 0, cut.output
+    assert cut.output == "All:" + generated.split("\n")[0] + "\n"
+    # two stops, the first one generated ends it; the prime is not searched: its "ll:" does not
+    # end the sample at once
+    stops = [a_stop_some_streams_meet([generated, ""], 0), "ll:"]
+    both = sample_cli(tiny_run, *options, "--stop", stops[0], "--stop", stops[1])
+    assert both.output == "All:" + first_stop(generated, stops)[0] + "\n"
+
+
+def test_sample_json_says_which_streams_stopped_and_where(tiny_run):
+    options = ["--prime", "All:", "--length", "200", "--seed", "5", "--num-samples", "4", "--json"]
+    plain = json.loads(sample_cli(tiny_run, *options).stdout)["samples"]
+    assert all("stopped" not in sample and "stop_at" not in sample for sample in plain)  # only with --stop
+    texts = [sample["text"] for sample in plain]
+    stops = [a_stop_some_streams_meet(texts, 4), "zzz"]
+    answer = sample_cli(tiny_run, *options, "--stop", stops[0], "--stop", "zzz")
+    assert answer.exit_code == 0, answer.output
+    samples = json.loads(answer.stdout)["samples"]
+    for text, sample in zip(texts, samples):
+        kept, stop = first_stop(text[4:], stops)
+        assert (sample["text"], sample["stopped"]) == ("All:" + kept, stop)
+        assert sample["stop_at"] == (len(sample["text"]) if stop is not None else None)
+        assert sample["stopped"] is not None or sample["text"] == text  # the others run to --length
+    assert samples[0]["stopped"] == stops[0] and None in [sample["stopped"] for sample in samples]
+    # --rank: the same cut texts, most likely first, each with its stop
+    ranked = json.loads(sample_cli(tiny_run, *options, "--stop", stops[0], "--stop", "zzz", "--rank").stdout)["samples"]
+    assert sorted((row["text"], row["stopped"], row["stop_at"]) for row in ranked) == \
+        sorted((row["text"], row["stopped"], row["stop_at"]) for row in samples)
+    assert [row["nats_per_char"] for row in ranked] == sorted(row["nats_per_char"] for row in ranked)
+
+
+@pytest.mark.parametrize("stop,message", [
+    ("", "a stop sequence cannot be empty"),
+    (r"a\qb", r"unknown escape \q in the stop 'a\\qb'; the escapes are \n, \r, \t, \\"),
+    ("ab\\", "ends in a lone backslash"),
+])
+def test_a_bad_stop_is_a_one_line_usage_error(tiny_run, stop, message):
+    result = sample_cli(tiny_run, "--stop", "ok", "--stop", stop)
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    errors = [line for line in result.output.splitlines() if "Error" in line]
+    assert len(errors) == 1 and errors[0].startswith("Error: Invalid value for '--stop': ") and message in errors[0]
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("args,code,message", [
+    (["--stop", "Q"], 1, "Error: the stop 'Q' has characters not in the vocabulary: 'Q', so it can never be generated"),
+    (["--stop", "a", "--beam", "2"], 2, "--stop does not combine with --beam"),
+    (["--stop", "a", "--rank", "--beam", "2"], 2, "--beam already gives the most likely texts first"),
+])
+def test_stops_a_sample_cannot_honour_are_refused(tiny_run, args, code, message):
+    result = sample_cli(tiny_run, *args)
+    assert result.exit_code == code and message in result.output, result.output
+    assert result.output.strip().splitlines()[-1].startswith("Error: ")
+
+
+def test_stop_with_an_onnx_file_is_refused_before_it_is_read(tmp_path):
+    result = sample_cli(tmp_path / "model.onnx", "--stop", "a")
+    assert result.exit_code == 2 and "--stop needs a run directory" in result.output, result.output

@@ -12,13 +12,14 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from charrnn.serve import limits
 
-from .conftest import TINY_OPTIONS
+from .conftest import TINY_OPTIONS, a_stop_some_streams_meet, first_stop
 
 
 def _require(module: str):
@@ -183,6 +184,13 @@ BAD = [
     ({"prime": "All~\u00e9"}, 400, "prime"),
     ({"prime": "a" * (limits.MAX_PRIME + 1)}, 400, "prime"),
     (b'{"prime": "' + b"a" * limits.MAX_BODY_BYTES + b'"}', 413, None),
+    ({"stop": ""}, 400, "stop"),
+    ({"stop": 5}, 400, "stop"),
+    ({"stop": ["a", 3]}, 400, "stop"),
+    ({"stop": ["a", ""]}, 400, "stop"),
+    ({"stop": ["a"] * (limits.MAX_STOPS + 1)}, 400, "stop"),
+    ({"stop": "a" * (limits.MAX_STOP_LENGTH + 1)}, 400, "stop"),
+    ({"stop": ["All", "Q~"]}, 400, "stop"),
 ]
 
 
@@ -194,6 +202,41 @@ def test_bad_requests_get_a_4xx_naming_the_field(server, body, status, field):
     assert answer["error"]
     if field == "prime" and "~" in str(body):
         assert "'~'" in answer["error"] and "'é'" in answer["error"]
+
+
+def test_stop_ends_each_sample_before_its_first_stop(server):
+    """`"stop"` (a string or a list) cuts each sample as `charrnn sample --stop` does: the same
+    draws up to the stop, the others to `length`; the answer says which stop ended each and where."""
+    options = dict(prime="All:", length=300, seed=6, temperature=0.9, num_samples=4)
+    status, plain = server.request("POST", "/generate", options)
+    assert status == 200 and "stopped" not in plain and "stop_at" not in plain
+    stop = a_stop_some_streams_meet(plain["texts"], 4)
+    status, answer = server.request("POST", "/generate", {**options, "stop": stop})
+    assert status == 200, answer
+    for text, cut, stopped, stop_at in zip(plain["texts"], answer["texts"], answer["stopped"], answer["stop_at"]):
+        kept, found = first_stop(text[4:], [stop])  # the prime is not searched
+        assert (cut, stopped, stop_at) == ("All:" + kept, found, len(cut) if found else None)
+    assert answer["stopped"][0] == stop and None in answer["stopped"]
+    # the stream's pieces, and its done event, say the same; `stop` repeats in a query
+    query = urllib.parse.urlencode([*options.items(), ("stop", stop), ("stop", "zzz")])
+    status, text = server.request("GET", f"/stream?{query}")
+    events = _events(text)
+    pieces = ["".join(parts) for parts in zip(*(data["texts"] for name, data in events if name == "message"))]
+    expected = [first_stop(text[4:], [stop, "zzz"]) for text in plain["texts"]]
+    assert pieces == ["All:" + kept for kept, _ in expected]
+    assert events[-1] == ("done", {"seed": 6, "stopped": [found for _, found in expected],
+                                   "stop_at": [len(piece) if found else None for piece, (_, found) in zip(pieces, expected)]})
+
+
+def test_a_stopped_stream_leaves_the_batch_at_once(server):
+    """A stream that has met its stop draws no more: the request ends long before its length."""
+    before = server.request("GET", "/health")[1]["served_chars"]
+    options = dict(prime="All:", length=limits.MAX_LENGTH, seed=2, num_samples=3, stop=["\n", ":"])
+    status, answer = server.request("POST", "/generate", options)
+    assert status == 200 and None not in answer["stopped"], answer
+    # each stream drew only the chunks (of 64) up to the one in which its stop ended
+    drawn = sum(-(-(stop_at - 4 + len(stopped)) // 64) * 64 for stopped, stop_at in zip(answer["stopped"], answer["stop_at"]))
+    assert server.request("GET", "/health")[1]["served_chars"] - before == drawn < 1000
 
 
 @pytest.mark.parametrize("query,field", [("length=abc", "length"), ("bogus=1", "bogus"),
@@ -379,5 +422,34 @@ def test_the_page_streams_text_in_a_real_browser(server):
             # (the prime, 4 characters, is sent on its own before any is generated)
             partial = [length for length, status in updates if 4 < length < 10004 and status.startswith("generating")]
             assert partial and updates[-1][0] == 10004, updates
+        finally:
+            browser.close()
+
+
+def test_the_pages_stop_field_ends_the_text_in_a_real_browser(server):
+    """The page reads its stop field as `charrnn sample --stop` does (\\n is a new line) and says
+    which stop ended the text; a bad escape is shown as an error, not sent."""
+    sync_api = _require("playwright.sync_api")
+    if not os.path.exists(BROWSER):
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must have {BROWSER} (apt-get install chromium)")
+        pytest.skip(f"{BROWSER} is not installed")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=BROWSER, args=BROWSER_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(f"http://127.0.0.1:{server.port}/")
+            page.fill("#prime", "All:")
+            page.fill("#stop-text", "\\n")
+            page.fill("#length", "10000")
+            page.click("#generate")
+            page.wait_for_function("document.getElementById('status').textContent.startsWith('done')", timeout=60_000)
+            text = page.text_content("#output")
+            assert text.startswith("All:") and "\n" not in text[4:] and len(text) < 10004, text
+            assert page.text_content("#status").endswith('; ended at the stop "\\n")')
+            page.fill("#stop-text", "a\\q")
+            page.click("#generate")
+            status = page.text_content("#status")
+            assert "unknown escape \\q in the stop" in status and status.endswith("(field: stop)"), status
         finally:
             browser.close()

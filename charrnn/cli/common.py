@@ -32,9 +32,26 @@ class FloatRange(click.FloatRange):
         return number
 
 
+class StopText(click.ParamType):
+    """A stop sequence as typed: backslash escapes read (`charrnn.generation.stops.parse_stop`);
+    an unknown escape or an empty stop is a usage error."""
+
+    name = "text"
+
+    def convert(self, value, param, ctx):
+        from charrnn.errors import ConfigError
+        from charrnn.generation.stops import parse_stop
+
+        try:
+            return parse_stop(value)
+        except ConfigError as error:
+            self.fail(str(error), param, ctx)
+
+
 POSITIVE_INT = click.IntRange(min=1)
 POSITIVE_FLOAT = FloatRange(min=0, min_open=True)
 SEED = click.IntRange(0, 2**32 - 1)  # what keras.utils.set_random_seed takes
+STOP_TEXT = StopText()
 
 
 def config_defaults(config_class) -> dict:

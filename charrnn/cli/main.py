@@ -13,7 +13,7 @@ import sys
 
 import click
 
-from charrnn.cli.common import (MODEL_DEFAULTS, POSITIVE_FLOAT, POSITIVE_INT, SAMPLE_DEFAULTS, SEED, TRAIN_DEFAULTS, FloatRange,  # noqa: F401
+from charrnn.cli.common import (MODEL_DEFAULTS, POSITIVE_FLOAT, POSITIVE_INT, SAMPLE_DEFAULTS, SEED, STOP_TEXT, TRAIN_DEFAULTS, FloatRange,  # noqa: F401
                          given, reports_errors, setup_logging, without_tensorflow)
 from charrnn._version import __version__
 from charrnn.config import (DEFAULT_EPOCHS, LONG_BUDGET_LSTM, LONG_BUDGET_TRAIN, LONG_SEQ_LENGTH, SHORT_BUDGET_S,
@@ -128,6 +128,7 @@ def train(corpus, out, resume, force, quiet, **options):
 @click.option("--num-samples", type=POSITIVE_INT, default=SAMPLE_DEFAULTS["num_samples"], show_default=True, help="Streams generated together, printed one after another.")
 @click.option("--seed", type=int, help="Same seed, same text.  [default: random]")
 @click.option("--label", "-l", "label", multiple=True, help="A labelled run's label to write in (repeat it for several: --num-samples streams of each, label by label).")
+@click.option("--stop", type=STOP_TEXT, multiple=True, help="End each sample before the first TEXT it generates (TEXT is not printed; the prime is not searched); repeatable: the first stop generated ends it. Escapes: \\n newline, \\r, \\t tab, \\\\ backslash. With --json each sample says which stop ended it and where.")
 @click.option("--novel", is_flag=True, help="Items run: print only distinct items not in its corpus (still --num-samples of them).")
 @click.option("--tag", is_flag=True, help="Items run: tag each item in-train, in-val, in-test or new (after a tab).")
 @click.option("--rank", is_flag=True, help="Print the samples most likely first (by log-probability per character).")
@@ -143,7 +144,7 @@ def sample(context, run, novel, tag, rank, beam, precision, as_json, **options):
     For an items run (--items lines) print --num-samples whole items, one a line. RUN may be an
     .onnx file from `charrnn export --format onnx`: it is sampled with numpy and onnxruntime
     alone (charrnn.portable: its own seeded draws, not TensorFlow's; --beam, --rank, --novel,
-    --tag and --precision need a run directory).
+    --tag, --precision and --stop need a run directory).
     """
     from pathlib import Path
 
@@ -170,6 +171,7 @@ def sample(context, run, novel, tag, rank, beam, precision, as_json, **options):
     if beam is not None and loaded.model_config.label_names:
         raise click.UsageError("--beam does not take a labelled run yet; sample it without --beam")
     encoding = loaded.train_config.encoding
+    options["stop"] = tuple(symbols_of_text(stop, encoding) for stop in options.get("stop", ()))
     length = options.pop("length")
     options.update(_stream_labels(loaded, labels, options["num_samples"]))
     config = SampleConfig(**{**options, "prime": symbols_of_text(options["prime"], encoding)},
@@ -232,7 +234,7 @@ def _sample_portable(context, path, as_json, **options) -> None:
 
     from charrnn.portable import PortableModel, generate_chunks, sample_items
 
-    for name in ("novel", "tag", "rank", "beam", "precision"):
+    for name in ("novel", "tag", "rank", "beam", "precision", "stop"):
         if context.get_parameter_source(name) not in (None, ParameterSource.DEFAULT):
             raise click.UsageError(f"--{name} needs a run directory; an .onnx file takes --length, --temperature, "
                                    "--top-k, --top-p, --argmax, --prime, --num-samples, --seed and --json")
@@ -302,8 +304,10 @@ def _sample_items(run, config: SampleConfig, length, novel: bool, tag: bool, as_
         from charrnn.data.corpus import text_of_symbols
 
         encoding = run.train_config.encoding
-        rows = [{"text": text_of_symbols(text, encoding), **score, **({"tag": label} if tag else {})}
-                for text, score, label in zip(result.texts, item_log_probs(run, result.texts), tags)]
+        stops = result.stops or [None] * len(result.texts)
+        rows = [{**_stop_fields(text_of_symbols(text, encoding), stop, encoding, config.stop), **score,
+                 **({"tag": label} if tag else {})}
+                for text, score, label, stop in zip(result.texts, item_log_probs(run, result.texts), tags, stops)]
         click.echo(json.dumps({"items": rows, "draws": result.draws, "seed": result.seed}, ensure_ascii=False))
         return
     for text, label in zip(result.texts, tags):
@@ -337,6 +341,9 @@ def _check_beam_options(context, beam, num_samples) -> None:
         if context.get_parameter_source(name) not in (None, ParameterSource.DEFAULT):
             raise click.UsageError(f"--beam finds the most likely text and does not use "
                                    f"--{name.replace('_', '-')}; drop one of them")
+    if context.params.get("stop"):  # a beam ranks whole hypotheses: a cut one would not be the likeliest
+        raise click.UsageError("--stop does not combine with --beam (the beam ranks texts of --length "
+                               "whole, not texts cut at a stop); drop one of them")
     if num_samples > beam:
         raise click.UsageError(f"--num-samples {num_samples} needs a beam at least as wide: --beam {num_samples} or more")
 
@@ -350,17 +357,18 @@ def _print_samples(context, sampler, config, beam, as_json, rank=False) -> None:
     run = sampler.run
     items = is_items_run(run)
     index = _copy_index(run) if as_json and not items else None
-    if beam is None and rank:
-        from charrnn.generation.score import rank as ranked
+    if beam is None:
+        from charrnn.generation.score import most_likely_first, score
 
-        texts = sampler.generate(config)
-        samples = ranked(run, texts, label=config.label)
-    elif beam is None:
-        samples = [{"text": text} for text in sampler.generate(config)]
+        results = sampler.generate_with_stops(config)
+        samples = [{"text": result.text, "stopped": result.stopped} for result in results]
         if config.label is not None:
             labels = [config.label] * config.num_samples if isinstance(config.label, str) else config.label
             for entry, label in zip(samples, labels):
                 entry["label"] = label
+        if rank:
+            scores = score(run, [result.text for result in results], label=config.label)
+            samples = most_likely_first([{**sample, **row} for sample, row in zip(samples, scores)])
     else:
         length = config.length
         if items and context.get_parameter_source("length") == click.core.ParameterSource.DEFAULT:
@@ -374,8 +382,9 @@ def _print_samples(context, sampler, config, beam, as_json, rank=False) -> None:
         from charrnn.data.corpus import text_of_symbols
 
         encoding = run.train_config.encoding
-        for entry in samples:  # a bytes run's symbols shown as the UTF-8 text they spell
-            entry["text"] = text_of_symbols(entry["text"], encoding)
+        for position, entry in enumerate(samples):  # a bytes run's symbols shown as the UTF-8 text they spell
+            text, stopped = text_of_symbols(entry.pop("text"), encoding), entry.pop("stopped", None)
+            samples[position] = entry = {**_stop_fields(text, stopped, encoding, config.stop), **entry}
             if entry.get("copied"):
                 entry["copied"]["text"] = text_of_symbols(entry["copied"]["text"], encoding)
         described = None if index is None else {"kgram": index.kgram, "stride": index.stride,
@@ -387,6 +396,17 @@ def _print_samples(context, sampler, config, beam, as_json, rank=False) -> None:
         _write_symbols(("\n" if position and not items else "") + entry["text"] + "\n", run.train_config.encoding)
         click.echo(f"beam {position + 1}: log-probability {entry['log_prob']:.4f} nats over {entry['symbols']} "
                    f"symbols ({entry['log_prob'] / max(entry['symbols'], 1):.4f} nats/symbol)", err=True)
+
+
+def _stop_fields(text: str, stopped: str | None, encoding: str, stops: tuple) -> dict:
+    """A --json sample's text, and with --stop which stop ended it (as text; or null) and its offset
+    in the text (or null)."""
+    if not stops:
+        return {"text": text}
+    from charrnn.data.corpus import text_of_symbols
+
+    return {"text": text, "stopped": None if stopped is None else text_of_symbols(stopped, encoding),
+            "stop_at": None if stopped is None else len(text)}
 
 
 def _copy_index(run):

@@ -259,6 +259,12 @@ def rank(run, texts: Sequence[str], batch_size: int = 256, label=None) -> list[d
     if label is not None:  # each result keeps its label through the sort
         for result, name in zip(results, [label] * len(results) if isinstance(label, str) else label):
             result["label"] = name
+    return most_likely_first(results)
+
+
+def most_likely_first(results: Sequence[dict]) -> list[dict]:
+    """`score`'s results (with any other keys) sorted most likely first: lowest nats/char, texts
+    with nothing scored last; ties keep their order."""
     return sorted(results, key=lambda result: (result["nats_per_char"] is None, result["nats_per_char"] or 0.0))
 
 

@@ -9,7 +9,8 @@ import secrets
 
 import numpy as np
 
-from charrnn.errors import CharRNNError, VocabularyError
+from charrnn.errors import CharRNNError, OptionError, VocabularyError
+from charrnn.generation.stops import check_vocabulary, scanners_for
 from charrnn.items.reading import END
 from charrnn.items.split import StoredSplit, load_split
 
@@ -28,6 +29,7 @@ class SampledItems:
     draws: int  # items drawn in all (kept or not)
     capped: int  # draws that reached the length cap without an end symbol, or were empty (never kept)
     seed: int
+    stops: list[str | None] | None = None  # per item with stop sequences: the stop that ended it, or None
 
 
 def sample_items(sampler, config, novel: bool = False, tag: bool = False, max_length: int | None = None,
@@ -42,7 +44,8 @@ def sample_items(sampler, config, novel: bool = False, tag: bool = False, max_le
     Args:
         sampler: a `charrnn.generation.sampler.Sampler` of an items run.
         config: a `SampleConfig`: num_samples, temperature, top_k, top_p, argmax, seed; `prime`
-            is the start of every item; `length` is ignored (see max_length).
+            is the start of every item; `stop`: an item also ends before the first stop sequence
+            drawn after the prime (the stop is not part of it); `length` is ignored (see max_length).
         novel: keep only distinct items not in the corpus. Defaults to False.
         tag: tag each item in-train / in-val / in-test / new. Defaults to False.
         max_length: the longest item drawn; None = the run's --max-item-length. Defaults to None.
@@ -53,9 +56,14 @@ def sample_items(sampler, config, novel: bool = False, tag: bool = False, max_le
 
     Raises:
         CharRNNError: fewer than N items kept within the draw limit (saying how many were found).
+        OptionError: a stop sequence holds the end symbol (an item never does).
     """
     if END in config.prime:
         raise VocabularyError("the prime of an item cannot hold a newline (the end symbol)")
+    for stop in config.stop:
+        if END in stop:
+            raise OptionError(f"the stop {stop!r} holds a newline, which ends every item: an item never holds one")
+    check_vocabulary(config.stop, sampler.vocab)
     run = sampler.run
     max_length = max_length or run.train_config.max_item_length
     if (novel or tag) and split is None:
@@ -63,7 +71,7 @@ def sample_items(sampler, config, novel: bool = False, tag: bool = False, max_le
     wanted = config.num_samples
     limit = max(MIN_DRAWS, DRAWS_PER_ITEM * wanted)
     seed = config.seed if config.seed is not None else secrets.randbits(31)
-    kept, tags, draws, capped, batch, seen = [], [], 0, 0, 0, set()
+    kept, tags, stops, draws, capped, batch, seen = [], [], [], 0, 0, 0, set()
     while len(kept) < wanted and draws < limit:
         missing = wanted - len(kept)
         # the first batch draws what is missing (twice that for --novel), later ones at least 64;
@@ -71,7 +79,7 @@ def sample_items(sampler, config, novel: bool = False, tag: bool = False, max_le
         wanted_now = max(missing * (2 if novel or batch else 1), 64 if batch else 1)
         streams = min(MAX_DRAW_BATCH, limit - draws, 1 << (wanted_now - 1).bit_length())
         batch_seed = int(np.random.default_rng([seed, batch]).integers(0, 2 ** 31 - 1))
-        for text in _draw_items(sampler, config, streams, batch_seed, max_length):
+        for text, stopped in _draw_items(sampler, config, streams, batch_seed, max_length):
             if not text:  # reached the cap (None) or ended at once (""): not a whole item
                 capped += 1
                 continue
@@ -79,6 +87,7 @@ def sample_items(sampler, config, novel: bool = False, tag: bool = False, max_le
             if len(kept) < wanted and not (novel and (label != "new" or text in seen)):
                 kept.append(text)
                 tags.append(label)
+                stops.append(stopped)
                 seen.add(text)
         draws += streams
         batch += 1
@@ -87,21 +96,31 @@ def sample_items(sampler, config, novel: bool = False, tag: bool = False, max_le
         raise CharRNNError(f"found {len(kept)} {what} of the {wanted} asked for in {draws} draws "
                            f"({capped} were empty or reached the {max_length}-character cap); ask for fewer, "
                            "or raise --temperature")
-    return SampledItems(kept, tags if tag else None, draws, capped, seed)
+    return SampledItems(kept, tags if tag else None, draws, capped, seed, stops if config.stop else None)
 
 
-def _draw_items(sampler, config, streams: int, seed: int, max_length: int) -> list[str | None]:
-    """Draws one item per stream: its text, or None where `max_length` characters passed without
-    the end symbol. Stops the compiled loop as soon as every stream has ended."""
+def _draw_items(sampler, config, streams: int, seed: int, max_length: int) -> list[tuple[str | None, str | None]]:
+    """Draws one item per stream: (its text, or None where `max_length` characters passed without
+    the end symbol or a stop; the stop sequence that ended it, or None). Stops the compiled loop
+    as soon as every stream has ended."""
     prefix = config.prime
-    draw = dataclasses.replace(config, num_samples=streams, seed=seed, prime=END + prefix,
+    draw = dataclasses.replace(config, num_samples=streams, seed=seed, prime=END + prefix, stop=(),
                                length=max(1, max_length - len(prefix) + 1))
-    texts = [""] * streams
-    pieces_seen = 0
-    for pieces in sampler.chunks(draw, chunk_sizes=_SAMPLE_CHUNKS):
-        if pieces_seen:  # the first yield is the prime
-            texts = [text + piece for text, piece in zip(texts, pieces)]
-            if all(END in text for text in texts):
-                break
-        pieces_seen += 1
-    return [prefix + text.split(END, 1)[0] if END in text else None for text in texts]
+    scanners = scanners_for(config.stop, streams)
+    texts, ended = [""] * streams, [False] * streams
+    for index, pieces in enumerate(sampler.chunks(draw, chunk_sizes=_SAMPLE_CHUNKS)):
+        if index == 0:  # the first yield is the prime
+            continue
+        for stream, piece in enumerate(pieces):
+            if ended[stream]:
+                continue
+            before, end, _ = piece.partition(END)
+            if scanners is None:
+                texts[stream] += before
+            else:  # only the item's own characters are searched for a stop
+                texts[stream] += scanners[stream].feed(before) + (scanners[stream].finish() if end else "")
+            ended[stream] = bool(end) or (scanners is not None and scanners[stream].stopped is not None)
+        if all(ended):
+            break
+    stopped = [None] * streams if scanners is None else [scanner.stopped for scanner in scanners]
+    return [(prefix + text if done else None, stop) for text, done, stop in zip(texts, ended, stopped)]

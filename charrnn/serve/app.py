@@ -67,7 +67,23 @@ class Service:
     def config(self, fields: dict):
         if isinstance(fields, dict) and "prime" in fields:
             fields = {**fields, "prime": self._symbols(fields["prime"], "prime")}
+        if isinstance(fields, dict) and isinstance(fields.get("stop"), list):
+            fields = {**fields, "stop": [self._symbols(stop, "stop") for stop in fields["stop"]]}
+        elif isinstance(fields, dict) and "stop" in fields:
+            fields = {**fields, "stop": self._symbols(fields["stop"], "stop")}
         return limits.sample_config(fields, self.vocabulary, self.engine.max_streams)
+
+    def stops(self, job: Job, lengths: list[int]) -> dict:
+        """With stop sequences, the answer's {"stopped": [the stop that ended each sample (as text),
+        or None], "stop_at": [its offset in the sample's text (`lengths`, as sent), or None]}; else {}."""
+        from charrnn.data.corpus import text_of_symbols
+
+        if not job.scanners:
+            return {}
+        stopped = [scanner.stopped for scanner in job.scanners]
+        encoding = "bytes" if self.bytes else "utf-8"
+        return {"stopped": [None if stop is None else text_of_symbols(stop, encoding) for stop in stopped],
+                "stop_at": [None if stop is None else length for stop, length in zip(stopped, lengths)]}
 
     def submit(self, config) -> tuple[Job, asyncio.Queue]:
         """Queues a generation; its pieces arrive on the returned queue as (kind, value) pairs. A bytes
@@ -140,7 +156,7 @@ async def generate(request: Request) -> Response:
                 return JSONResponse({"error": value, "field": None}, status_code=500)
             if kind == "done":
                 return JSONResponse({"texts": texts, "seed": job.seed, "length": config.length,
-                                     "num_samples": config.num_samples})
+                                     "num_samples": config.num_samples, **service.stops(job, list(map(len, texts)))})
             texts = [text + piece for text, piece in zip(texts, value)]
     finally:
         job.cancel()  # no effect on a finished job; frees the streams of an abandoned one
@@ -153,12 +169,13 @@ def _event(data: dict, name: str | None = None) -> str:
 async def stream(request: Request) -> Response:
     """GET /stream?prime=...&length=...: server-sent events as the text is generated: `start`
     ({seed, num_samples}), then unnamed events {"texts": [one piece per sample]} (the prime
-    first), then `done`."""
+    first), then `done` ({seed}, and with stop sequences {stopped, stop_at})."""
     service = _service(request)
     config = service.config(limits.from_query(request.query_params))
     job, queue = service.submit(config)
 
     async def events():
+        sent = [0] * config.num_samples  # characters sent per sample
         try:
             yield _event({"seed": job.seed, "num_samples": config.num_samples}, "start")
             while True:
@@ -168,9 +185,11 @@ async def stream(request: Request) -> Response:
                     yield ": waiting\n\n"
                     continue
                 if kind == "piece":
+                    sent = [count + len(piece) for count, piece in zip(sent, value)]
                     yield _event({"texts": value})
                 else:
-                    yield _event({"seed": job.seed} if kind == "done" else {"error": value}, kind)
+                    yield _event({"seed": job.seed, **service.stops(job, sent)} if kind == "done" else {"error": value},
+                                 kind)
                     return
         finally:
             job.cancel()  # a client gone mid-stream frees its streams before the next chunk

@@ -27,6 +27,7 @@ import numpy as np
 
 from charrnn.config import SampleConfig
 from charrnn.generation.draw import draw_mode, stream_knobs
+from charrnn.generation.stops import scan_pieces, scanners_for
 
 CHUNK = 64  # characters per compiled call while streams are active: a join waits at most one chunk
 BLOCK = 16  # streams per compiled call: one fixed width, so a stream's text never depends on its company
@@ -42,7 +43,9 @@ class Job:
     """One request: `num_samples` streams that join the batch together.
 
     `deliver` is called from the scheduler thread with ("piece", [one string per sample]) each
-    time text is ready (the prime first), then ("done", None), or ("error", message).
+    time text is ready (the prime first), then ("done", None), or ("error", message). With stop
+    sequences (`config.stop`) each sample's text ends before its first stop: `scanners` (one
+    `StopScanner` per sample, set by `Engine.submit`) say which stop ended it, once done.
     """
 
     config: SampleConfig
@@ -50,6 +53,7 @@ class Job:
     seed: int = field(default_factory=lambda: secrets.randbits(31))
     cancelled: threading.Event = field(default_factory=threading.Event)
     left: int = 0  # characters still to draw
+    scanners: list = field(default_factory=list)  # one StopScanner per sample, with stop sequences
 
     def cancel(self) -> None:
         """Frees the job's streams before the next chunk (e.g. its client went away)."""
@@ -156,6 +160,7 @@ class Engine:
             Busy: `max_waiting` requests are already waiting.
         """
         job.left = job.config.length
+        job.scanners = scanners_for(job.config.stop, job.config.num_samples) or []
         with self._wake:
             if len(self._waiting) >= self.max_waiting:
                 raise Busy(f"{len(self._waiting)} requests are already waiting; try again shortly")
@@ -285,7 +290,9 @@ class Engine:
                 [tuple(part[:, :streams] for part in layer) for layer in states])
 
     def _deliver(self, group: _Group, ids: np.ndarray, size: int) -> None:
-        """Hands each job its streams' new text and retires the jobs that are complete."""
+        """Hands each job its streams' new text and retires the jobs that are complete; with stop
+        sequences, a stream that has stopped leaves the batch, and its job is complete when all
+        of its streams have stopped."""
         rows: dict[int, list[int]] = {}
         jobs: dict[int, Job] = {}
         for index, job in enumerate(group.jobs):
@@ -295,10 +302,16 @@ class Engine:
         for key, indices in rows.items():
             job = jobs[key]
             taken = min(size, job.left)
-            job.deliver("piece", [self.sampler.vocab.decode(ids[index, :taken]) for index in indices])
             job.left -= taken
             self.served_chars += taken * len(indices)
-            if job.left == 0:
+            pieces = [""] * job.config.num_samples  # a stream that has stopped gets ""
+            for index in indices:
+                pieces[group.knobs["samples"][index]] = self.sampler.vocab.decode(ids[index, :taken])
+            if job.scanners:
+                pieces = scan_pieces(job.scanners, pieces, last=job.left == 0)
+                indices = [index for index in indices if job.scanners[group.knobs["samples"][index]].stopped is None]
+            job.deliver("piece", pieces)
+            if job.left == 0 or not indices:
                 job.deliver("done", None)
             else:
                 kept += indices

@@ -12,12 +12,14 @@ MAX_LENGTH = 10_000  # characters generated per sample
 MAX_PRIME = 4_000  # characters of prime
 MAX_SAMPLES = 32  # samples per request
 MAX_SCORE_TEXTS = 1_000  # texts per POST /score (each at most MAX_LENGTH characters)
+MAX_STOPS = 8  # stop sequences per request
+MAX_STOP_LENGTH = 100  # characters per stop sequence
 SEED_LIMIT = 2 ** 63  # seeds in (-2**63, 2**63); the draws use their low 32 bits, as `charrnn sample` does
 
 # field -> (kind, can be null)
 FIELDS = {"prime": ("text", False), "length": ("integer", False), "temperature": ("number", False),
           "top_k": ("integer", True), "top_p": ("number", True), "seed": ("integer", True),
-          "num_samples": ("integer", False), "argmax": ("boolean", False)}
+          "num_samples": ("integer", False), "argmax": ("boolean", False), "stop": ("texts", True)}
 
 
 class RequestError(Exception):
@@ -38,9 +40,12 @@ def _typed(field: str, value):
     ok = {"text": isinstance(value, str),
           "integer": isinstance(value, int) and not isinstance(value, bool),
           "number": isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
-          "boolean": isinstance(value, bool)}[kind]
+          "boolean": isinstance(value, bool),
+          "texts": isinstance(value, str) or (isinstance(value, list)
+                                              and all(isinstance(item, str) for item in value))}[kind]
     if not ok:
-        wanted = {"text": "a string", "integer": "an integer", "number": "a finite number", "boolean": "true or false"}
+        wanted = {"text": "a string", "integer": "an integer", "number": "a finite number", "boolean": "true or false",
+                  "texts": "a string or a list of strings"}
         raise RequestError(f"Expected {field} to be {wanted[kind]}{' or null' if nullable else ''}. "
                            f"Received: {field}={value!r}", field)
     return value
@@ -79,18 +84,47 @@ def sample_config(fields: dict, vocabulary: set, max_streams: int) -> SampleConf
     missing = sorted({symbol for symbol in values.get("prime", "") if symbol not in vocabulary})
     if missing:
         raise RequestError(f"the prime has characters not in the vocabulary: {', '.join(map(repr, missing))}", "prime")
+    if values.get("stop") is not None:
+        values["stop"] = _stops(values["stop"], vocabulary)
+    else:
+        values.pop("stop", None)
     return SampleConfig(**values)
 
 
+def _stops(stop, vocabulary: set) -> tuple[str, ...]:
+    """A request's stop sequences (one string or a list of them), checked.
+
+    Raises:
+        RequestError: too many stops, an empty or too long one, or one with characters outside
+            the vocabulary (it could never be generated).
+    """
+    stops = (stop,) if isinstance(stop, str) else tuple(stop)
+    if len(stops) > MAX_STOPS:
+        raise RequestError(f"Expected at most {MAX_STOPS} stop sequences. Received: {len(stops)}", "stop")
+    for text in stops:
+        if not 1 <= len(text) <= MAX_STOP_LENGTH:
+            raise RequestError(f"Expected each stop to have 1 to {MAX_STOP_LENGTH} characters. "
+                               f"Received: stop={text[:MAX_STOP_LENGTH + 1]!r}", "stop")
+        missing = sorted({symbol for symbol in text if symbol not in vocabulary})
+        if missing:
+            raise RequestError(f"the stop {text!r} has characters not in the vocabulary: "
+                               f"{', '.join(map(repr, missing))}, so it can never be generated", "stop")
+    return stops
+
+
 def from_query(params) -> dict:
-    """Typed fields from a query string (`GET /stream?prime=...&length=...`)."""
+    """Typed fields from a query string (`GET /stream?prime=...&length=...`); `stop` may be given
+    more than once (each one stop sequence)."""
     fields = {}
     for name, text in params.multi_items():
         if name not in FIELDS:
             raise RequestError(f"Unknown field {name!r}; expected some of: {', '.join(FIELDS)}", name)
+        kind, nullable = FIELDS[name]
+        if kind == "texts":  # repeatable: ?stop=a&stop=b
+            fields.setdefault(name, []).append(text)
+            continue
         if name in fields:
             raise RequestError(f"{name} is given more than once", name)
-        kind, nullable = FIELDS[name]
         fields[name] = _parse(name, kind, text)
     return fields
 
