@@ -186,20 +186,27 @@ def test_the_page_works_from_file_urls(browser, tmp_path):
     page.close()
 
 
-def test_the_page_generates_20_items_as_portable_does(browser, serve, tmp_path):
+@pytest.mark.parametrize("labels", [(), ("boys", "girls")], ids=["unlabelled", "labelled"])
+def test_the_page_generates_20_items_as_portable_does(labels, browser, serve, tmp_path):
     lines = [line for line in _corpus(NAMES).splitlines() if line]
-    run_dir = write_run(tmp_path / "run", sorted(set("".join(lines)) | {"\n"}), "lstm", 1, 32, 8, items=True)
+    run_dir = write_run(tmp_path / "run", sorted(set("".join(lines)) | {"\n"}), "lstm", 1, 32, 8, items=True,
+                        labels=labels)
     model, web = _export(run_dir, tmp_path)
     from charrnn.portable import sample_items
 
-    expected = sample_items(model, 20, prime="a", temperature=0.9, seed=11)
+    label = labels[-1] if labels else None
+    expected = sample_items(model, 20, prime="a", temperature=0.9, seed=11, label=label)
     page, errors, _ = _open(browser, serve(web))
     assert page.is_visible("#generate-items") and not page.is_visible("#generate")
+    assert page.is_visible("#label") == bool(labels)
+    if labels:
+        assert expected != sample_items(model, 20, prime="a", temperature=0.9, seed=11, label=labels[0])
+        page.select_option("#label", label=label)
     _fill(page, prime="a", temperature=0.9, seed=11)
     page.click("#generate-items")
     _wait_done(page)
     assert page.locator("#items li").all_text_contents() == expected and not errors
-    _check_logits_against_keras(page, run_dir, model, "\nanna\nbob\n")
+    _check_logits_against_keras(page, run_dir, model, "\nanna\nbob\n", label=1 if labels else None)
     page.close()
 
 
