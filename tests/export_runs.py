@@ -18,8 +18,9 @@ STREAM_TEXT_CHARS = 6000  # of Tiny Shakespeare: the vocabulary's source (the sc
 
 def write_run(out: Path, symbols: list[str], cell: str = "lstm", layers: int = 1, units: int = 16,
               embedding_dim: int = 8, encoding: str = "utf-8", items: bool = False, fused: bool = False,
-              seed: int = 0, weights: list | None = None) -> Path:
-    """Writes a run directory of the given shape; returns its path."""
+              seed: int = 0, weights: list | None = None, labels: tuple = (), label_dim: int = 6) -> Path:
+    """Writes a run directory of the given shape (`labels`: a labelled run's label names, its label
+    vectors `label_dim` wide); returns its path."""
     import keras
 
     import charrnn
@@ -32,9 +33,11 @@ def write_run(out: Path, symbols: list[str], cell: str = "lstm", layers: int = 1
     keras.utils.set_random_seed(seed)
     vocab = Vocabulary(symbols)
     model_config = ModelConfig(vocab_size=vocab.size, cell=cell, layers=layers, units=units,
-                               embedding_dim=embedding_dim, dropout=0.1)
+                               embedding_dim=embedding_dim, dropout=0.1, label_names=tuple(labels),
+                               **({"label_dim": label_dim} if labels else {}))
     train_config = TrainConfig(seq_length=20, batch_size=8, max_steps=1, encoding=encoding,
-                               items="lines" if items else None, max_item_length=24 if items else 256)
+                               items="lines" if items else None, max_item_length=24 if items else 256,
+                               labels="files" if labels else None)
     model = build_char_model(model_config, seq_length=20 if fused else None, fused=fused)
     if weights is None:
         rng = np.random.default_rng(seed)
@@ -46,7 +49,7 @@ def write_run(out: Path, symbols: list[str], cell: str = "lstm", layers: int = 1
     model.set_weights([np.asarray(array, np.float32) for array in weights])
     out.mkdir(parents=True, exist_ok=True)
     config = {"format": runs.FORMAT_VERSION, "charrnn_version": charrnn.__version__,
-              "model": dataclasses.asdict(model_config), "train": dataclasses.asdict(train_config),
+              "model": model_config.to_dict(), "train": dataclasses.asdict(train_config),
               "corpus": {"name": "synthetic", "sha256": "0" * 64, "size_bytes": 0, "chars": 0, "files": [],
                          "encoding": encoding}}
     runs.write_run_files(out, config, vocab)

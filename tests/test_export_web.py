@@ -97,19 +97,22 @@ def _wait_done(page):
     assert int(page.get_attribute("#status", "data-chars-per-second")) > 0  # the page reports its speed
 
 
-def _page_logits(page, ids: list[int], kernel: str) -> np.ndarray:
-    return np.array(page.evaluate("""([ids, kernel]) => { const model = CharRNN.load(window.CHARRNN_MODEL, {kernel});
+def _page_logits(page, ids: list[int], kernel: str, label: int | None = None) -> np.ndarray:
+    return np.array(page.evaluate("""([ids, kernel, label]) => { const model = CharRNN.load(window.CHARRNN_MODEL, {kernel});
         if (model.kernel.name !== kernel) throw new Error(`the ${model.kernel.name} kernel ran, not ${kernel}`);
-        const state = CharRNN.zeroState(model); return ids.map((id) => Array.from(CharRNN.step(model, id, state))); }""",
-                                  [ids, kernel]))
+        const state = CharRNN.zeroState(model);
+        return ids.map((id) => Array.from(CharRNN.step(model, id, state, label))); }""", [ids, kernel, label]))
 
 
-def _check_logits_against_keras(page, run_dir: Path, model, text: str):
-    """Both kernels' logits (WebAssembly SIMD, float32; JavaScript, float64 sums) against Keras's."""
+def _check_logits_against_keras(page, run_dir: Path, model, text: str, label: int | None = None):
+    """Both kernels' logits (WebAssembly SIMD, float32; JavaScript, float64 sums) against Keras's
+    (a labelled model's under label id `label`)."""
     ids = model.encode(text)
-    keras_logits = charrnn.load(run_dir).model()(ids[None, :].astype(np.int32)).numpy()[0]
+    inputs = ids[None, :].astype(np.int32)
+    keras_model = charrnn.load(run_dir).model()
+    keras_logits = (keras_model(inputs) if label is None else keras_model([inputs, np.array([label], np.int32)])).numpy()[0]
     for kernel in ("wasm-simd", "js"):
-        assert np.abs(_page_logits(page, ids.tolist(), kernel) - keras_logits).max() < 1e-4, kernel
+        assert np.abs(_page_logits(page, ids.tolist(), kernel, label) - keras_logits).max() < 1e-4, kernel
 
 
 @pytest.mark.parametrize("cell, layers, embedding_dim, options, kernel", [
@@ -125,6 +128,7 @@ def test_the_page_writes_portables_text(cell, layers, embedding_dim, options, ke
     expected = generate(model, prime="ROMEO:", length=400, seed=7, **options)[0]
     page, errors, requests = _open(browser, serve(web) + ("?kernel=js" if kernel == "js" else ""))
     assert page.get_attribute("#status", "data-kernel") == kernel
+    assert not page.is_visible("#label")  # no label menu for an unlabelled model
     _fill(page, prime="ROMEO:", length=400, seed=7, temperature=options["temperature"],
           topk=options.get("top_k", 0), topp=options.get("top_p", 1))
     page.click("#generate")
@@ -142,6 +146,32 @@ def test_the_page_writes_portables_text(cell, layers, embedding_dim, options, ke
     page.close()
 
 
+def test_the_page_writes_portables_text_under_the_label_chosen(browser, serve, tmp_path):
+    text = _corpus(SHAKESPEARE)
+    labels = ("verse", "prose", "notes")
+    run_dir = write_run(tmp_path / "run", sorted(set(text)), "lstm", 2, 32, 8, seed=2, labels=labels)
+    model, web = _export(run_dir, tmp_path)
+    from charrnn.portable import generate
+
+    page, errors, _ = _open(browser, serve(web))
+    assert page.is_visible("#label") and page.locator("#label option").all_text_contents() == list(labels)
+    written = {}
+    for label in ("notes", "prose"):
+        page.select_option("#label", label=label)
+        _fill(page, prime="ROMEO:", length=300, seed=7, temperature=0.9, topk=0, topp=1)
+        page.click("#generate")
+        _wait_done(page)
+        written[label] = page.text_content("#output")
+        assert written[label] == generate(model, prime="ROMEO:", length=300, seed=7, temperature=0.9, label=label)[0]
+    assert written["notes"] != written["prose"] and not errors
+    _check_logits_against_keras(page, run_dir, model, text[:60], label=1)
+    _check_logits_against_keras(page, run_dir, model, text[:60], label=2)
+    error = page.evaluate("""() => { const model = CharRNN.load(window.CHARRNN_MODEL);
+        try { CharRNN.step(model, 0, CharRNN.zeroState(model)); return null; } catch (e) { return e.message; } }""")
+    assert error == "this model is labelled: give a label id from 0 to 2 (verse, prose, notes)"
+    page.close()
+
+
 def test_the_page_works_from_file_urls(browser, tmp_path):
     text = _corpus(SHAKESPEARE)
     run_dir = write_run(tmp_path / "run", sorted(set(text)), "rnn", 2, 32, 8)
@@ -156,20 +186,27 @@ def test_the_page_works_from_file_urls(browser, tmp_path):
     page.close()
 
 
-def test_the_page_generates_20_items_as_portable_does(browser, serve, tmp_path):
+@pytest.mark.parametrize("labels", [(), ("boys", "girls")], ids=["unlabelled", "labelled"])
+def test_the_page_generates_20_items_as_portable_does(labels, browser, serve, tmp_path):
     lines = [line for line in _corpus(NAMES).splitlines() if line]
-    run_dir = write_run(tmp_path / "run", sorted(set("".join(lines)) | {"\n"}), "lstm", 1, 32, 8, items=True)
+    run_dir = write_run(tmp_path / "run", sorted(set("".join(lines)) | {"\n"}), "lstm", 1, 32, 8, items=True,
+                        labels=labels)
     model, web = _export(run_dir, tmp_path)
     from charrnn.portable import sample_items
 
-    expected = sample_items(model, 20, prime="a", temperature=0.9, seed=11)
+    label = labels[-1] if labels else None
+    expected = sample_items(model, 20, prime="a", temperature=0.9, seed=11, label=label)
     page, errors, _ = _open(browser, serve(web))
     assert page.is_visible("#generate-items") and not page.is_visible("#generate")
+    assert page.is_visible("#label") == bool(labels)
+    if labels:
+        assert expected != sample_items(model, 20, prime="a", temperature=0.9, seed=11, label=labels[0])
+        page.select_option("#label", label=label)
     _fill(page, prime="a", temperature=0.9, seed=11)
     page.click("#generate-items")
     _wait_done(page)
     assert page.locator("#items li").all_text_contents() == expected and not errors
-    _check_logits_against_keras(page, run_dir, model, "\nanna\nbob\n")
+    _check_logits_against_keras(page, run_dir, model, "\nanna\nbob\n", label=1 if labels else None)
     page.close()
 
 

@@ -208,16 +208,20 @@ def _stream_labels(loaded, labels: tuple, num_samples: int) -> dict:
     Raises:
         OptionError: a label for an unlabelled run, none for a labelled one, or an unknown one.
     """
+    return _label_options(loaded.model_config.label_names, str(loaded.path), labels, num_samples)
+
+
+def _label_options(names: tuple, where: str, labels: tuple, num_samples: int) -> dict:
+    """`_stream_labels` for a model with label `names` (a run directory's or an .onnx file's, `where`)."""
     from charrnn.data.labels import label_index
     from charrnn.errors import OptionError
 
-    names = loaded.model_config.label_names
     if not labels:
         if names:
-            raise OptionError(f"{loaded.path} is labelled: give --label, one of: {', '.join(names)}")
+            raise OptionError(f"{where} is labelled: give --label, one of: {', '.join(names)}")
         return {}
     for label in labels:
-        label_index(names, label, str(loaded.path))
+        label_index(names, label, where)
     if len(set(labels)) != len(labels):
         raise click.UsageError(f"--label {sorted(label for label in labels if labels.count(label) > 1)[0]} is given twice")
     if len(labels) == 1:
@@ -237,33 +241,39 @@ def _sample_portable(context, path, as_json, **options) -> None:
     for name in ("novel", "tag", "rank", "beam", "precision", "stop"):
         if context.get_parameter_source(name) not in (None, ParameterSource.DEFAULT):
             raise click.UsageError(f"--{name} needs a run directory; an .onnx file takes --length, --temperature, "
-                                   "--top-k, --top-p, --argmax, --prime, --num-samples, --seed and --json")
+                                   "--top-k, --top-p, --argmax, --prime, --num-samples, --seed, --label and --json")
     if options["argmax"]:
         _check_argmax_options(context)
-    if options.pop("label", ()):
-        raise click.UsageError("an .onnx file does not take --label yet; sample the run directory")
     model = PortableModel(path)
+    given, per_label = options.pop("label", ()), options["num_samples"]
+    options.update(_label_options(model.labels, str(model.path), given, per_label))
+    label = options.get("label")
     prime = model.symbols_of_text(options["prime"])
     knobs = {key: options[key] for key in ("temperature", "top_k", "top_p", "argmax", "seed")}
     if model.items:
         if options["length"] == 0:
             raise click.UsageError("--length 0 leaves no room for an item; give at least 1")
-        texts = sample_items(model, options["num_samples"], prime, options["length"], **knobs)
+        texts, item_labels = [], []
+        for name in given or [None]:  # --num-samples items of each label, label by label
+            texts += sample_items(model, per_label, prime, options["length"], label=name, **knobs)
+            item_labels += [name] * per_label
         if as_json:
-            click.echo(json.dumps({"items": [{"text": model.text_of_symbols(text)} for text in texts]}, ensure_ascii=False))
+            click.echo(json.dumps({"items": [{"text": model.text_of_symbols(text), **({"label": name} if name else {})}
+                                             for text, name in zip(texts, item_labels)]}, ensure_ascii=False))
             return
         for text in texts:
             _write_output(model.output_of_symbols(text + "\n"))
         return
     length = SAMPLE_DEFAULTS["length"] if options["length"] is None else options["length"]
-    chunks = generate_chunks(model, prime, length, num_samples=options["num_samples"], **knobs)
+    chunks = generate_chunks(model, prime, length, num_samples=options["num_samples"], label=label, **knobs)
     if as_json or options["num_samples"] > 1:
         texts = None
         for pieces in chunks:
             texts = pieces if texts is None else [text + piece for text, piece in zip(texts, pieces)]
         if as_json:
-            click.echo(json.dumps({"samples": [{"text": model.text_of_symbols(text)} for text in texts]},
-                                  ensure_ascii=False))
+            labels = [label] * len(texts) if isinstance(label, str) else label or [None] * len(texts)
+            click.echo(json.dumps({"samples": [{"text": model.text_of_symbols(text), **({"label": name} if name else {})}
+                                               for text, name in zip(texts, labels)]}, ensure_ascii=False))
             return
         for index, text in enumerate(texts):
             _write_output(model.output_of_symbols(("\n" if index else "") + text + "\n"))

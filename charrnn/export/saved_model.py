@@ -1,8 +1,9 @@
 """`charrnn export`: a TF SavedModel that generates text with plain TensorFlow (no charrnn).
 
 The serving signature is `generate(prime: string, length: int32, temperature: float32,
-seed: int32) -> string` (the prime followed by `length` characters). It runs the same compiled
-recurrence and draws as `Sampler`, so the same seed gives the same text as `charrnn sample`.
+seed: int32) -> string` (the prime followed by `length` characters); a labelled run's also takes
+`label: string` (one of its label names). It runs the same compiled recurrence and draws as
+`Sampler`, so the same seed (and label) gives the same text as `charrnn sample --precision float32`.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def export_saved_model(run, out: str | Path, shown: str | Path | None = None) ->
     sampler = Sampler(run, precision="float32")  # the exported graph is XLA's loop
     codes = np.array([ord(symbol) for symbol in sampler.vocab.symbols], np.int32)
     start = sampler.default_prime
+    label_names = list(sampler.label_names)
 
     class Generator(tf.Module):
         def __init__(self):
@@ -45,16 +47,24 @@ def export_saved_model(run, out: str | Path, shown: str | Path | None = None) ->
             self.codepoints = tf.constant(codes)
             self.table = tf.lookup.StaticHashTable(
                 tf.lookup.KeyValueTensorInitializer(codes, np.arange(len(codes), dtype=np.int32)), default_value=-1)
+            if label_names:
+                self.labels = tf.lookup.StaticHashTable(
+                    tf.lookup.KeyValueTensorInitializer(tf.constant(label_names),
+                                                        np.arange(len(label_names), dtype=np.int32)), default_value=-1)
 
-        @tf.function(input_signature=[tf.TensorSpec([], tf.string), tf.TensorSpec([], tf.int32),
-                                      tf.TensorSpec([], tf.float32), tf.TensorSpec([], tf.int32)])
-        def generate(self, prime, length, temperature, seed):
+        def generated(self, prime, length, temperature, seed, label=None):
+            """The prime and `length` drawn characters (a labelled run's under label name `label`)."""
             given = tf.strings.unicode_decode(prime, "UTF-8")
             fed = tf.cond(tf.size(given) > 0, lambda: given, lambda: tf.constant([ord(start)], tf.int32))
             ids = self.table.lookup(fed)
             checks = [tf.debugging.assert_non_negative(ids, message="the prime has characters not in the vocabulary")]
+            label_ids = None
+            if label is not None:
+                label_ids = self.labels.lookup(label)[None]
+                checks.append(tf.debugging.assert_non_negative(
+                    label_ids, message=f"unknown label; the labels are: {', '.join(label_names)}"))
             with tf.control_dependencies(checks):
-                logits, states = sampler.feed(ids[None, :], sampler.zero_states(1))
+                logits, states = sampler.feed(ids[None, :], sampler.zero_states(1, label_ids))
 
             # chunks of up to CHUNK_CAPACITY characters through the one compiled loop, as `charrnn sample` does
             def chunk(done, logits, states, text):
@@ -72,7 +82,22 @@ def export_saved_model(run, out: str | Path, shown: str | Path | None = None) ->
             text = tf.gather(self.codepoints, drawn)
             return tf.strings.unicode_encode(tf.concat([given, text], axis=0), "UTF-8")
 
-    generator = Generator()
+    signature = [tf.TensorSpec([], tf.string, name="prime"), tf.TensorSpec([], tf.int32, name="length"),
+                 tf.TensorSpec([], tf.float32, name="temperature"), tf.TensorSpec([], tf.int32, name="seed")]
+    if label_names:
+        class Labelled(Generator):
+            @tf.function(input_signature=[*signature, tf.TensorSpec([], tf.string, name="label")])
+            def generate(self, prime, length, temperature, seed, label):
+                return self.generated(prime, length, temperature, seed, label)
+
+        generator = Labelled()
+    else:
+        class Unlabelled(Generator):
+            @tf.function(input_signature=signature)
+            def generate(self, prime, length, temperature, seed):
+                return self.generated(prime, length, temperature, seed)
+
+        generator = Unlabelled()
     try:
         tf.saved_model.save(generator, str(out), signatures={"generate": generator.generate})
     except (OSError, tf.errors.OpError) as error:

@@ -5,7 +5,9 @@
         -> {"logits": float32 [batch, vocab], "new_state": float32 [layers x parts, batch, units]}
 
 One character per call, carrying the state (laid out as the ONNX export's: h, then c for an LSTM,
-for each layer; zeros start a text). The step is written with plain TensorFlow ops from the run's
+for each layer; zeros start a text). A labelled run's `step` also takes `label` (int32 [batch]:
+each stream's label id, the names in the metadata's "labels"), whose row of label_embedding @
+(layer 1's label kernel rows) is added to layer 1's input part. The step is written with plain TensorFlow ops from the run's
 weights (a gather for layer 1's input part, matrix products, sigmoid and tanh), so the converter
 emits builtin LiteRT operators only. The vocabulary and config travel in the flatbuffer's
 metadata under "charrnn" (JSON, as `charrnn.export.weights.describe`).
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from charrnn.export.weights import ExportError, describe, read_weights
+from charrnn.export.weights import ExportError, describe, first_layer_tables, read_weights
 
 
 def step_module(weights):
@@ -30,46 +32,60 @@ def step_module(weights):
     gru = cell == "gru"
     parts = len(weights.state_parts)
     constants = []
+    input_table, label_table = first_layer_tables(weights)
+    label_rows = None if label_table is None else tf.constant(label_table)
     for index, (kernel, recurrent, bias) in enumerate(weights.layers):
         input_bias = bias[0] if gru else bias
         if index == 0:  # layer 1's input part is a table row: (embedding or one-hot) @ kernel + bias
-            first = (weights.table.astype(np.float64) @ kernel.astype(np.float64) + input_bias).astype(np.float32)
-            constants.append((tf.constant(first), None, tf.constant(recurrent), tf.constant(bias[1]) if gru else None))
+            constants.append((tf.constant(input_table), None, tf.constant(recurrent),
+                              tf.constant(bias[1]) if gru else None))
         else:
             constants.append((tf.constant(kernel), tf.constant(input_bias), tf.constant(recurrent),
                               tf.constant(bias[1]) if gru else None))
     head_kernel, head_bias = tf.constant(weights.head[0]), tf.constant(weights.head[1])
     slots = len(weights.layers) * parts
 
-    class Step(tf.Module):
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.int32, name="ids"),
-                                      tf.TensorSpec([slots, None, units], tf.float32, name="state")])
-        def step(self, ids, state):
-            pieces = tf.unstack(state, num=slots, axis=0)
-            below, finals = None, []
-            for index, (kernel, input_bias, recurrent, recurrent_bias) in enumerate(constants):
-                h = pieces[index * parts]
-                x_part = tf.gather(kernel, ids) if index == 0 else tf.matmul(below, kernel) + input_bias
-                h_part = tf.matmul(h, recurrent)
-                if cell == "lstm":
-                    c = pieces[index * parts + 1]
-                    i, f, g, o = tf.split(x_part + h_part, 4, axis=-1)
-                    c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
-                    h = tf.sigmoid(o) * tf.tanh(c)
-                    finals += [h, c]
-                elif gru:
-                    h_part = h_part + recurrent_bias
-                    xz, xr, xh = tf.split(x_part, 3, axis=-1)
-                    hz, hr, hh = tf.split(h_part, 3, axis=-1)
-                    z = tf.sigmoid(xz + hz)
-                    candidate = tf.tanh(xh + tf.sigmoid(xr + hr) * hh)
-                    h = z * h + (1.0 - z) * candidate
-                    finals.append(h)
-                else:
-                    h = tf.tanh(x_part + h_part)
-                    finals.append(h)
-                below = h
-            return {"logits": tf.matmul(below, head_kernel) + head_bias, "new_state": tf.stack(finals, axis=0)}
+    def one_step(ids, state, label=None):
+        """One character for each stream: the logits and the new state."""
+        pieces = tf.unstack(state, num=slots, axis=0)
+        below, finals = None, []
+        for index, (kernel, input_bias, recurrent, recurrent_bias) in enumerate(constants):
+            h = pieces[index * parts]
+            x_part = tf.gather(kernel, ids) if index == 0 else tf.matmul(below, kernel) + input_bias
+            if index == 0 and label is not None:
+                x_part = x_part + tf.gather(label_rows, label)
+            h_part = tf.matmul(h, recurrent)
+            if cell == "lstm":
+                c = pieces[index * parts + 1]
+                i, f, g, o = tf.split(x_part + h_part, 4, axis=-1)
+                c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
+                h = tf.sigmoid(o) * tf.tanh(c)
+                finals += [h, c]
+            elif gru:
+                h_part = h_part + recurrent_bias
+                xz, xr, xh = tf.split(x_part, 3, axis=-1)
+                hz, hr, hh = tf.split(h_part, 3, axis=-1)
+                z = tf.sigmoid(xz + hz)
+                candidate = tf.tanh(xh + tf.sigmoid(xr + hr) * hh)
+                h = z * h + (1.0 - z) * candidate
+                finals.append(h)
+            else:
+                h = tf.tanh(x_part + h_part)
+                finals.append(h)
+            below = h
+        return {"logits": tf.matmul(below, head_kernel) + head_bias, "new_state": tf.stack(finals, axis=0)}
+
+    signature = [tf.TensorSpec([None], tf.int32, name="ids"), tf.TensorSpec([slots, None, units], tf.float32, name="state")]
+    if label_rows is None:
+        class Step(tf.Module):
+            @tf.function(input_signature=signature)
+            def step(self, ids, state):
+                return one_step(ids, state)
+    else:
+        class Step(tf.Module):
+            @tf.function(input_signature=[*signature, tf.TensorSpec([None], tf.int32, name="label")])
+            def step(self, ids, state, label):
+                return one_step(ids, state, label)
 
     return Step()
 

@@ -12,6 +12,15 @@ Keras 3 models) out of standard operators, opset `OPSET`:
 The state holds, for layer l (from 0), h at index l x parts and, for an LSTM, c at l x 2 + 1. A
 zero state is what charrnn starts a text from. The vocabulary, the model config and the
 charrnn version travel in `metadata_props` (see `METADATA_KEYS`), so the file alone samples.
+
+A labelled run's file has a third input, `label` (int64, [batch]: one label id per row), joined
+to every step's input as Keras joins it:
+
+    label --Unsqueeze, Expand to ids' shape--> (batch, time) --Gather label_embedding-->
+    (batch, time, label_dim), concatenated after the symbol rows before the first layer
+
+so layer 1's W holds the whole Keras kernel, symbol columns then label columns. Its names travel
+in `charrnn.labels`. An unlabelled run's file is exactly what it was before labels existed.
 """
 
 from __future__ import annotations
@@ -24,7 +33,8 @@ import numpy as np
 from charrnn.export.weights import ExportError, ModelWeights, describe, read_weights
 
 OPSET = 17  # onnxruntime 1.14+ and onnxruntime-web run it
-INPUTS, OUTPUTS = ("ids", "state"), ("logits", "new_state")
+INPUTS, OUTPUTS = ("ids", "state"), ("logits", "new_state")  # a labelled run's adds LABEL_INPUT
+LABEL_INPUT = "label"
 # metadata_props: key -> what it holds (JSON text unless said otherwise)
 METADATA_KEYS = {
     "charrnn.format_version": "the version of this interface, an integer as text",
@@ -34,6 +44,7 @@ METADATA_KEYS = {
     "charrnn.state": "layers, parts (['h', 'c'] or ['h']), units: the layout of `state`",
     "charrnn.items": "max_item_length for an items run, else null",
     "charrnn.corpus": "name, sha256, chars of the training corpus",
+    "charrnn.labels": "a labelled run's label names, a list in id order (absent for an unlabelled run)",
 }
 
 
@@ -83,8 +94,18 @@ def build_model(weights: ModelWeights, metadata: dict):
                     numpy_helper.from_array(weights.head[0], "head_kernel"),
                     numpy_helper.from_array(weights.head[1], "head_bias"),
                     numpy_helper.from_array(np.array([1], np.int64), "axis_1")]
-    nodes = [helper.make_node("Gather", ["table", "ids"], ["rows"], axis=0),
-             helper.make_node("Transpose", ["rows"], ["x_0"], perm=[1, 0, 2])]
+    labelled = weights.label_embedding is not None
+    if labelled:  # each row's label vector at every step, after the symbol's features
+        initializers.append(numpy_helper.from_array(weights.label_embedding, "label_embedding"))
+        nodes = [helper.make_node("Gather", ["table", "ids"], ["symbol_rows"], axis=0),
+                 helper.make_node("Unsqueeze", [LABEL_INPUT, "axis_1"], ["label_column"]),
+                 helper.make_node("Shape", ["ids"], ["ids_shape"]),
+                 helper.make_node("Expand", ["label_column", "ids_shape"], ["label_ids"]),
+                 helper.make_node("Gather", ["label_embedding", "label_ids"], ["label_rows"], axis=0),
+                 helper.make_node("Concat", ["symbol_rows", "label_rows"], ["rows"], axis=2)]
+    else:
+        nodes = [helper.make_node("Gather", ["table", "ids"], ["rows"], axis=0)]
+    nodes.append(helper.make_node("Transpose", ["rows"], ["x_0"], perm=[1, 0, 2]))
     pieces = [f"state_{slot}" for slot in range(slots)]
     nodes.append(helper.make_node("Split", ["state"], pieces, axis=0))
     operator = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN"}[cell]
@@ -110,16 +131,19 @@ def build_model(weights: ModelWeights, metadata: dict):
               helper.make_node("Add", ["scores", "head_bias"], ["logits"])]
     nodes.append(helper.make_node("Concat", finals, ["new_state"], axis=0) if len(finals) > 1
                  else helper.make_node("Identity", finals, ["new_state"]))
+    graph_inputs = [helper.make_tensor_value_info("ids", TensorProto.INT64, ["batch", "time"]),
+                    helper.make_tensor_value_info("state", TensorProto.FLOAT, [slots, "batch", units])]
+    if labelled:
+        graph_inputs.append(helper.make_tensor_value_info(LABEL_INPUT, TensorProto.INT64, ["batch"]))
     graph = helper.make_graph(
-        nodes, f"charrnn_{cell}",
-        [helper.make_tensor_value_info("ids", TensorProto.INT64, ["batch", "time"]),
-         helper.make_tensor_value_info("state", TensorProto.FLOAT, [slots, "batch", units])],
+        nodes, f"charrnn_{cell}", graph_inputs,
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", "time", vocab]),
          helper.make_tensor_value_info("new_state", TensorProto.FLOAT, [slots, "batch", units])],
         initializers)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                               producer_name="charrnn", producer_version=str(metadata["charrnn_version"]),
-                              doc_string="charrnn character model: ids + state -> logits + new_state")
+                              doc_string=("charrnn character model: ids + state + label -> logits + new_state"
+                                          if labelled else "charrnn character model: ids + state -> logits + new_state"))
     model.ir_version = 8  # what opset 17 needs; older onnxruntime builds refuse newer IR versions
     values = {"charrnn.format_version": str(metadata["format_version"]),
               "charrnn.version": str(metadata["charrnn_version"]),
@@ -128,6 +152,8 @@ def build_model(weights: ModelWeights, metadata: dict):
               "charrnn.state": json.dumps(metadata["state"]),
               "charrnn.items": json.dumps({"max_item_length": metadata["max_item_length"]}),
               "charrnn.corpus": json.dumps(metadata["corpus"], ensure_ascii=False)}
+    if labelled:
+        values["charrnn.labels"] = json.dumps(metadata["labels"], ensure_ascii=False)
     helper.set_model_props(model, values)
     onnx.checker.check_model(model, full_check=True)
     return model

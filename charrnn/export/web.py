@@ -8,6 +8,8 @@ options the page writes the text `charrnn.portable` writes for the same model.
 
 Weights layout in weights.js (each a float32 row-major matrix; G = gates x units):
     input_table  (vocab, G): layer 1's input part, (embedding or one-hot) @ kernel + input bias
+    label_table  (labels, G): a labelled run's label part of layer 1's input, label_embedding @
+                 (the kernel's label rows), added to input_table's row at every step
     kernel_L     (G, units): layer L's (L >= 2) kernel, transposed; bias_L (G,)
     recurrent_L  (G, units): layer L's recurrent kernel, transposed; recurrent_bias_L (G,) (GRU)
     head_kernel  (vocab, units), head_bias (vocab,)
@@ -23,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from charrnn.export.weights import describe, read_weights
+from charrnn.export.weights import describe, first_layer_tables, read_weights
 
 PAGE_FILES = ("index.html", "charrnn.js")
 
@@ -32,11 +34,13 @@ def web_tensors(weights) -> dict[str, np.ndarray]:
     """The page's float32 tensors, by name, in the layout the module docstring gives."""
     tensors = {}
     gru = weights.cell == "gru"
+    input_table, label_table = first_layer_tables(weights)
     for index, (kernel, recurrent, bias) in enumerate(weights.layers, start=1):
         input_bias = bias[0] if gru else bias
         if index == 1:
-            tensors["input_table"] = (weights.table.astype(np.float64) @ kernel.astype(np.float64)
-                                      + input_bias).astype(np.float32)
+            tensors["input_table"] = input_table
+            if label_table is not None:
+                tensors["label_table"] = label_table
         else:
             tensors[f"kernel_{index}"] = kernel.T
             tensors[f"bias_{index}"] = input_bias

@@ -274,7 +274,7 @@ class Sampler(Streams):
         if self._label_table is not None:
             if labels is None:
                 raise ValueError("a labelled model's streams need their labels")
-            part = tf.transpose(tf.gather(self._label_table, tf.constant(np.asarray(labels, np.int32))))
+            part = tf.transpose(tf.gather(self._label_table, tf.cast(labels, tf.int32)))  # ids or a tensor of them
             states[0] = states[0] + (part,)
         return states
 

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
-from charrnn.errors import CharRNNError
+from charrnn.errors import CharRNNError, OptionError
 
-SUPPORTED_FORMAT_VERSION = 1  # charrnn.export.weights.EXPORT_FORMAT_VERSION, without importing the exporter
+# charrnn.export.weights' LABELLED_FORMAT_VERSION (a labelled model: version 2; others: 1), without
+# importing the exporter
+SUPPORTED_FORMAT_VERSION = 2
 
 
 class PortableError(CharRNNError):
@@ -33,7 +35,8 @@ def _session_options(threads: int | None):
 
 
 class PortableModel:
-    """A charrnn .onnx file, ready to step: `run(ids, state) -> (logits, new_state)`.
+    """A charrnn .onnx file, ready to step: `run(ids, state) -> (logits, new_state)`; a labelled
+    model's `run(ids, state, labels)` also takes each row's label id (see `labels`, `label_ids`).
 
     Args:
         path: the .onnx file written by `charrnn export RUN --format onnx`.
@@ -78,16 +81,19 @@ class PortableModel:
             self.state_rows = int(state["layers"]) * len(state["parts"])
             self.units = int(state["units"])
             self.max_item_length = self.metadata.get("items", {}).get("max_item_length")
+            self.labels = tuple(str(name) for name in self.metadata.get("labels") or ())  # in id order
         except (KeyError, TypeError, ValueError, AttributeError, IndexError):
             raise PortableError(f"{self.path} is an ONNX model but not one charrnn exported "
                                 "(no charrnn vocabulary in its metadata)") from None
         version = self.metadata.get("format_version")
         if not isinstance(version, int) or version > SUPPORTED_FORMAT_VERSION:
             raise PortableError(f"{self.path} was exported in interface version {version} (charrnn "
-                                f"{self.metadata['version']}); this charrnn reads version {SUPPORTED_FORMAT_VERSION}")
+                                f"{self.metadata['version']}); this charrnn reads versions up to {SUPPORTED_FORMAT_VERSION}")
+        inputs = ["ids", "state", "label"] if self.labels else ["ids", "state"]
         names = ([value.name for value in self.session.get_inputs()], [value.name for value in self.session.get_outputs()])
-        if names != (["ids", "state"], ["logits", "new_state"]) or len(self.symbols) < 1:
-            raise PortableError(f"{self.path} does not have charrnn's inputs (ids, state) and outputs (logits, new_state)")
+        if names != (inputs, ["logits", "new_state"]) or len(self.symbols) < 1:
+            raise PortableError(f"{self.path} does not have charrnn's inputs ({', '.join(inputs)}) and outputs "
+                                "(logits, new_state)")
         self._index = {symbol: index for index, symbol in enumerate(self.symbols)}
 
     @property
@@ -98,11 +104,43 @@ class PortableModel:
         """The state a text starts from: zeros, (layers x parts, batch, units) float32."""
         return np.zeros((self.state_rows, batch, self.units), np.float32)
 
-    def run(self, ids: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def run(self, ids: np.ndarray, state: np.ndarray, labels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Steps the model over `ids` (batch, time) from `state`; returns (logits (batch, time,
-        vocab), new state)."""
-        logits, new_state = self.session.run(None, {"ids": np.asarray(ids, np.int64), "state": state})
+        vocab), new state).
+
+        Args:
+            ids: symbol ids, (batch, time).
+            state: from `zero_state` or a previous call's new state.
+            labels: a labelled model's label ids, one per row (batch,) (see `label_ids`); None for
+                an unlabelled model. Defaults to None.
+
+        Raises:
+            OptionError: labels missing for a labelled model, or given to an unlabelled one.
+        """
+        feeds = {"ids": np.asarray(ids, np.int64), "state": state}
+        if bool(self.labels) != (labels is not None):
+            raise _label_error(self)
+        if labels is not None:
+            feeds["label"] = np.asarray(labels, np.int64).reshape(-1)
+        logits, new_state = self.session.run(None, feeds)
         return logits, new_state
+
+    def label_ids(self, label, streams: int = 1) -> np.ndarray | None:
+        """Each stream's label id, (streams,) int64, from one label name for every stream or one
+        name per stream; None for an unlabelled model given no label.
+
+        Raises:
+            OptionError: no label for a labelled model (listing its labels), an unknown label
+                (listing them), a label for an unlabelled model, or a list of the wrong length.
+        """
+        if bool(self.labels) != (label is not None):
+            raise _label_error(self)
+        if label is None:
+            return None
+        names = [label] * streams if isinstance(label, str) else list(label)
+        if len(names) != streams:
+            raise OptionError(f"{len(names)} labels for {streams} streams: give one label, or one per stream")
+        return np.array([_label_id(self, name) for name in names], np.int64)
 
     # ------------------------------------------------------------ text <-> symbols <-> ids
 
@@ -133,9 +171,11 @@ class PortableModel:
     def decode(self, ids) -> str:
         return "".join(self.symbols[int(index)] for index in ids)
 
-    def loss(self, symbols: str, window: int | None = None) -> float:
+    def loss(self, symbols: str, window: int | None = None, label: str | None = None) -> float:
         """Mean next-symbol loss (nats per symbol) over `symbols`, the state carried within
-        windows of `window` predictions (None: one window) and zero at each window's start."""
+        windows of `window` predictions (None: one window) and zero at each window's start; a
+        labelled model's under `label`."""
+        labels = self.label_ids(label, 1)
         ids = self.encode(symbols)
         window = window or len(ids) - 1
         total, count = 0.0, 0
@@ -143,10 +183,24 @@ class PortableModel:
             inputs = ids[start:start + window]
             targets = ids[start + 1:start + window + 1]
             inputs = inputs[:len(targets)]
-            logits, _ = self.run(inputs[None, :], self.zero_state(1))
+            logits, _ = self.run(inputs[None, :], self.zero_state(1), labels)
             total += float(_cross_entropy(logits[0], targets).sum())
             count += len(targets)
         return total / count
+
+
+def _label_id(model: PortableModel, name: str) -> int:
+    """The id of label `name` (charrnn.data.labels.label_index's rule and message)."""
+    from charrnn.data.labels import label_index  # imports no TensorFlow
+
+    return label_index(model.labels, name, str(model.path))
+
+
+def _label_error(model: PortableModel) -> OptionError:
+    """The error for a labelled model given no label, or an unlabelled one given one."""
+    if model.labels:
+        return OptionError(f"{model.path} is labelled: give a label (--label), one of: {', '.join(model.labels)}")
+    return OptionError(f"{model.path} was exported without labels, so it takes no --label")
 
 
 def _cross_entropy(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:

@@ -38,9 +38,10 @@ def check_options(temperature: float = 1.0, top_k: int | None = None, top_p: flo
 class _Stepper:
     """Steps a batch of streams one character at a time, reusing onnxruntime's buffers: the
     state output of one step is bound as the next step's input (IOBinding), so a step copies
-    only the ids in and the logits out."""
+    only the ids in and the logits out. A labelled model's streams keep the label ids `labels`
+    (one per stream) from step to step."""
 
-    def __init__(self, model: PortableModel, logits: np.ndarray, state: np.ndarray):
+    def __init__(self, model: PortableModel, logits: np.ndarray, state: np.ndarray, labels: np.ndarray | None = None):
         import onnxruntime
 
         self.model, self.logits = model, logits
@@ -52,11 +53,17 @@ class _Stepper:
         self.buffers = [np.ascontiguousarray(state, np.float32).copy(), np.zeros_like(state, np.float32)]
         values = [onnxruntime.OrtValue.ortvalue_from_numpy(array) for array in (self.ids, self.out, *self.buffers)]
         ids, out, states = values[0], values[1], values[2:]
+        label = None
+        if model.labels:  # each stream's label id, the same at every step
+            self.labels = np.array(labels, np.int64).reshape(batch)
+            label = onnxruntime.OrtValue.ortvalue_from_numpy(self.labels)
         self.bindings = []
         for current in range(2):  # two bindings: state in buffer 0 -> out 1, and the reverse
             binding = model.session.io_binding()
             binding.bind_ortvalue_input("ids", ids)
             binding.bind_ortvalue_input("state", states[current])
+            if label is not None:
+                binding.bind_ortvalue_input("label", label)
             binding.bind_ortvalue_output("logits", out)
             binding.bind_ortvalue_output("new_state", states[1 - current])
             self.bindings.append(binding)
@@ -73,7 +80,8 @@ class _Stepper:
 
 def generate_chunks(model: PortableModel, prime: str = "", length: int = 500, temperature: float = 1.0,
                     top_k: int | None = None, top_p: float | None = None, argmax: bool = False,
-                    num_samples: int = 1, seed: int | None = None, first_stream: int = 0) -> Iterator[list[str]]:
+                    num_samples: int = 1, seed: int | None = None, first_stream: int = 0,
+                    label: str | list[str] | tuple[str, ...] | None = None) -> Iterator[list[str]]:
     """Yields the prime, then each generated character: one string (of symbols) per stream each time.
 
     Args:
@@ -85,22 +93,27 @@ def generate_chunks(model: PortableModel, prime: str = "", length: int = 500, te
         num_samples: streams generated side by side. Defaults to 1.
         seed: seeds `PCG32(seed, first_stream + j)` for stream j; None = a random seed. Defaults to None.
         first_stream: the stream number of the first stream. Defaults to 0.
+        label: a labelled model's label: one name for every stream, or one per stream (the
+            stream's draws do not depend on it: the same seed under another label differs only
+            through the model). Needed for a labelled model, refused by another. Defaults to None.
 
     Raises:
         PortableError: the prime has symbols outside the vocabulary.
+        OptionError: a label missing, unknown (the message lists the labels) or not wanted.
         ValueError: an option out of range.
     """
     check_options(temperature, top_k, top_p, length, num_samples)
+    labels = model.label_ids(label, num_samples)
     seed = secrets.randbits(63) if seed is None else seed
     fed = model.encode(prime or model.default_prime)
     batch = np.repeat(fed[None, :], num_samples, axis=0)
-    logits, state = model.run(batch, model.zero_state(num_samples))  # the whole prime in one call
+    logits, state = model.run(batch, model.zero_state(num_samples), labels)  # the whole prime in one call
     rows = logits[:, -1, :]
     generators = [None if argmax else PCG32(seed, first_stream + stream) for stream in range(num_samples)]
     yield [prime] * num_samples
     if length == 0:
         return
-    stepper = _Stepper(model, rows, state)
+    stepper = _Stepper(model, rows, state, labels)
     symbols = model.symbols
     for position in range(length):
         ids = draw_rows(rows, generators, temperature, top_k, top_p)
@@ -119,7 +132,7 @@ def generate(model: PortableModel, **options) -> list[str]:
 
 def sample_items(model: PortableModel, num_samples: int = 1, prime: str = "", max_length: int | None = None,
                  temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-                 argmax: bool = False, seed: int | None = None) -> list[str]:
+                 argmax: bool = False, seed: int | None = None, label: str | None = None) -> list[str]:
     """Draws `num_samples` whole items of an items model, each from the start symbol to the end
     symbol (which is not part of the text).
 
@@ -133,10 +146,12 @@ def sample_items(model: PortableModel, num_samples: int = 1, prime: str = "", ma
         prime: the start of every item (no end symbol). Defaults to "".
         max_length: the longest item, prime included; None = the run's --max-item-length. Defaults to None.
         temperature, top_k, top_p, argmax, seed: as `generate_chunks`.
+        label: a labelled model's label for every item (one name). Defaults to None.
 
     Raises:
         PortableError: not an items model, a prime holding the end symbol, or fewer than
             `num_samples` whole items in max(1000, 20 x num_samples) draws.
+        OptionError: a label missing, unknown or not wanted (as `generate_chunks`).
     """
     if not model.items:
         raise PortableError(f"{model.path} is not an items model (trained with --items lines)")
@@ -144,6 +159,7 @@ def sample_items(model: PortableModel, num_samples: int = 1, prime: str = "", ma
     if end in prime:
         raise PortableError("the prime of an item cannot hold a newline (the end symbol)")
     check_options(temperature, top_k, top_p, 0, num_samples)
+    model.label_ids(label, 1)  # a missing or unknown label fails before any draw
     max_length = max_length or model.max_item_length or 256
     seed = secrets.randbits(63) if seed is None else seed
     limit = max(MAX_ITEM_DRAWS, DRAWS_PER_ITEM * num_samples)
@@ -153,7 +169,7 @@ def sample_items(model: PortableModel, num_samples: int = 1, prime: str = "", ma
         texts = [""] * streams
         done = [False] * streams
         chunks = generate_chunks(model, end + prime, max(1, max_length - len(prime) + 1), temperature, top_k,
-                                 top_p, argmax, streams, seed, first_stream=first)
+                                 top_p, argmax, streams, seed, first_stream=first, label=label)
         next(chunks)  # the prime
         for pieces in chunks:
             for stream, piece in enumerate(pieces):

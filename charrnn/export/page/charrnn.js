@@ -168,6 +168,9 @@ const CharRNN = (() => {
       meta, cell, units, gates, layers, symbols, index, kernel,
       vocab: symbols.length,
       inputTable: tensor("input_table"),
+      // a labelled model's label names (in id order) and label part of layer 1's input, (labels, gates)
+      labels: Array.from(meta.labels || []),
+      labelTable: tensor("label_table"),
       // scratch buffers, reused by every step
       xPart: new Float64Array(gates), hPart: new Float64Array(gates), logits: new Float64Array(symbols.length),
     };
@@ -181,15 +184,30 @@ const CharRNN = (() => {
 
   const sigmoid = (x) => 1 / (1 + Math.exp(-x));
 
-  // One character: feeds `id`, updates `state` in place, returns the logits (a reused buffer).
-  function step(model, id, state) {
+  // The label id a labelled model's step needs (null for an unlabelled model).
+  function checkLabel(model, label) {
+    if (!model.labelTable) {
+      if (label != null) throw new Error("this model was exported without labels");
+      return null;
+    }
+    if (!Number.isInteger(label) || label < 0 || label >= model.labels.length) {
+      throw new Error(`this model is labelled: give a label id from 0 to ${model.labels.length - 1} (${model.labels.join(", ")})`);
+    }
+    return label;
+  }
+
+  // One character: feeds `id` (under label id `label` for a labelled model), updates `state` in
+  // place, returns the logits (a reused buffer).
+  function step(model, id, state, label = null) {
     const { units, gates, xPart, hPart } = model;
+    const labelRow = checkLabel(model, label) === null ? -1 : label * gates;
     let below = null;
     for (let l = 0; l < model.layers.length; l++) {
       const layer = model.layers[l], s = state[l];
       if (l === 0) {
         const row = id * gates;
         for (let j = 0; j < gates; j++) xPart[j] = model.inputTable[row + j];
+        if (labelRow >= 0) for (let j = 0; j < gates; j++) xPart[j] += model.labelTable[labelRow + j];
       } else {
         model.kernel.product(layer.kernel, layer.bias, below, xPart, gates);
       }
@@ -304,14 +322,15 @@ const CharRNN = (() => {
 
   // ------------------------------------------------------------ generation
   // A stream of text as charrnn.portable.generate_chunks makes stream `stream` of it: the prime
-  // (or the default prime, not shown) fed from a zero state, then one draw per character.
-  // Returns {next(): symbol or null when done}.
+  // (or the default prime, not shown) fed from a zero state, then one draw per character; a
+  // labelled model's under label id `options.label`. Returns {next(): symbol or null when done}.
   function stream(model, options) {
     const prime = options.prime || [];
     const fed = encode(model, prime.length ? prime : Array.from(model.meta.vocabulary.default_prime));
     const state = zeroState(model);
+    const label = checkLabel(model, options.label == null ? null : options.label);
     let logits = null;
-    for (const id of fed) logits = step(model, id, state);
+    for (const id of fed) logits = step(model, id, state, label);
     const generator = options.argmax ? null : new PCG32(options.seed, options.stream || 0);
     let done = 0;
     return {
@@ -319,7 +338,7 @@ const CharRNN = (() => {
         if (done >= options.length) return null;
         const id = draw(logits, generator, options);
         done++;
-        if (done < options.length) logits = step(model, id, state);
+        if (done < options.length) logits = step(model, id, state, label);
         return model.symbols[id];
       },
     };
