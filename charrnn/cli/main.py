@@ -280,7 +280,8 @@ def _write_symbols(symbols: str, encoding: str) -> None:
 
 def _sample_items(run, config: SampleConfig, length, novel: bool, tag: bool, as_json: bool,
                   precision: str = "auto") -> None:
-    """Prints whole items from an items run: one a line, tab-tagged, or as one JSON object."""
+    """Prints whole items from an items run: one a line, tab-tagged, or as one JSON object. Items
+    of several labels are printed LABEL<TAB>ITEM, as `--labels column` reads them."""
     from charrnn.items import item_log_probs, sample_items
     from charrnn.generation.sampler import Sampler
 
@@ -288,16 +289,21 @@ def _sample_items(run, config: SampleConfig, length, novel: bool, tag: bool, as_
         raise click.UsageError("--length 0 leaves no room for an item; give at least 1")
     result = sample_items(Sampler(run, precision=precision), config, novel=novel, tag=tag, max_length=length)
     tags = result.tags or [None] * len(result.texts)
+    labels = result.labels or [None] * len(result.texts)
     if as_json:  # log-probabilities at temperature 1, from one batched scoring pass
         from charrnn.data.corpus import text_of_symbols
 
         encoding = run.train_config.encoding
-        rows = [{"text": text_of_symbols(text, encoding), **score, **({"tag": label} if tag else {})}
-                for text, score, label in zip(result.texts, item_log_probs(run, result.texts), tags)]
+        scores = item_log_probs(run, result.texts, labels=result.labels)
+        rows = [{"text": text_of_symbols(text, encoding), **({"label": name} if name is not None else {}), **score,
+                 **({"tag": found} if tag else {})}
+                for text, score, found, name in zip(result.texts, scores, tags, labels)]
         click.echo(json.dumps({"items": rows, "draws": result.draws, "seed": result.seed}, ensure_ascii=False))
         return
-    for text, label in zip(result.texts, tags):
-        _write_symbols(f"{text}\t{label}\n" if tag else f"{text}\n", run.train_config.encoding)
+    several = isinstance(config.label, tuple)
+    for text, found, name in zip(result.texts, tags, labels):
+        line = (f"{name}\t" if several else "") + text + (f"\t{found}" if tag else "")
+        _write_symbols(line + "\n", run.train_config.encoding)
 
 
 def _print_ranked(sampler, config, encoding: str) -> None:
@@ -398,7 +404,7 @@ def _copy_index(run):
 @click.argument("file", nargs=-1, type=click.Path())
 @click.option("--encoding", help="Codec of FILE.  [default: the run's]")
 @click.option("--window", type=POSITIVE_INT, help="Characters per scored window (the state is carried within a window).  [default: the run's validation window, so its validation text scores the val loss training logged, to float32-vs-bf16 rounding]")
-@click.option("--label", "-l", help="A labelled run: score FILE under this label.")
+@click.option("--label", "-l", help="A labelled run: score FILE under this label (a labelled items run without FILE: that label's test items; without --label, each test item under its own label and the mean over the labels).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @reports_errors
 def eval_command(run, file, encoding, window, label, as_json):
@@ -422,8 +428,11 @@ def eval_command(run, file, encoding, window, label, as_json):
         items = f"{result['items']:,} items, " if "items" in result else ""
         windows = f" (windows of {result['window']:,})" if "window" in result else ""
         under = f" under {result['label']!r}" if "label" in result else ""
+        mean = " (the mean over its labels)" if "loss_by_label" in result else ""
         click.echo(f"{result['file']}{under}: {items}{result['chars']:,} chars, loss {result['loss']:.4f} nats/char, "
-                   f"{result['bpc']:.4f} bits/char{windows}")
+                   f"{result['bpc']:.4f} bits/char{windows}{mean}")
+        for name, loss in result.get("loss_by_label", {}).items():
+            click.echo(f"  {name}: loss {loss:.4f} nats/char")
 
 
 @main.command()

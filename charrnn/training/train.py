@@ -178,15 +178,21 @@ class _Session(Loop):
         elif train_config.labels == "column" and not train_config.items:
             raise OptionError("--labels column reads LABEL<TAB>ITEM lines of an --items lines run; a stream "
                               "run takes --labels files or --labels folders")
-        vocab = saved.vocab if saved else tune.vocabulary(sources, train_config.encoding) if tune else None
         if train_config.items:  # one item per line: its own batches, split and validation scorer
-            self.items = items.training_items(sources, train_config, vocab)
+            # a fine-tune's vocabulary: the parent's, grown by the symbols inside the items
+            self.items = items.training_items(sources, train_config, saved.vocab if saved else None,
+                                              grow_from=tune.parent.vocab if tune else None)
             train_config, corpus, self.batches = self.items.train_config, self.items.corpus, self.items.batches
         else:
+            vocab = saved.vocab if saved else tune.vocabulary(sources, train_config.encoding) if tune else None
             self.items = None
             corpus = (self._labelled_data(sources, train_config, vocab, self._label_names(tune, self.label_groups))
                       if self.label_groups is not None else self._stream_data(sources, train_config, vocab))
         label_names = self._label_names(tune, getattr(self.items, "label_names", None) or self.label_groups or ())
+        if self.items is not None and label_names:  # the items' label ids become the run's
+            if saved is not None and set(label_names) == set(saved.model_config.label_names):
+                label_names = saved.model_config.label_names  # a resumed fine-tune keeps its order
+            self.items.relabel(label_names)
         self.out = Path(out) if out is not None else Path("runs") / corpus.name
         self.chief = is_chief(train_config)
         if tune is not None:
@@ -225,6 +231,8 @@ class _Session(Loop):
                        "corpus": corpus.describe(), "origins": origins}
         if self.label_groups is not None:
             self.config["corpus"]["labels"] = self.label_record
+        elif self.items is not None and self.items.items.label_record is not None:
+            self.config["corpus"]["labels"] = self.items.items.label_record
         if saved is None:
             log(describe_options(model_config, train_config, origins))
         parent = tune.record(corpus.vocab) if tune else saved.config.get("parent") if saved else None
