@@ -712,3 +712,13 @@ def test_fine_tuning_a_labelled_items_run_adds_labels(labelled_run, tmp_path):
     assert run.metrics()[-1]["val_loss_by_label"].keys() == {"hard", "buzz"}
     assert items_module.load_split(tuned.run_dir).labelled("test", "buzz")[1] == ["buzz"]
     assert sample(tuned.run_dir, "-l", "buzz", "--num-samples", "2", "--seed", "1").exit_code == 0
+
+
+@pytest.mark.sweep  # long: in make test-sweep, which CI runs
+def test_a_labelled_items_run_trains_under_distribute_mirrored(tmp_path):
+    """Under tf.distribute an items run trains with Keras fit: each batch's inputs are (ids, labels)."""
+    corpus = write_lines(tmp_path / "styles.tsv", labelled_lines())
+    result = charrnn.train(corpus, tmp_path / "run", labels="column", distribute="mirrored", buckets=1, max_steps=6,
+                           **QUIET, **{**TINY_ITEMS, "eval_every": 6})
+    row = charrnn.load(result.run_dir).metrics()[-1]
+    assert set(row["val_loss_by_label"]) == {"soft", "hard"} and row["step"] == 6
