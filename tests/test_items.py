@@ -712,6 +712,9 @@ def test_fine_tuning_a_labelled_items_run_adds_labels(labelled_run, tmp_path):
     assert run.metrics()[-1]["val_loss_by_label"].keys() == {"hard", "buzz"}
     assert items_module.load_split(tuned.run_dir).labelled("test", "buzz")[1] == ["buzz"]
     assert sample(tuned.run_dir, "-l", "buzz", "--num-samples", "2", "--seed", "1").exit_code == 0
+    # its corpus lacks the parent's "soft": a resume keeps the run's labels and their ids
+    resumed = charrnn.train(corpus, tuned.run_dir, resume=True, max_steps=4, **QUIET)
+    assert resumed.steps == 4 and charrnn.load(tuned.run_dir).model_config.label_names == ("soft", "hard", "buzz")
 
 
 @pytest.mark.sweep  # long: in make test-sweep, which CI runs

@@ -186,12 +186,11 @@ class _Session(Loop):
         else:
             vocab = saved.vocab if saved else tune.vocabulary(sources, train_config.encoding) if tune else None
             self.items = None
-            corpus = (self._labelled_data(sources, train_config, vocab, self._label_names(tune, self.label_groups))
+            corpus = (self._labelled_data(sources, train_config, vocab, self._label_names(tune, self.label_groups, saved))
                       if self.label_groups is not None else self._stream_data(sources, train_config, vocab))
-        label_names = self._label_names(tune, getattr(self.items, "label_names", None) or self.label_groups or ())
+        label_names = self._label_names(tune, getattr(self.items, "label_names", None) or self.label_groups or (),
+                                        saved)
         if self.items is not None and label_names:  # the items' label ids become the run's
-            if saved is not None and set(label_names) == set(saved.model_config.label_names):
-                label_names = saved.model_config.label_names  # a resumed fine-tune keeps its order
             self.items.relabel(label_names)
         self.out = Path(out) if out is not None else Path("runs") / corpus.name
         self.chief = is_chief(train_config)
@@ -293,14 +292,17 @@ class _Session(Loop):
         return dataclasses.replace(whole, name=name)
 
     @staticmethod
-    def _label_names(tune, found) -> tuple[str, ...]:
+    def _label_names(tune, found, saved=None) -> tuple[str, ...]:
         """The run's labels, in id order: a fine-tune's parent's first, then the corpus's (`found`)
-        new ones.
+        new ones; a resumed run's own when the corpus's are among them (a resumed fine-tune's
+        corpus may lack some of its parent's labels, or see them in another order).
 
         Raises:
             OptionError: labels for a fine-tune of an unlabelled run, or none for a labelled one.
         """
         found = tuple(found)
+        if saved is not None and found and set(found) <= set(saved.model_config.label_names):
+            return saved.model_config.label_names
         if tune is None:
             return found
         parent = tune.parent.model_config.label_names
