@@ -24,8 +24,8 @@ import numpy as np
 from charrnn.data.labels import check_label, label_problem
 from charrnn.data.vocab import Vocabulary
 from charrnn.errors import CorpusError
-from charrnn.items.reading import (Items, Lines, _used_symbols, check_lengths, read_lines, recode,
-                                   target_vocabulary)
+from charrnn.items.reading import (Items, Lines, check_lengths, read_lines, recode, target_vocabulary,
+                                   used_symbols)
 
 TAB = "\t"
 
@@ -78,8 +78,8 @@ def _column_items(sources, encoding, max_length, vocab, grow_from) -> Items:
     if empty.size:
         raise CorpusError(f"{lines.where(int(empty[0]))} has the label {names[labels[empty[0]]]!r} and no item "
                           "after its tab; remove the line or give it an item")
-    check_lengths(lengths, lines.numbers, max_length, "", describe=lines.where)
-    used = _used_symbols(np.asarray(ids)[_inside(len(ids), starts, lengths)], own, removed={})
+    check_lengths(lengths, max_length, lines.where)
+    used = used_symbols(np.asarray(ids)[_inside(len(ids), starts, lengths)], own, removed={})
     target = target_vocabulary([used], vocab, grow_from)
     record = {name: {"items": int(count)} for name, count in zip(names, np.bincount(labels, minlength=len(names)))}
     return Items(recode(ids, own, target), starts, lengths, target, lines.corpus, labels, tuple(names), record)
@@ -129,9 +129,9 @@ def _grouped_items(sources, mode, encoding, max_length, vocab, grow_from) -> Ite
             lines = read_lines(files, encoding)
         except CorpusError as error:
             raise CorpusError(f"the label {label!r}: {error}") from None
-        check_lengths(lines.lengths, lines.numbers, max_length, "", describe=lines.where)
+        check_lengths(lines.lengths, max_length, lines.where)
         parts.append(lines)
-    used = [_used_symbols(lines.ids, lines.vocab, lines.removed) for lines in parts]
+    used = [used_symbols(lines.ids, lines.vocab, lines.removed) for lines in parts]
     target = target_vocabulary(used, vocab, grow_from)
     offsets = np.cumsum([0] + [len(lines.ids) for lines in parts])
     ids = np.concatenate([recode(lines.ids, lines.vocab, target) for lines in parts])

@@ -90,8 +90,8 @@ def read_items(sources: str | Path | Sequence[str | Path], encoding: str = "utf-
         VocabularyError: with `vocab`, characters it does not hold.
     """
     lines = read_lines(sources, encoding)
-    check_lengths(lines.lengths, lines.numbers, max_length, f"of {lines.corpus.name}")
-    used = _used_symbols(lines.ids, lines.vocab, removed=lines.removed)
+    check_lengths(lines.lengths, max_length, lambda index: f"line {lines.numbers[index]} of {lines.corpus.name}")
+    used = used_symbols(lines.ids, lines.vocab, removed=lines.removed)
     target = target_vocabulary([used], vocab, grow_from)
     return Items(recode(lines.ids, lines.vocab, target), lines.starts, lines.lengths, target, lines.corpus)
 
@@ -151,13 +151,13 @@ def read_lines(sources: str | Path | Sequence[str | Path], encoding: str = "utf-
     return Lines(corpus, ids, own, starts, lengths, numbers, {END: len(breaks), "\r": int(returns.sum())})
 
 
-def check_lengths(lengths: np.ndarray, numbers: np.ndarray, max_length: int, where: str,
-                  describe=None) -> None:
-    """Refuses items longer than `max_length`, naming the first (its line number `where`).
+def check_lengths(lengths: np.ndarray, max_length: int, where) -> None:
+    """Refuses items longer than `max_length`, naming the first by its line.
 
     Args:
-        describe: a function of the first long item's index giving "line N of FILE"; defaults
-            to "line N {where}".
+        lengths: each item's characters.
+        max_length: the longest item accepted.
+        where: a function of an item's index giving its line ("line N of FILE").
 
     Raises:
         CorpusError: an item longer than `max_length`.
@@ -165,8 +165,7 @@ def check_lengths(lengths: np.ndarray, numbers: np.ndarray, max_length: int, whe
     too_long = np.flatnonzero(lengths > max_length)
     if too_long.size:
         first = too_long[0]
-        line = describe(first) if describe else f"line {numbers[first]} {where}"
-        raise CorpusError(f"{line} has {lengths[first]} characters, "
+        raise CorpusError(f"{where(int(first))} has {lengths[first]} characters, "
                           f"more than --max-item-length {max_length} ({too_long.size} line(s) too long); "
                           "shorten or remove them, or raise --max-item-length")
 
@@ -234,7 +233,7 @@ def _check_file_endings(files: Sequence[str], encoding: str) -> None:
                                   "but the last must, or its last line would join the next file's first")
 
 
-def _used_symbols(ids: np.ndarray, vocab: Vocabulary, removed: dict[str, int]) -> list[str]:
+def used_symbols(ids: np.ndarray, vocab: Vocabulary, removed: dict[str, int]) -> list[str]:
     """The symbols inside items: every symbol counted in `ids`, less the line endings `removed`."""
     counts = np.zeros(vocab.size, np.int64)
     for start in range(0, len(ids), 1 << 24):  # in slices: a memmap is never loaded whole
