@@ -1,5 +1,6 @@
 """One item per line (--items lines): reading, the split, padded batches, training, eval, sampling."""
 
+import dataclasses
 import itertools
 import json
 import math
@@ -213,10 +214,12 @@ def test_items_run_records_its_split_and_window(items_run):
     assert [row["step"] for row in rows] == [10, 20, 30, 40] and rows[-1]["val_loss"] < math.log(run.vocab.size)
 
 
-def naive_item_loss(model, vocab, text):
-    """-log p(text + end | start), one item alone through a model of any length (no padding)."""
+def naive_item_loss(model, vocab, text, label=None):
+    """-log p(text + end | start), one item alone through a model of any length (no padding); a
+    labelled model's under the label id `label`."""
     ids = vocab.encode(END + text + END).astype(np.int32)
-    logits = np.asarray(model(ids[None, :-1], training=False))[0].astype(np.float64)
+    inputs = ids[None, :-1] if label is None else [ids[None, :-1], np.array([label], np.int32)]
+    logits = np.asarray(model(inputs, training=False))[0].astype(np.float64)
     log_probs = logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
     return -log_probs[np.arange(len(text) + 1), ids[1:]].sum()
 
@@ -517,3 +520,244 @@ def test_a_bytes_items_run_shows_its_items_as_utf8_text_in_json(tmp_path):
     assert texts == items and len(texts) == 8
     assert b"\xc3" in raw.stdout_bytes  # it drew the lead byte of the accented letters ...
     assert not any("\u00c3" in text for text in texts)  # ... which JSON never shows as latin-1 'Ã'
+
+
+# ---------------------------------------------------------------- labels (--labels column|files|folders)
+
+# two made-up styles that share no consonant: "soft" names of l, m, n, r and "hard" ones of k, t, p
+SOFT = ["".join(parts) for size in (2, 3) for parts in itertools.product(["la", "me", "ni", "ro", "lu"], repeat=size)]
+HARD = ["".join(parts) for size in (2, 3) for parts in itertools.product(["ka", "to", "pa", "ko", "ti"], repeat=size)]
+
+
+def labelled_lines():
+    """LABEL<TAB>ITEM lines of both styles, interleaved (soft first seen)."""
+    return [line for pair in zip(SOFT, HARD) for line in (f"soft\t{pair[0]}", f"hard\t{pair[1]}")]
+
+
+@pytest.fixture(scope="module")
+def labelled_run(tmp_path_factory):
+    """An items run of LABEL<TAB>ITEM lines (150 soft and 150 hard names), 40 steps."""
+    import os
+
+    os.environ["CHARRNN_CACHE_DIR"] = str(tmp_path_factory.getbasetemp() / "cache")
+    folder = tmp_path_factory.mktemp("labelled")
+    corpus = write_lines(folder / "styles.tsv", labelled_lines())
+    out = folder / "run"
+    charrnn.train(corpus, out, labels="column", max_steps=40, **QUIET, **{**TINY_ITEMS, "eval_every": 20})
+    return out
+
+
+def test_column_lines_are_cut_at_the_first_tab(tmp_path):
+    from charrnn.items import read_labelled_items
+
+    path = tmp_path / "titles.tsv"
+    path.write_bytes(b"drama\tthe end\r\n\ncomedy\ta\tb\nDRAMA\tX\n")
+    items = read_labelled_items(path, "column")
+    assert items.texts(range(3)) == ["the end", "a\tb", "X"]  # an item keeps tabs after the first
+    assert items.label_names == ("drama", "comedy", "DRAMA") and items.labels.tolist() == [0, 1, 2]
+    assert items.vocab.symbols == sorted(set("the enda\tbX") | {END})  # no label letter that no item uses
+    assert items.label_record == {"drama": {"items": 1}, "comedy": {"items": 1}, "DRAMA": {"items": 1}}
+    rows = pad_items(items, np.arange(3), 8)[0]
+    assert isinstance(rows, list) and rows[1].tolist() == [0, 1, 2]  # the model's second input
+
+
+def test_files_and_folders_label_each_files_lines(tmp_path):
+    from charrnn.items import read_labelled_items
+
+    soft = write_lines(tmp_path / "soft.txt", SOFT[:5])
+    hard = write_lines(tmp_path / "hard.txt", HARD[:4], ending="\r\n")
+    items = read_labelled_items([soft, hard], "files")
+    assert items.label_names == ("soft", "hard") and items.labels.tolist() == [0] * 5 + [1] * 4
+    assert items.texts(range(9)) == SOFT[:5] + HARD[:4]
+    assert "\r" not in items.vocab.symbols
+    assert items.corpus.name == "soft+hard" and items.label_record["hard"]["items"] == 4
+    (tmp_path / "styles" / "gentle").mkdir(parents=True)
+    write_lines(tmp_path / "styles" / "gentle" / "a.txt", SOFT[:3])
+    write_lines(tmp_path / "styles" / "gentle" / "b.txt", SOFT[3:6])
+    (tmp_path / "styles" / "rough").mkdir()
+    write_lines(tmp_path / "styles" / "rough" / "a.txt", HARD[:3])
+    folders = read_labelled_items([tmp_path / "styles"], "folders")
+    assert folders.label_names == ("gentle", "rough") and folders.labels.tolist() == [0] * 6 + [1] * 3
+    # another labelling of the same files is another corpus (resume refuses it)
+    assert read_labelled_items([hard, soft], "files").corpus.sha256 != items.corpus.sha256
+
+
+def test_each_label_is_split_on_its_own():
+    from charrnn.items import split_labelled_items
+
+    labels = np.array([0] * 200 + [1] * 30 + [0] * 100)
+    split = split_labelled_items(labels, ("big", "small"), seed=3, val_fraction=0.1)
+    for name, expected in [("test", (30, 3)), ("validation", (27, 3))]:
+        assert tuple(np.bincount(labels[split[name]], minlength=2)) == expected
+    assert sorted(np.concatenate(list(split.values())).tolist()) == list(range(330))
+    again = split_labelled_items(labels, ("big", "small"), seed=3, val_fraction=0.1)
+    assert all(np.array_equal(split[name], again[name]) for name in split)
+    with pytest.raises(CorpusError, match="the label 'small' has 2"):
+        split_labelled_items(np.array([0] * 10 + [1] * 2), ("big", "small"), seed=0, val_fraction=0.1)
+
+
+def test_bad_column_lines_are_one_error_line_and_write_nothing(tmp_path):
+    good = write_lines(tmp_path / "good.tsv", labelled_lines()[:6])
+    cases = [(["soft\tlame", "hard\tkato", "lame"], "line 3 of {} has no tab: --labels column reads LABEL<TAB>ITEM lines"),
+             (["soft\tlame", "\tkato"], "line 2 of {} has an empty label"),
+             (["soft\tlame", "a/b\tkato"], "the label 'a/b' (line 2 of {}) holds '/', which a file name cannot"),
+             (["soft\tlame", " \tkato"], "the label ' ' (line 2 of {}) is empty"),
+             (["soft\tlame", "hard\t"], "line 2 of {} has the label 'hard' and no item after its tab")]
+    for index, (lines, message) in enumerate(cases):
+        bad = write_lines(tmp_path / f"bad{index}.tsv", lines)
+        for sources in ([bad], [good, bad]):  # the line is counted in its own file
+            result = train_cli(*sources, "--items", "lines", "--labels", "column", "--out", tmp_path / "run")
+            assert result.exit_code == 1, result.output
+            assert result.output.startswith("Error: ") and result.output.count("\n") == 1, result.output
+            assert message.format(bad) in result.output
+            assert not (tmp_path / "run").exists()
+    few = write_lines(tmp_path / "few.tsv", labelled_lines()[:6] + ["rare\tlame", "rare\tkato"])
+    result = train_cli(few, "--items", "lines", "--labels", "column", "--out", tmp_path / "run")
+    assert result.exit_code == 1 and "the label 'rare' has 2" in result.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_labelled_items_run_validates_every_label(labelled_run):
+    run = charrnn.load(labelled_run)
+    assert run.model_config.label_names == ("soft", "hard") and run.train_config.labels == "column"
+    assert set(run.vocab.symbols) == set("".join(SOFT + HARD)) | {END}  # no label letter, no tab
+    assert run.corpus["labels"] == {"soft": {"items": 150}, "hard": {"items": 150}}
+    stored = items_module.load_split(labelled_run)
+    assert stored.counts == {"train": 242, "validation": 28, "test": 30}  # 15 + 15 tests, 14 + 14 validation
+    for name, pool in (("soft", SOFT), ("hard", HARD)):
+        texts, labels = stored.labelled("test", name)
+        assert len(texts) == 15 and set(texts) <= set(pool) and labels == [name] * 15
+    rows = run.metrics()
+    assert [row["step"] for row in rows] == [20, 40]
+    for row in rows:
+        assert set(row["val_loss_by_label"]) == {"soft", "hard"}
+        assert row["val_loss"] == pytest.approx(np.mean(list(row["val_loss_by_label"].values())), rel=1e-12)
+    # each label's validation items scored one by one under their label give its logged loss
+    model = run.model()
+    best = min(rows, key=lambda row: row["val_loss"])
+    for label, name in enumerate(run.model_config.label_names):
+        texts, _ = stored.labelled("validation", name)
+        naive = sum(naive_item_loss(model, run.vocab, text, label) for text in texts) / sum(len(text) + 1 for text in texts)
+        assert naive == pytest.approx(best["val_loss_by_label"][name], rel=1e-4)
+
+
+def test_eval_of_a_labelled_items_run(labelled_run, tmp_path):
+    run = charrnn.load(labelled_run)
+    stored = items_module.load_split(labelled_run)
+    model = run.model()
+    result = CliRunner().invoke(main, ["eval", str(labelled_run), "--label", "hard", "--json"])
+    assert result.exit_code == 0, result.output
+    scored = json.loads(result.output)
+    texts, _ = stored.labelled("test", "hard")
+    naive = sum(naive_item_loss(model, run.vocab, text, 1) for text in texts) / sum(len(text) + 1 for text in texts)
+    assert scored["items"] == 15 and scored["label"] == "hard" and scored["loss"] == pytest.approx(naive, rel=1e-4)
+    whole = json.loads(CliRunner().invoke(main, ["eval", str(labelled_run), "--json"]).output)
+    assert whole["items"] == 30 and set(whole["loss_by_label"]) == {"soft", "hard"}
+    assert whole["loss_by_label"]["hard"] == pytest.approx(scored["loss"], rel=1e-6)
+    assert whole["loss"] == pytest.approx(np.mean(list(whole["loss_by_label"].values())), rel=1e-9)
+    printed = CliRunner().invoke(main, ["eval", str(labelled_run)]).output
+    assert "(the mean over its labels)" in printed and "  hard: loss " in printed
+    names = write_lines(tmp_path / "names.txt", HARD[:5])
+    under = [json.loads(CliRunner().invoke(main, ["eval", str(labelled_run), str(names), "-l", label, "--json"]).output)
+             for label in ("soft", "hard")]
+    assert under[0]["loss"] != under[1]["loss"]  # the label conditions the items
+    for arguments, message in [([str(names)], "is labelled: give --label to score FILE under, one of: soft, hard"),
+                               (["-l", "nope"], "has no label 'nope'; its labels are: soft, hard")]:
+        refused = CliRunner().invoke(main, ["eval", str(labelled_run), *arguments])
+        assert refused.exit_code == 2 and message in refused.output, refused.output
+
+
+def test_sample_a_labelled_items_run(labelled_run):
+    one = sample(labelled_run, "--label", "hard", "--num-samples", "6", "--seed", "3")
+    assert one.exit_code == 0, one.output
+    hard = one.output.splitlines()
+    assert len(hard) == 6 and all("\t" not in line for line in hard)
+    both = sample(labelled_run, "--label", "hard", "--label", "soft", "--num-samples", "6", "--seed", "3")
+    assert both.exit_code == 0, both.output
+    rows = [line.split("\t") for line in both.output.splitlines()]
+    assert [label for label, _ in rows] == ["hard"] * 6 + ["soft"] * 6  # LABEL<TAB>ITEM, as training reads them
+    assert [text for _, text in rows[:6]] == hard  # the first label's items do not depend on the others
+    assert [text for _, text in rows[6:]] != hard
+    for arguments, message in [((), "is labelled: give --label, one of: soft, hard"),
+                               (("--label", "nope"), "has no label 'nope'; its labels are: soft, hard")]:
+        refused = sample(labelled_run, *arguments)
+        assert refused.exit_code == 2 and message in refused.output, refused.output
+
+
+def test_novel_items_of_a_labelled_run_are_in_no_label(labelled_run):
+    """Novel: not in the corpus under any label (a hard name drawn under soft is still a copy)."""
+    result = sample(labelled_run, "-l", "soft", "-l", "hard", "--num-samples", "8", "--seed", "1", "--novel",
+                    "--tag", "--json", "--temperature", "1.5")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)["items"]
+    assert [row["label"] for row in rows] == ["soft"] * 8 + ["hard"] * 8
+    assert all(row["tag"] == "new" and row["text"] not in SOFT + HARD for row in rows)
+    assert len({row["text"] for row in rows[:8]}) == 8 and len({row["text"] for row in rows[8:]}) == 8
+    run = charrnn.load(labelled_run)
+    model = run.model()
+    for row in rows:  # scored under its own label
+        label = run.model_config.label_names.index(row["label"])
+        assert row["log_prob"] == pytest.approx(-naive_item_loss(model, run.vocab, row["text"], label), rel=1e-4)
+
+
+
+def test_novel_refuses_an_item_the_corpus_holds_under_another_label(labelled_run, monkeypatch):
+    from charrnn.generation.sampler import Sampler
+
+    drawn = [HARD[0], SOFT[1], "lalo", "lalo", "meno"]  # a hard name, a soft name, then new ones
+    monkeypatch.setattr(items_module.sampling, "_draw_items", lambda sampler, config, streams, seed, length:
+                        (drawn * streams)[:streams])  # every batch draws the same
+    config = charrnn.SampleConfig(num_samples=2, seed=0, label="soft")
+    result = items_module.sample_items(Sampler(labelled_run), config, novel=True, tag=True)
+    assert result.texts == ["lalo", "meno"] and result.labels == ["soft", "soft"] and result.tags == ["new", "new"]
+    tagged = items_module.sample_items(Sampler(labelled_run), dataclasses.replace(config, num_samples=3), tag=True)
+    assert tagged.texts == drawn[:3] and tagged.tags[:2] != ["new", "new"] and tagged.tags[2] == "new"
+
+
+def test_classify_tells_the_styles_apart(labelled_run, tmp_path):
+    """`charrnn classify --lines` reads each line as one item (end symbol counted) under each label."""
+    from charrnn.generation.classify import classify
+
+    stored = items_module.load_split(labelled_run)
+    texts = stored.test  # held out: 15 of each
+    path = write_lines(tmp_path / "held-out.txt", texts)
+    result = CliRunner().invoke(main, ["classify", str(labelled_run), str(path), "--lines", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.output.splitlines()]
+    assert [row["line"] for row in rows] == list(range(1, 31))
+    right = sum(row["label"] == label for row, label in zip(rows, stored.test_labels))
+    assert right >= 27, (right, rows)
+    run = charrnn.load(labelled_run)
+    for label in ("soft", "hard"):
+        expected = items_module.item_log_probs(run, texts, labels=[label] * len(texts))
+        got = classify(run, texts)
+        assert all(row["chars"] == len(text) + 1 for row, text in zip(got, texts))
+        assert [row["log_probs"][label] for row in got] == pytest.approx([row["log_prob"] for row in expected], rel=1e-4)
+
+
+def test_fine_tuning_a_labelled_items_run_adds_labels(labelled_run, tmp_path):
+    lines = ([f"hard\t{name}" for name in HARD[:20]]
+             + [f"buzz\t{name}" for name in ("zuzu", "zaza", "zizi", "zozo", "zuza", "zazi")])
+    corpus = write_lines(tmp_path / "more.tsv", lines)
+    tuned = charrnn.train(corpus, tmp_path / "tuned", init_from=labelled_run, max_steps=2, eval_every=2, **QUIET)
+    run = charrnn.load(tuned.run_dir)
+    parent = charrnn.load(labelled_run)
+    assert run.train_config.labels == "column"  # the parent's mode
+    assert run.model_config.label_names == ("soft", "hard", "buzz")  # the parent's labels keep their ids
+    assert run.vocab.symbols == parent.vocab.symbols + ["z"]  # grown by the items' new symbol only
+    assert run.metrics()[-1]["val_loss_by_label"].keys() == {"hard", "buzz"}
+    assert items_module.load_split(tuned.run_dir).labelled("test", "buzz")[1] == ["buzz"]
+    assert sample(tuned.run_dir, "-l", "buzz", "--num-samples", "2", "--seed", "1").exit_code == 0
+    # its corpus lacks the parent's "soft": a resume keeps the run's labels and their ids
+    resumed = charrnn.train(corpus, tuned.run_dir, resume=True, max_steps=4, **QUIET)
+    assert resumed.steps == 4 and charrnn.load(tuned.run_dir).model_config.label_names == ("soft", "hard", "buzz")
+
+
+@pytest.mark.sweep  # long: in make test-sweep, which CI runs
+def test_a_labelled_items_run_trains_under_distribute_mirrored(tmp_path):
+    """Under tf.distribute an items run trains with Keras fit: each batch's inputs are (ids, labels)."""
+    corpus = write_lines(tmp_path / "styles.tsv", labelled_lines())
+    result = charrnn.train(corpus, tmp_path / "run", labels="column", distribute="mirrored", buckets=1, max_steps=6,
+                           **QUIET, **{**TINY_ITEMS, "eval_every": 6})
+    row = charrnn.load(result.run_dir).metrics()[-1]
+    assert set(row["val_loss_by_label"]) == {"soft", "hard"} and row["step"] == 6

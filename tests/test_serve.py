@@ -404,6 +404,8 @@ def test_the_page_streams_text_in_a_real_browser(server):
         try:
             page = browser.new_page()
             page.goto(f"http://127.0.0.1:{server.port}/")
+            page.wait_for_function("document.getElementById('about').textContent !== ''", timeout=30_000)
+            assert page.is_hidden("#label-choice")  # an unlabelled run has no label menu
             # note the output's length at each update, and whether the page still said "generating"
             page.evaluate("""() => { window.updates = []; const output = document.getElementById('output');
                 new MutationObserver(() => window.updates.push([output.textContent.length,
@@ -451,5 +453,126 @@ def test_the_pages_stop_field_ends_the_text_in_a_real_browser(server):
             page.click("#generate")
             status = page.text_content("#status")
             assert "unknown escape \\q in the stop" in status and status.endswith("(field: stop)"), status
+        finally:
+            browser.close()
+
+
+# ---------------------------------------------------------------- a labelled run
+
+
+@pytest.fixture(scope="module")
+def labelled_run(tmp_path_factory):
+    """An items run of LABEL<TAB>ITEM lines (soft and hard made-up names), 20 steps."""
+    import charrnn
+
+    from .test_items import TINY_ITEMS, labelled_lines, write_lines
+
+    os.environ["CHARRNN_CACHE_DIR"] = str(tmp_path_factory.getbasetemp() / "cache")
+    folder = tmp_path_factory.mktemp("labelled-serve")
+    corpus = write_lines(folder / "styles.tsv", labelled_lines())
+    charrnn.train(corpus, folder / "run", labels="column", max_steps=20, progress=False, log=lambda line: None,
+                  **TINY_ITEMS)
+    return folder / "run"
+
+
+@pytest.fixture(scope="module")
+def labelled_server(labelled_run):
+    server = Server(labelled_run, "--max-streams", "20")  # the page asks for 20 items at once
+    yield server
+    assert server.stop() == 0, "".join(server.lines)
+
+
+def test_a_labelled_run_serves_each_label(labelled_server, labelled_run):
+    import charrnn
+    from charrnn.generation.sampler import Sampler
+
+    status, info = labelled_server.request("GET", "/info")
+    assert status == 200 and info["model"]["label_names"] == ["soft", "hard"]
+    options = dict(length=40, seed=4, num_samples=2, temperature=0.9)
+    answers = {label: labelled_server.request("POST", "/generate", {**options, "label": label}) for label in ("soft", "hard")}
+    sampler = Sampler(labelled_run)
+    for label, (status, answer) in answers.items():
+        assert status == 200 and answer["texts"] == sampler.generate(**options, label=label)
+    assert answers["soft"][1]["texts"] != answers["hard"][1]["texts"]
+    # one label per stream: each stream is the stream of a request in its label alone
+    status, mixed = labelled_server.request("POST", "/generate", {**options, "label": ["soft", "hard"]})
+    assert status == 200 and mixed["texts"] == [answers["soft"][1]["texts"][0], answers["hard"][1]["texts"][1]]
+    status, text = labelled_server.request("GET", "/stream?length=40&seed=4&temperature=0.9&label=hard")
+    pieces = "".join(event["texts"][0] for kind, event in _events(text) if kind == "message")
+    assert status == 200 and pieces == sampler.generate(**{**options, "num_samples": 1}, label="hard")[0]
+    status, scored = labelled_server.request("POST", "/score", {"texts": ["lame", "kato"], "label": "hard"})
+    expected = charrnn.score(charrnn.load(labelled_run), ["lame", "kato"], label="hard")
+    assert status == 200 and [row["log_prob"] for row in scored["scores"]] == pytest.approx(
+        [row["log_prob"] for row in expected], rel=1e-4)
+
+
+def test_a_crowd_of_labels_keeps_each_streams_label(labelled_server):
+    """Requests of different labels share the engine's chunks; each stream keeps its own label
+    (its part of layer 1's state), so every text is the one it gets alone."""
+    crowd = [dict(length=1500, seed=index, label=label, num_samples=1 + index % 2)
+             for index, label in enumerate(["soft", "hard", "hard", "soft", "soft", "hard"])]
+    crowd.append(dict(length=900, seed=9, label=["hard", "soft", "hard"], num_samples=3))
+    alone = [labelled_server.request("POST", "/generate", options)[1]["texts"] for options in crowd]
+
+    def ask(index):
+        time.sleep(0.02 * (index % 3))
+        return labelled_server.request("POST", "/generate", crowd[index])[1]["texts"]
+
+    with ThreadPoolExecutor(len(crowd)) as pool:
+        together = list(pool.map(ask, range(len(crowd))))
+    assert together == alone
+    assert labelled_server.request("GET", "/health")[1]["peak_streams"] > 3
+
+
+@pytest.mark.parametrize("body,message", [
+    ({}, 'this run is labelled: give "label", one of: soft, hard'),
+    ({"label": None}, 'this run is labelled: give "label", one of: soft, hard'),
+    ({"label": "loud"}, "this run has no label 'loud'; its labels are: soft, hard"),
+    ({"label": ["soft", "loud"], "num_samples": 2}, "this run has no label 'loud'; its labels are: soft, hard"),
+    ({"label": ["soft"], "num_samples": 2}, "1 labels for 2 samples"),
+    ({"label": 3}, "Expected label to be a string or a list of strings"),
+    ({"label": []}, "Expected label to be a string or a list of strings")], ids=str)
+def test_a_bad_label_is_a_400_listing_the_labels(labelled_server, body, message):
+    status, answer = labelled_server.request("POST", "/generate", {"length": 5, **body}, timeout=20)
+    assert (status, answer["field"]) == (400, "label") and message in answer["error"], answer
+
+
+def test_labels_on_the_wrong_run_or_route_are_400s(labelled_server, server):
+    status, answer = labelled_server.request("GET", "/stream?length=5&label=loud", timeout=20)
+    assert (status, answer["field"]) == (400, "label") and "its labels are: soft, hard" in answer["error"]
+    status, answer = labelled_server.request("POST", "/score", {"texts": ["lame"]}, timeout=20)
+    assert (status, answer["field"]) == (400, "label") and "one of: soft, hard" in answer["error"]
+    for method, path, body in [("POST", "/generate", {"length": 5, "label": "soft"}),
+                               ("GET", "/stream?length=5&label=soft", None),
+                               ("POST", "/score", {"texts": ["All:"], "label": "soft"})]:
+        status, answer = server.request(method, path, body, timeout=20)  # an unlabelled run
+        assert (status, answer["field"]) == (400, "label"), answer
+        assert answer["error"] == "this run was trained without labels, so it takes no label"
+
+
+def test_the_page_offers_a_labelled_runs_labels(labelled_server):
+    sync_api = _require("playwright.sync_api")
+    if not os.path.exists(BROWSER):
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must have {BROWSER} (apt-get install chromium)")
+        pytest.skip(f"{BROWSER} is not installed")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=BROWSER, args=BROWSER_ARGS)
+        try:
+            page = browser.new_page()
+            sent = []
+            page.on("request", lambda request: sent.append(request.post_data) if request.method == "POST" else None)
+            page.goto(f"http://127.0.0.1:{labelled_server.port}/")
+            page.wait_for_selector("#label-choice", state="visible", timeout=30_000)
+            assert page.eval_on_selector_all("#label option", "options => options.map(option => option.value)") == \
+                ["soft", "hard"]
+            page.select_option("#label", "hard")
+            page.click("#generate-items")
+            page.wait_for_function("document.getElementById('status').textContent.startsWith('done')", timeout=60_000)
+            assert page.eval_on_selector_all("#items li", "items => items.length") == 20
+            assert json.loads(sent[-1])["label"] == "hard"
+            page.click("#generate")  # the streaming button sends the label in its query
+            page.wait_for_function("document.getElementById('status').textContent.startsWith('done')", timeout=60_000)
+            assert page.text_content("#status").startswith("done")
         finally:
             browser.close()

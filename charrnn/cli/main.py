@@ -127,9 +127,9 @@ def train(corpus, out, resume, force, quiet, **options):
 @click.option("--prime", "-p", default=SAMPLE_DEFAULTS["prime"], help="Text to start from (printed first).  [default: a newline]")
 @click.option("--num-samples", type=POSITIVE_INT, default=SAMPLE_DEFAULTS["num_samples"], show_default=True, help="Streams generated together, printed one after another.")
 @click.option("--seed", type=int, help="Same seed, same text.  [default: random]")
-@click.option("--label", "-l", "label", multiple=True, help="A labelled run's label to write in (repeat it for several: --num-samples streams of each, label by label).")
+@click.option("--label", "-l", "label", multiple=True, help="A labelled run's label to write in (repeat it for several: --num-samples streams of each, label by label; an items run then prints LABEL<TAB>ITEM lines).")
 @click.option("--stop", type=STOP_TEXT, multiple=True, help="End each sample before the first TEXT it generates (TEXT is not printed; the prime is not searched); repeatable: the first stop generated ends it. Escapes: \\n newline, \\r, \\t tab, \\\\ backslash. With --json each sample says which stop ended it and where.")
-@click.option("--novel", is_flag=True, help="Items run: print only distinct items not in its corpus (still --num-samples of them).")
+@click.option("--novel", is_flag=True, help="Items run: print only distinct items not in its corpus (a labelled run's: under any label; still --num-samples of them).")
 @click.option("--tag", is_flag=True, help="Items run: tag each item in-train, in-val, in-test or new (after a tab).")
 @click.option("--rank", is_flag=True, help="Print the samples most likely first (by log-probability per character).")
 @click.option("--beam", type=POSITIVE_INT, help="Beam search of this width: the most likely continuation (items run: whole items, --length caps each), deterministic; --num-samples N gives the N best.")
@@ -302,7 +302,8 @@ def _write_symbols(symbols: str, encoding: str) -> None:
 
 def _sample_items(run, config: SampleConfig, length, novel: bool, tag: bool, as_json: bool,
                   precision: str = "auto") -> None:
-    """Prints whole items from an items run: one a line, tab-tagged, or as one JSON object."""
+    """Prints whole items from an items run: one a line, tab-tagged, or as one JSON object. Items
+    of several labels are printed LABEL<TAB>ITEM, as `--labels column` reads them."""
     from charrnn.items import item_log_probs, sample_items
     from charrnn.generation.sampler import Sampler
 
@@ -310,18 +311,22 @@ def _sample_items(run, config: SampleConfig, length, novel: bool, tag: bool, as_
         raise click.UsageError("--length 0 leaves no room for an item; give at least 1")
     result = sample_items(Sampler(run, precision=precision), config, novel=novel, tag=tag, max_length=length)
     tags = result.tags or [None] * len(result.texts)
+    labels = result.labels or [None] * len(result.texts)
     if as_json:  # log-probabilities at temperature 1, from one batched scoring pass
         from charrnn.data.corpus import text_of_symbols
 
         encoding = run.train_config.encoding
+        scores = item_log_probs(run, result.texts, labels=result.labels)
         stops = result.stops or [None] * len(result.texts)
-        rows = [{**_stop_fields(text_of_symbols(text, encoding), stop, encoding, config.stop), **score,
-                 **({"tag": label} if tag else {})}
-                for text, score, label, stop in zip(result.texts, item_log_probs(run, result.texts), tags, stops)]
+        rows = [{**_stop_fields(text_of_symbols(text, encoding), stop, encoding, config.stop),
+                 **({"label": name} if name is not None else {}), **score, **({"tag": found} if tag else {})}
+                for text, score, found, name, stop in zip(result.texts, scores, tags, labels, stops)]
         click.echo(json.dumps({"items": rows, "draws": result.draws, "seed": result.seed}, ensure_ascii=False))
         return
-    for text, label in zip(result.texts, tags):
-        _write_symbols(f"{text}\t{label}\n" if tag else f"{text}\n", run.train_config.encoding)
+    several = isinstance(config.label, tuple)
+    for text, found, name in zip(result.texts, tags, labels):
+        line = (f"{name}\t" if several else "") + text + (f"\t{found}" if tag else "")
+        _write_symbols(line + "\n", run.train_config.encoding)
 
 
 def _print_ranked(sampler, config, encoding: str) -> None:
@@ -438,7 +443,7 @@ def _copy_index(run):
 @click.argument("file", nargs=-1, type=click.Path())
 @click.option("--encoding", help="Codec of FILE.  [default: the run's]")
 @click.option("--window", type=POSITIVE_INT, help="Characters per scored window (the state is carried within a window).  [default: the run's validation window, so its validation text scores the val loss training logged, to float32-vs-bf16 rounding]")
-@click.option("--label", "-l", help="A labelled run: score FILE under this label.")
+@click.option("--label", "-l", help="A labelled run: score FILE under this label (a labelled items run without FILE: that label's test items; without --label, each test item under its own label and the mean over the labels).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @reports_errors
 def eval_command(run, file, encoding, window, label, as_json):
@@ -462,8 +467,11 @@ def eval_command(run, file, encoding, window, label, as_json):
         items = f"{result['items']:,} items, " if "items" in result else ""
         windows = f" (windows of {result['window']:,})" if "window" in result else ""
         under = f" under {result['label']!r}" if "label" in result else ""
+        mean = " (the mean over its labels)" if "loss_by_label" in result else ""
         click.echo(f"{result['file']}{under}: {items}{result['chars']:,} chars, loss {result['loss']:.4f} nats/char, "
-                   f"{result['bpc']:.4f} bits/char{windows}")
+                   f"{result['bpc']:.4f} bits/char{windows}{mean}")
+        for name, loss in result.get("loss_by_label", {}).items():
+            click.echo(f"  {name}: loss {loss:.4f} nats/char")
 
 
 @main.command()

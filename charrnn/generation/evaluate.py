@@ -69,7 +69,8 @@ def evaluate(run, files=None, encoding: str | None = None, batch_size: int = 64,
             starts from zero in each. Defaults to the run's validation window
             (`TrainConfig.validation_window`), so the run's validation text scores its val loss.
         label: the label the text is scored under; a labelled run needs one, an unlabelled run
-            takes none. Defaults to None.
+            takes none (a labelled items run's test split without one: each item under its own
+            label, see `charrnn.items.evaluate_items`). Defaults to None.
 
     Returns:
         {"file", "chars", "loss", "bpc"}: loss in nats/char over every predicted character (for
@@ -82,6 +83,14 @@ def evaluate(run, files=None, encoding: str | None = None, batch_size: int = 64,
     from charrnn.data.corpus import load_corpus
     from charrnn.data.labels import label_index
 
+    if window is not None and window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    if run.train_config.items:  # the items' own label rules: a labelled run's test split may go without one
+        if window is not None:
+            raise ValueError("window applies to a stream run; an items run scores each item whole")
+        from charrnn.items import evaluate_items
+
+        return evaluate_items(run, files, encoding, label=label)
     label_names = run.model_config.label_names
     label_id = None
     if label is not None or label_names:
@@ -91,14 +100,6 @@ def evaluate(run, files=None, encoding: str | None = None, batch_size: int = 64,
             raise OptionError(f"{run.path} is labelled: give --label, one of: {', '.join(label_names)}")
         label_id = label_index(label_names, label, str(run.path))
 
-    if window is not None and window < 1:
-        raise ValueError(f"window must be >= 1, got {window}")
-    if run.train_config.items:
-        if window is not None:
-            raise ValueError("window applies to a stream run; an items run scores each item whole")
-        from charrnn.items import evaluate_items
-
-        return evaluate_items(run, files, encoding)
     if not files:
         raise ValueError("give FILE: only an items run (--items lines) keeps a test split to score")
 

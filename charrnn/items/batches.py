@@ -11,11 +11,12 @@ import numpy as np
 from charrnn.items.reading import Items
 
 
-def pad_items(items: Items, indices: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def pad_items(items: Items, indices: np.ndarray, window: int) -> tuple[np.ndarray | list, np.ndarray, np.ndarray]:
     """One batch row per item: (inputs, targets, weights), each (len(indices), window).
 
     The row of item "emma" (window 7) is input "\\nemma\\n\\n", target "emma\\n\\n\\n", weight
-    1 1 1 1 1 0 0: the padding (the end symbol repeated) has weight 0.
+    1 1 1 1 1 0 0: the padding (the end symbol repeated) has weight 0. Labelled items' inputs are
+    the model's two inputs [ids, label ids (len(indices),)]: the label conditions the whole row.
     """
     starts = items.starts[indices][:, None]
     lengths = items.lengths[indices][:, None]
@@ -25,6 +26,8 @@ def pad_items(items: Items, indices: np.ndarray, window: int) -> tuple[np.ndarra
     targets = np.where(inside, np.asarray(items.ids[np.where(inside, starts + offsets, 0)]), end).astype(np.int32)
     inputs = np.concatenate([np.full((len(indices), 1), end, np.int32), targets[:, :-1]], axis=1)
     weights = (offsets <= lengths).astype(np.float32)
+    if items.labels is not None:
+        inputs = [inputs, items.labels[indices].astype(np.int32)]
     return inputs, targets, weights
 
 
@@ -118,9 +121,10 @@ class ItemBatches:
         epoch, index = divmod(int(step), self.steps_per_epoch)
         return self._epoch_plan(epoch)[index]
 
-    def batch(self, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def batch(self, step: int) -> tuple[np.ndarray | list, np.ndarray, np.ndarray]:
         """Returns (inputs, targets, weights) for `step`, each (batch_size, its bucket's length);
-        weights are 1 on each item's characters and end symbol, 0 elsewhere."""
+        weights are 1 on each item's characters and end symbol, 0 elsewhere. Labelled items'
+        inputs are [ids, label ids] (see `pad_items`)."""
         bucket, picks = self._picks(step)
         real = picks >= 0
         inputs, targets, weights = pad_items(self.items, self.indices[np.where(real, picks, 0)],
@@ -141,20 +145,25 @@ class ItemBatches:
         """A `tf.data.Dataset` of the (inputs, targets, weights) batches for steps first_step ..
         last_step - 1, prefetched, for Keras `fit` (one bucket only: one shape). The weights are
         scaled so that their mean over a batch is 1: Keras's mean over all positions is then the
-        mean loss per real character."""
+        mean loss per real character. Labelled items' elements are ((ids, label ids), targets, weights)."""
         import tensorflow as tf
 
         if len(self.lengths) != 1:
             raise ValueError(f"Expected one bucket for a tf.data pipeline. Received: lengths={self.lengths}")
+        labelled = self.items.labels is not None
 
         def scaled_batch(step):
             inputs, targets, weights = self.batch(step)
-            return inputs, targets, weights * np.float32(weights.size / weights.sum())
+            ids, labels = inputs if labelled else (inputs, np.zeros(self.batch_size, np.int32))
+            return ids, labels, targets, weights * np.float32(weights.size / weights.sum())
 
         def to_batch(step):
-            arrays = tf.numpy_function(scaled_batch, [step], [tf.int32, tf.int32, tf.float32], stateful=False)
+            ids, labels, targets, weights = tf.numpy_function(scaled_batch, [step],
+                                                              [tf.int32, tf.int32, tf.int32, tf.float32], stateful=False)
             shape = (self.batch_size, self.seq_length)
-            return tuple(tf.ensure_shape(array, shape) for array in arrays)
+            ids, targets, weights = (tf.ensure_shape(array, shape) for array in (ids, targets, weights))
+            inputs = (ids, tf.ensure_shape(labels, (self.batch_size,))) if labelled else ids
+            return inputs, targets, weights
 
         steps = tf.data.Dataset.range(first_step, last_step)
         return steps.map(to_batch, num_parallel_calls=1, deterministic=True).prefetch(4)

@@ -28,6 +28,9 @@ class Items:
         lengths: int64 characters of each item (its end symbol excluded).
         vocab: the items' characters plus the end symbol "\\n".
         corpus: the `charrnn.data.corpus.Corpus` read (name, sha256, files).
+        labels: a labelled corpus's int32 label id of each item (`charrnn.items.labelled`), else None.
+        label_names: the labels, in id order; () when unlabelled.
+        label_record: what config.json keeps of each label ({label: {"items", ...}}), or None.
     """
 
     ids: np.ndarray
@@ -35,6 +38,9 @@ class Items:
     lengths: np.ndarray
     vocab: Vocabulary
     corpus: object = None
+    labels: np.ndarray | None = None
+    label_names: tuple[str, ...] = ()
+    label_record: dict | None = None
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -55,9 +61,16 @@ class Items:
     def texts(self, indices) -> list[str]:
         return [self.text(index) for index in indices]
 
+    def relabel(self, label_names: Sequence[str]) -> None:
+        """Renumbers the label ids to follow `label_names` (a fine-tune's parent's labels first),
+        which must hold every label of these items."""
+        table = np.array([list(label_names).index(name) for name in self.label_names], np.int32)
+        self.labels = table[self.labels] if len(table) else self.labels
+        self.label_names = tuple(label_names)
+
 
 def read_items(sources: str | Path | Sequence[str | Path], encoding: str = "utf-8", max_length: int = 256,
-               vocab: Vocabulary | None = None) -> Items:
+               vocab: Vocabulary | None = None, grow_from: Vocabulary | None = None) -> Items:
     """Reads a corpus as one item per non-empty line.
 
     Args:
@@ -65,6 +78,8 @@ def read_items(sources: str | Path | Sequence[str | Path], encoding: str = "utf-
         encoding: the corpus codec, or "bytes". Defaults to "utf-8".
         max_length: the longest item accepted, in characters. Defaults to 256.
         vocab: encode in this vocabulary (a trained run's) instead of the items' own. Defaults to None.
+        grow_from: a fine-tune's parent vocabulary: its symbols in their ids, then the items'
+            symbols it lacks (see `charrnn.models.finetune.grow_vocabulary`). Defaults to None.
 
     Returns:
         `Items`, whose vocabulary (unless `vocab` is given) is the items' characters plus "\\n".
@@ -73,6 +88,45 @@ def read_items(sources: str | Path | Sequence[str | Path], encoding: str = "utf-
         CorpusError: no non-empty line; a line longer than `max_length` (naming it); a file other
             than the last that does not end with a newline (its last line would join the next file's).
         VocabularyError: with `vocab`, characters it does not hold.
+    """
+    lines = read_lines(sources, encoding)
+    check_lengths(lines.lengths, max_length, lambda index: f"line {lines.numbers[index]} of {lines.corpus.name}")
+    used = used_symbols(lines.ids, lines.vocab, removed=lines.removed)
+    target = target_vocabulary([used], vocab, grow_from)
+    return Items(recode(lines.ids, lines.vocab, target), lines.starts, lines.lengths, target, lines.corpus)
+
+
+@dataclasses.dataclass
+class Lines:
+    """The non-empty lines of a corpus, in the corpus's own vocabulary (`read_lines`).
+
+    Attributes:
+        corpus: the `charrnn.data.corpus.Corpus` read.
+        ids: its ids, in `vocab` (the corpus's own symbols, line endings included).
+        vocab: the corpus's own vocabulary.
+        starts, lengths: int64 offset and characters of each non-empty line, its ending excluded.
+        numbers: int64 1-based line number of each, counted over the corpus's files joined.
+        removed: {symbol: count} of the line-ending symbols ("\\n", "\\r") that are in no line.
+    """
+
+    corpus: object
+    ids: np.ndarray
+    vocab: Vocabulary
+    starts: np.ndarray
+    lengths: np.ndarray
+    numbers: np.ndarray
+    removed: dict
+
+    def where(self, index: int) -> str:
+        """ "line N of FILE" for the line at `index`: the file that holds it and its number there."""
+        return where_in_files(self.corpus.files, int(self.numbers[index]), self.corpus.encoding)
+
+
+def read_lines(sources: str | Path | Sequence[str | Path], encoding: str = "utf-8") -> Lines:
+    """The non-empty lines of a corpus, each line's ending ("\\n" or "\\r\\n") removed.
+
+    Raises:
+        CorpusError: no non-empty line; a file other than the last that does not end with a newline.
     """
     from charrnn.data.corpus import load_corpus
 
@@ -90,27 +144,78 @@ def read_items(sources: str | Path | Sequence[str | Path], encoding: str = "utf-
     if carriage >= 0:  # "\r\n" endings: the "\r" is not part of the item
         returns = (ends > starts) & (np.asarray(ids[np.maximum(ends - 1, 0)]) == carriage)
     lengths = ends - returns - starts
-    line_numbers = np.flatnonzero(lengths > 0) + 1
+    numbers = np.flatnonzero(lengths > 0) + 1
     starts, lengths = starts[lengths > 0], lengths[lengths > 0]
     if len(starts) == 0:
         raise CorpusError(f"{corpus.name} has no non-empty lines; --items lines makes one item of each")
+    return Lines(corpus, ids, own, starts, lengths, numbers, {END: len(breaks), "\r": int(returns.sum())})
+
+
+def check_lengths(lengths: np.ndarray, max_length: int, where) -> None:
+    """Refuses items longer than `max_length`, naming the first by its line.
+
+    Args:
+        lengths: each item's characters.
+        max_length: the longest item accepted.
+        where: a function of an item's index giving its line ("line N of FILE").
+
+    Raises:
+        CorpusError: an item longer than `max_length`.
+    """
     too_long = np.flatnonzero(lengths > max_length)
     if too_long.size:
         first = too_long[0]
-        raise CorpusError(f"line {line_numbers[first]} of {corpus.name} has {lengths[first]} characters, "
+        raise CorpusError(f"{where(int(first))} has {lengths[first]} characters, "
                           f"more than --max-item-length {max_length} ({too_long.size} line(s) too long); "
                           "shorten or remove them, or raise --max-item-length")
-    used = _used_symbols(ids, own, removed={END: len(breaks), "\r": int(returns.sum())})
-    target = vocab or Vocabulary(sorted(set(used) | {END}))
-    missing = sorted(set(used) - set(target.symbols))
+
+
+def target_vocabulary(used: Sequence[Sequence[str]], vocab: Vocabulary | None = None,
+                      grow_from: Vocabulary | None = None) -> Vocabulary:
+    """The vocabulary items are encoded in: `vocab` (refusing symbols it lacks), else `grow_from`
+    grown by the used symbols, else the used symbols and the end symbol, sorted.
+
+    Args:
+        used: the symbols used inside the items, one list per part of the corpus.
+
+    Raises:
+        VocabularyError: with `vocab`, symbols it does not hold.
+    """
+    symbols = set().union(*map(set, used)) | {END}
+    if vocab is None and grow_from is not None:
+        from charrnn.models.finetune import grow_vocabulary
+
+        return grow_vocabulary(grow_from, sorted(symbols))
+    target = vocab or Vocabulary(sorted(symbols))
+    missing = sorted(symbols - set(target.symbols))
     if missing:
         raise VocabularyError(f"the items have characters not in the vocabulary: "
                               f"{', '.join(map(repr, missing[:20]))}")
-    if target.symbols != own.symbols:  # e.g. a dropped "\r", an added "\n", or a run's vocabulary
-        table = np.array([target.symbols.index(symbol) if symbol in target.symbols else 0
-                          for symbol in own.symbols], dtype=target.dtype)
-        ids = table[np.asarray(ids)]
-    return Items(ids, starts, lengths, target, corpus)
+    return target
+
+
+def recode(ids: np.ndarray, own: Vocabulary, target: Vocabulary) -> np.ndarray:
+    """`ids` (in `own`) in `target`'s ids; a symbol `target` lacks becomes id 0 (it must lie
+    outside every item: a dropped "\\r", a label's characters)."""
+    if target.symbols == own.symbols:
+        return ids
+    table = np.array([target.symbols.index(symbol) if symbol in target.symbols else 0
+                      for symbol in own.symbols], dtype=target.dtype)
+    return table[np.asarray(ids)]
+
+
+def where_in_files(files: Sequence[str], number: int, encoding: str) -> str:
+    """ "line N of FILE" for line `number` of several files joined (every file but the last ends
+    with a newline, as `read_lines` checks)."""
+    if len(files) > 1:
+        for file in files:
+            data = Path(file).read_bytes()
+            text = data.decode("latin-1" if encoding == "bytes" else encoding, errors="replace")
+            count = text.count(END) + (0 if text.endswith(END) else 1)
+            if number <= count:
+                return f"line {number} of {file}"
+            number -= count
+    return f"line {number} of {files[-1] if files else 'the corpus'}"
 
 
 def _check_file_endings(files: Sequence[str], encoding: str) -> None:
@@ -128,7 +233,7 @@ def _check_file_endings(files: Sequence[str], encoding: str) -> None:
                                   "but the last must, or its last line would join the next file's first")
 
 
-def _used_symbols(ids: np.ndarray, vocab: Vocabulary, removed: dict[str, int]) -> list[str]:
+def used_symbols(ids: np.ndarray, vocab: Vocabulary, removed: dict[str, int]) -> list[str]:
     """The symbols inside items: every symbol counted in `ids`, less the line endings `removed`."""
     counts = np.zeros(vocab.size, np.int64)
     for start in range(0, len(ids), 1 << 24):  # in slices: a memmap is never loaded whole
@@ -139,8 +244,9 @@ def _used_symbols(ids: np.ndarray, vocab: Vocabulary, removed: dict[str, int]) -
     return [symbol for symbol, count in zip(vocab.symbols, counts) if count > 0]
 
 
-def lines_as_items(lines: Sequence[str], vocab: Vocabulary) -> Items:
-    """Items from strings (sampled or given), encoded in `vocab`.
+def lines_as_items(lines: Sequence[str], vocab: Vocabulary, labels=None, label_names: Sequence[str] = ()) -> Items:
+    """Items from strings (sampled or given), encoded in `vocab`; a labelled model's items with
+    `labels` (one label id per line) in `label_names`.
 
     Raises:
         VocabularyError: a character `vocab` does not hold, or an item holding the end symbol.
@@ -152,4 +258,5 @@ def lines_as_items(lines: Sequence[str], vocab: Vocabulary) -> Items:
     ids = vocab.encode(text) if text else np.zeros(0, vocab.dtype)
     lengths = np.array([len(line) for line in lines], np.int64)
     starts = np.concatenate([[0], np.cumsum(lengths + 1)[:-1]]).astype(np.int64) if len(lines) else lengths
-    return Items(ids, starts, lengths, vocab)
+    labels = None if labels is None else np.asarray(labels, np.int32)
+    return Items(ids, starts, lengths, vocab, labels=labels, label_names=tuple(label_names))

@@ -5,6 +5,7 @@ symbol, with --novel (items in no split) and --tag.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import secrets
 
 import numpy as np
@@ -30,6 +31,7 @@ class SampledItems:
     capped: int  # draws that reached the length cap without an end symbol, or were empty (never kept)
     seed: int
     stops: list[str | None] | None = None  # per item with stop sequences: the stop that ended it, or None
+    labels: list[str] | None = None  # a labelled run's: each item's label
 
 
 def sample_items(sampler, config, novel: bool = False, tag: bool = False, max_length: int | None = None,
@@ -41,11 +43,19 @@ def sample_items(sampler, config, novel: bool = False, tag: bool = False, max_le
     `novel`, so is any item found in the corpus (training, validation or test split) or already
     kept, so the N items are distinct. Drawing stops after max(1000, 20 x N) draws.
 
+    A labelled run's items are drawn under `config.label`: one label for all N, or one per item
+    (`charrnn sample --label A --label B` gives N of A, then N of B). Each label's items are drawn
+    as a request of their own (its own draw limit; the first label's with `config.seed`, so the
+    items of a label do not depend on the labels asked for beside it). With `novel` an item is
+    novel when it is in no split under any label: a name the corpus holds under another label
+    is a copy, not a new name (and the split keeps hashes of the texts alone).
+
     Args:
         sampler: a `charrnn.generation.sampler.Sampler` of an items run.
-        config: a `SampleConfig`: num_samples, temperature, top_k, top_p, argmax, seed; `prime`
-            is the start of every item; `stop`: an item also ends before the first stop sequence
-            drawn after the prime (the stop is not part of it); `length` is ignored (see max_length).
+        config: a `SampleConfig`: num_samples, temperature, top_k, top_p, argmax, seed, label;
+            `prime` is the start of every item; `stop`: an item also ends before the first stop
+            sequence drawn after the prime (the stop is not part of it); `length` is ignored (see
+            max_length).
         novel: keep only distinct items not in the corpus. Defaults to False.
         tag: tag each item in-train / in-val / in-test / new. Defaults to False.
         max_length: the longest item drawn; None = the run's --max-item-length. Defaults to None.
@@ -57,7 +67,12 @@ def sample_items(sampler, config, novel: bool = False, tag: bool = False, max_le
     Raises:
         CharRNNError: fewer than N items kept within the draw limit (saying how many were found).
         OptionError: a stop sequence holds the end symbol (an item never does).
+        OptionError: a labelled run without a label, an unknown one, or a label for an unlabelled run.
     """
+    if isinstance(config.label, tuple):
+        return _sample_each_label(sampler, config, novel, tag, max_length, split)
+    if config.label is not None or sampler.label_names:
+        sampler.stream_labels(dataclasses.replace(config, num_samples=1))  # refuses a bad label before drawing
     if END in config.prime:
         raise VocabularyError("the prime of an item cannot hold a newline (the end symbol)")
     for stop in config.stop:
@@ -93,10 +108,34 @@ def sample_items(sampler, config, novel: bool = False, tag: bool = False, max_le
         batch += 1
     if len(kept) < wanted:
         what = "novel items" if novel else "whole items"
-        raise CharRNNError(f"found {len(kept)} {what} of the {wanted} asked for in {draws} draws "
+        under = f" under the label {config.label!r}" if config.label is not None else ""
+        raise CharRNNError(f"found {len(kept)} {what}{under} of the {wanted} asked for in {draws} draws "
                            f"({capped} were empty or reached the {max_length}-character cap); ask for fewer, "
                            "or raise --temperature")
-    return SampledItems(kept, tags if tag else None, draws, capped, seed, stops if config.stop else None)
+    labels = [config.label] * len(kept) if config.label is not None else None
+    return SampledItems(kept, tags if tag else None, draws, capped, seed, stops if config.stop else None, labels)
+
+
+def _sample_each_label(sampler, config, novel: bool, tag: bool, max_length, split) -> SampledItems:
+    """`sample_items` for one label per item: each run of one label drawn on its own, in order."""
+    if len(config.label) != config.num_samples:
+        from charrnn.errors import OptionError
+
+        raise OptionError(f"{len(config.label)} labels for {config.num_samples} items: give one label, or one per item")
+    seed = config.seed if config.seed is not None else secrets.randbits(31)
+    if (novel or tag) and split is None:
+        split = load_split(sampler.run.path)
+    results = []
+    for index, (label, run) in enumerate(itertools.groupby(config.label)):
+        label_seed = seed if index == 0 else int(np.random.default_rng([seed, index, 0x1ABE1]).integers(0, 2 ** 31 - 1))
+        results.append(sample_items(sampler, dataclasses.replace(config, label=label, num_samples=len(list(run)),
+                                                                 seed=label_seed),
+                                    novel, tag, max_length, split))
+    return SampledItems([text for result in results for text in result.texts],
+                        [found for result in results for found in result.tags] if tag else None,
+                        sum(result.draws for result in results), sum(result.capped for result in results), seed,
+                        [stop for result in results for stop in result.stops] if config.stop else None,
+                        [label for result in results for label in result.labels])
 
 
 def _draw_items(sampler, config, streams: int, seed: int, max_length: int) -> list[tuple[str | None, str | None]]:

@@ -15,7 +15,8 @@ from charrnn.items.split import load_split
 
 
 def make_item_scorer(model):
-    """A compiled function (inputs, targets, weights) -> (per-row weighted loss sums, per-row weight sums)."""
+    """A compiled function (inputs, targets, weights) -> (per-row weighted loss sums, per-row weight
+    sums); a labelled model's inputs are [ids, label ids] (as `pad_items` gives them)."""
     import tensorflow as tf
 
     @tf.function(reduce_retracing=True)
@@ -53,13 +54,22 @@ def item_losses(model, items: Items, indices=None, batch_size: int = 256, scorer
     return np.concatenate(losses).astype(np.float64), np.concatenate(counts).astype(np.int64)
 
 
+def losses_by_label(losses: np.ndarray, counts: np.ndarray, labels: np.ndarray, label_names) -> dict[str, float]:
+    """The loss (nats/char) of each label's items: {label: its items' losses summed / their
+    characters}, in label order (a label with no items is left out)."""
+    labels = np.asarray(labels)
+    return {name: float(losses[labels == label].sum() / counts[labels == label].sum())
+            for label, name in enumerate(label_names) if (labels == label).any()}
+
+
 def mean_loss(model, items: Items, indices=None, batch_size: int = 256, scorer=None) -> float:
     """Mean loss in nats per character over the items, each end symbol counted as a character."""
     losses, counts = item_losses(model, items, indices, batch_size, scorer)
     return float(losses.sum() / counts.sum())
 
 
-def evaluate_items(run, files=None, encoding: str | None = None, batch_size: int = 256) -> dict:
+def evaluate_items(run, files=None, encoding: str | None = None, batch_size: int = 256,
+                   label: str | None = None) -> dict:
     """Scores an items run on its stored test items, or on the lines of `files` as items.
 
     Args:
@@ -68,35 +78,70 @@ def evaluate_items(run, files=None, encoding: str | None = None, batch_size: int
             Defaults to None.
         encoding: the files' codec; defaults to the run's.
         batch_size: items per call. Defaults to 256.
+        label: a labelled run's label: `files` are scored under it, and of the test split only
+            its items. A labelled run's test split without one scores each item under its own
+            label. Defaults to None.
 
     Returns:
-        {"file", "items", "chars", "loss", "bpc"}: loss in nats per character, end symbols counted.
+        {"file", "items", "chars", "loss", "bpc"}: loss in nats per character, end symbols
+        counted; with `label`, also "label"; a labelled run's whole test split gives the mean
+        over its labels as "loss" and each label's as "loss_by_label".
+
+    Raises:
+        OptionError: `files` of a labelled run without `label`, an unknown label, or a label for
+            an unlabelled run.
     """
+    from charrnn.data.labels import label_index
     from charrnn.runs import bits_per_char
 
+    names = run.model_config.label_names
+    label_id = None if label is None else label_index(names, label, str(run.path))
     if files:
+        if names and label is None:
+            from charrnn.errors import OptionError
+
+            raise OptionError(f"{run.path} is labelled: give --label to score FILE under, one of: {', '.join(names)}")
         sources = [files] if isinstance(files, (str, Path)) else list(files)
         items = read_items(sources, encoding or run.train_config.encoding, run.train_config.max_item_length,
                            vocab=run.vocab)
+        if names:
+            items.labels, items.label_names = np.full(len(items), label_id, np.int32), names
         name = ", ".join(map(str, sources))
     else:
-        items = lines_as_items(load_split(run.path).test, run.vocab)
+        texts, labels = load_split(run.path).labelled("test", label)
+        items = lines_as_items(texts, run.vocab, _label_ids(names, labels), names)
         name = "test split"
     model = run.model(seq_length=items.window)
     losses, counts = item_losses(model, items, batch_size=batch_size)
     loss = float(losses.sum() / counts.sum())
-    return {"file": name, "items": len(items), "chars": int(counts.sum()), "loss": loss, "bpc": bits_per_char(loss)}
+    result = {"file": name, "items": len(items), "chars": int(counts.sum()), "loss": loss, "bpc": bits_per_char(loss)}
+    if label is not None:
+        result["label"] = label
+    elif names:  # the whole test split: each label's loss, and their mean (as val_loss is)
+        result["loss_by_label"] = losses_by_label(losses, counts, items.labels, names)
+        result["loss"] = float(np.mean(list(result["loss_by_label"].values())))
+        result["bpc"] = bits_per_char(result["loss"])
+    return result
 
 
-def item_log_probs(run, texts: Sequence[str], batch_size: int = 256) -> list[dict]:
+def _label_ids(names, labels) -> np.ndarray | None:
+    """The ids of `labels` (names) among `names`; None for an unlabelled run."""
+    if not names:
+        return None
+    return np.array([names.index(label) for label in labels], np.int32)
+
+
+def item_log_probs(run, texts: Sequence[str], batch_size: int = 256, labels: Sequence[str] | None = None) -> list[dict]:
     """The log-probability of each item under the model at temperature 1, by one batched scoring
-    pass (not from the sampling pass, which may run at another temperature).
+    pass (not from the sampling pass, which may run at another temperature); a labelled run's
+    items under `labels` (one label name per text).
 
     Returns:
         One {"log_prob" (nats), "chars" (length + 1, the end symbol counted), "nats_per_char"}
         per text.
     """
-    items = lines_as_items(list(texts), run.vocab)
+    names = run.model_config.label_names
+    items = lines_as_items(list(texts), run.vocab, _label_ids(names, labels) if labels is not None else None, names)
     model = run.model(seq_length=items.window)
     losses, counts = item_losses(model, items, batch_size=batch_size)
     return [{"log_prob": -float(loss), "chars": int(count), "nats_per_char": float(loss / count)}

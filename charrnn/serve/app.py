@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import contextlib
+import dataclasses
 import json
 import secrets
 import threading
@@ -38,16 +39,18 @@ class Service:
         self._scorer = None  # built on the first POST /score (it compiles its own pass)
         self._scoring = threading.Lock()  # one scoring pass at a time, off the event loop
 
-    def score(self, texts: list) -> list[dict]:
-        """`charrnn score`'s numbers for each text (called in a worker thread)."""
+    def score(self, texts: list, label=None) -> list[dict]:
+        """`charrnn score`'s numbers for each text (called in a worker thread); a labelled run's
+        under `label` (one name, or one per text)."""
         from charrnn.errors import VocabularyError
         from charrnn.generation.score import Scorer
 
+        label = limits.sample_label({"label": label}, self.engine.sampler.label_names, len(texts))
         with self._scoring:
             if self._scorer is None:
                 self._scorer = Scorer(self.run)
             try:
-                rows = self._scorer.score([self._symbols(text, "texts") for text in texts])
+                rows = self._scorer.score([self._symbols(text, "texts") for text in texts], label=label)
             except VocabularyError as error:
                 raise RequestError(str(error), field="texts") from None
         return [{**row, "text": text} for row, text in zip(rows, texts)]  # as sent, not as bytes
@@ -71,7 +74,9 @@ class Service:
             fields = {**fields, "stop": [self._symbols(stop, "stop") for stop in fields["stop"]]}
         elif isinstance(fields, dict) and "stop" in fields:
             fields = {**fields, "stop": self._symbols(fields["stop"], "stop")}
-        return limits.sample_config(fields, self.vocabulary, self.engine.max_streams)
+        config = limits.sample_config(fields, self.vocabulary, self.engine.max_streams)
+        label = limits.sample_label(fields, self.engine.sampler.label_names, config.num_samples)
+        return config if label is None else dataclasses.replace(config, label=label)
 
     def stops(self, job: Job, lengths: list[int]) -> dict:
         """With stop sequences, the answer's {"stopped": [the stop that ended each sample (as text),
@@ -199,10 +204,12 @@ async def stream(request: Request) -> Response:
 
 
 async def score(request: Request) -> Response:
-    """POST /score: {"texts": [...]} -> {"scores": [what `charrnn score --json` gives per text]}."""
+    """POST /score: {"texts": [...], "label"?} -> {"scores": [what `charrnn score --json` gives per
+    text]}; a labelled run's texts are scored under "label" (one name, or one per text)."""
     service = _service(request)
-    texts = limits.score_texts(await read_json(request))
-    scores = await asyncio.get_running_loop().run_in_executor(None, service.score, texts)
+    body = await read_json(request)
+    texts = limits.score_texts(body)
+    scores = await asyncio.get_running_loop().run_in_executor(None, service.score, texts, body.get("label"))
     return JSONResponse({"scores": scores})
 
 

@@ -188,7 +188,7 @@ class Engine:
         for mode in modes:
             for width in widths:
                 config = SampleConfig(num_samples=width, length=1, seed=0, top_k=2 if mode == "truncated" else None,
-                                      argmax=mode == "argmax")
+                                      argmax=mode == "argmax", label=(self.sampler.label_names or (None,))[0])
                 logits, states = self.sampler.prime_states(config)
                 knobs = [tf.constant(vector) for vector in stream_knobs(config, 0)]
                 self.sampler.draw_chunk(logits, states, tf.zeros([width], tf.int32), tf.constant(1), *knobs, mode)

@@ -60,9 +60,10 @@ def sample_config(fields: dict, vocabulary: set, max_streams: int) -> SampleConf
     """
     if not isinstance(fields, dict):
         raise RequestError(f"Expected a JSON object. Received: {type(fields).__name__}")
+    fields = {name: value for name, value in fields.items() if name != "label"}  # see `sample_label`
     for name in fields:
         if name not in FIELDS:
-            raise RequestError(f"Unknown field {name!r}; expected some of: {', '.join(FIELDS)}", name)
+            raise RequestError(f"Unknown field {name!r}; expected some of: {', '.join(FIELDS)}, label", name)
     values = {name: _typed(name, value) for name, value in fields.items()}
     checks = {
         "length": lambda value: 0 <= value <= MAX_LENGTH, "temperature": lambda value: value > 0,
@@ -112,11 +113,44 @@ def _stops(stop, vocabulary: set) -> tuple[str, ...]:
     return stops
 
 
+def sample_label(fields: dict, label_names, num_samples: int):
+    """The label of a request for a labelled run: one name for every stream, or a list of one
+    per stream; None for an unlabelled run.
+
+    Raises:
+        RequestError: (field "label") a label for an unlabelled run, none for a labelled one, an
+            unknown one (the message lists the labels), or a list of the wrong length or type.
+    """
+    given = fields.get("label") if isinstance(fields, dict) else None
+    names = ", ".join(label_names)
+    if not label_names:
+        if given is not None:
+            raise RequestError("this run was trained without labels, so it takes no label", "label")
+        return None
+    if given is None:
+        raise RequestError(f"this run is labelled: give \"label\", one of: {names}", "label")
+    labels = [given] if isinstance(given, str) else given
+    if not isinstance(labels, list) or not labels or not all(isinstance(label, str) for label in labels):
+        raise RequestError(f"Expected label to be a string or a list of strings (one per sample). "
+                           f"Received: label={given!r}", "label")
+    if not isinstance(given, str) and len(labels) != num_samples:
+        raise RequestError(f"{len(labels)} labels for {num_samples} samples: give one label, or one per sample", "label")
+    unknown = next((label for label in labels if label not in label_names), None)
+    if unknown is not None:
+        raise RequestError(f"this run has no label {unknown!r}; its labels are: {names}", "label")
+    return given if isinstance(given, str) else tuple(labels)
+
+
 def from_query(params) -> dict:
-    """Typed fields from a query string (`GET /stream?prime=...&length=...`); `stop` may be given
-    more than once (each one stop sequence)."""
+    """Typed fields from a query string (`GET /stream?prime=...&length=...`); `stop` and `label`
+    may be given more than once (each one stop sequence; one label per sample)."""
     fields = {}
+    labels = [text for name, text in params.multi_items() if name == "label"]
+    if labels:
+        fields["label"] = labels[0] if len(labels) == 1 else labels
     for name, text in params.multi_items():
+        if name == "label":
+            continue
         if name not in FIELDS:
             raise RequestError(f"Unknown field {name!r}; expected some of: {', '.join(FIELDS)}", name)
         kind, nullable = FIELDS[name]
@@ -152,9 +186,10 @@ def score_texts(fields) -> list:
     """
     if not isinstance(fields, dict):
         raise RequestError("the body must be a JSON object", field=None)
-    unknown = sorted(set(fields) - {"texts"})
+    unknown = sorted(set(fields) - {"texts", "label"})
     if unknown:
-        raise RequestError(f"unknown field {unknown[0]!r}; POST /score takes only 'texts'", field=unknown[0])
+        raise RequestError(f"unknown field {unknown[0]!r}; POST /score takes 'texts' (and a labelled run's "
+                           "'label')", field=unknown[0])
     texts = fields.get("texts")
     if not isinstance(texts, list) or not texts or not all(isinstance(text, str) for text in texts):
         raise RequestError("texts must be a non-empty list of strings", field="texts")

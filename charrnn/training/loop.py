@@ -269,15 +269,15 @@ class Loop:
         "patience" when the run should stop for lack of progress."""
         config, state = self.train_config, self.state
         started = time.perf_counter()
-        if self.items is not None:
-            val_loss = self.items.validation_loss(self.model, self.scorer)
+        if self.items is not None:  # each label's items (a labelled run's), {None: loss} unlabelled
+            losses = self.items.validation_losses(self.model, self.scorer)
         else:
             if self.val_model is not self.model:
                 self.val_model.set_weights(self.model.get_weights())
             rows = rows_per_call(config.batch_size, self.val_window, self.model_config.vocab_size)
             losses = {label: score_ids(self.val_model, ids, self.val_window, rows, self.scorer, label=label_id)
                       for label, label_id, ids in self.val_texts}
-            val_loss = float(np.mean(list(losses.values())))  # a labelled run: the mean over its labels
+        val_loss = float(np.mean(list(losses.values())))  # a labelled run: the mean over its labels
         state.elapsed_s += time.perf_counter() - started
         if self.items is not None:  # real characters: the items and their end symbols, not the padding
             characters = self.batches.characters(state.step - counter.steps, state.step)
@@ -288,7 +288,7 @@ class Loop:
                "chars_per_s": characters / max(train_seconds, 1e-9),
                "elapsed_s": round(state.elapsed_s, 3),
                "learning_rate": float(np.asarray(self.optimizer.learning_rate))}
-        if self.model_config.label_names and self.items is None:
+        if self.model_config.label_names:
             row["val_loss_by_label"] = losses
         self.metrics.append(row)
         if self.chief:  # with several workers only the chief writes (they hold the same weights)

@@ -166,9 +166,9 @@ class _Session(Loop):
         if train_config.items and train_options.get("eval_window") is not None:
             raise OptionError("--eval-window applies to a stream run; an --items run scores each validation item "
                               "whole: drop --eval-window")
-        if train_config.labels is not None and train_config.distribute is not None:
-            raise OptionError("--labels does not combine with --distribute yet (untested); train a labelled run "
-                              "without --distribute")
+        if train_config.labels is not None and train_config.distribute == "multi-worker":
+            raise OptionError("--labels does not combine with --distribute multi-worker yet (untested); train a "
+                              "labelled run without it, or with --distribute mirrored")
         if train_config.distribute == "multi-worker" and train_config.time_budget is not None:
             raise OptionError("--distribute multi-worker needs --max-steps or --epochs, not --time-budget: "
                               "each worker's clock would stop it at a different step")
@@ -181,15 +181,20 @@ class _Session(Loop):
         elif train_config.labels == "column" and not train_config.items:
             raise OptionError("--labels column reads LABEL<TAB>ITEM lines of an --items lines run; a stream "
                               "run takes --labels files or --labels folders")
-        vocab = saved.vocab if saved else tune.vocabulary(sources, train_config.encoding) if tune else None
         if train_config.items:  # one item per line: its own batches, split and validation scorer
-            self.items = items.training_items(sources, train_config, vocab)
+            # a fine-tune's vocabulary: the parent's, grown by the symbols inside the items
+            self.items = items.training_items(sources, train_config, saved.vocab if saved else None,
+                                              grow_from=tune.parent.vocab if tune else None)
             train_config, corpus, self.batches = self.items.train_config, self.items.corpus, self.items.batches
         else:
+            vocab = saved.vocab if saved else tune.vocabulary(sources, train_config.encoding) if tune else None
             self.items = None
             corpus = (self._labelled_data(sources, train_config, vocab, self._label_names(tune, self.label_groups, saved))
                       if self.label_groups is not None else self._stream_data(sources, train_config, vocab))
-        label_names = self._label_names(tune, getattr(self.items, "label_names", None) or self.label_groups or (), saved)
+        label_names = self._label_names(tune, getattr(self.items, "label_names", None) or self.label_groups or (),
+                                        saved)
+        if self.items is not None and label_names:  # the items' label ids become the run's
+            self.items.relabel(label_names)
         self.out = Path(out) if out is not None else Path("runs") / corpus.name
         self.chief = is_chief(train_config)
         if tune is not None:
@@ -225,6 +230,8 @@ class _Session(Loop):
                        "corpus": corpus.describe(), "origins": origins}
         if self.label_groups is not None:
             self.config["corpus"]["labels"] = self.label_record
+        elif self.items is not None and self.items.items.label_record is not None:
+            self.config["corpus"]["labels"] = self.items.items.label_record
         if saved is None:
             log(describe_options(model_config, train_config, origins))
         parent = tune.record(corpus.vocab) if tune else saved.config.get("parent") if saved else None
@@ -286,8 +293,9 @@ class _Session(Loop):
 
     @staticmethod
     def _label_names(tune, found, saved=None) -> tuple[str, ...]:
-        """The run's labels, in id order: a resumed run's own; a fine-tune's parent's first, then
-        the corpus's (`found`) new ones; else the corpus's.
+        """The run's labels, in id order: a resumed run's own (the corpus's must be among them: a
+        resumed fine-tune's corpus may lack some of its parent's labels, or list them in another
+        order); a fine-tune's parent's first, then the corpus's (`found`) new ones; else the corpus's.
 
         Raises:
             OptionError: labels for a fine-tune of an unlabelled run, or none for a labelled one.
