@@ -51,6 +51,7 @@ SCRIPTS = (
     ("memory_scale.py", [], ["--megabytes", "1", "--steps", "2"]),
     ("copy_index.py", ["--megabytes", "100", "--queries", "30"], ["--megabytes", "1", "--queries", "2"]),
     ("quality.py", [], ["--budgets", "5"]),
+    ("labels.py", [], ["--quick"]),
 )
 
 
