@@ -1,19 +1,20 @@
 """One labelled model over several sources vs one model per source, and how well it tells them apart.
 
-    python bench/labels.py                                  # source code: python / c / shell (~20 min)
+    python bench/labels.py                                  # source code: python / c / shell (~35 min*)
     python bench/labels.py --corpus shakespeare-speakers    # Tiny Shakespeare split by speaker
     python bench/labels.py --quick                          # tiny sizes: checks the script, measures nothing
 
 The source-code corpus comes from files every Linux machine with Python has: `python` is the
 standard library's modules (*.py under sysconfig's stdlib, site-packages left out), `c` the C
 headers under /usr/include, `shell` the scripts under /usr/bin, /usr/sbin and /etc whose first
-line is a sh or bash shebang (#!/bin/sh, #!/bin/bash, #!/usr/bin/env bash), and *.sh files under /usr and /etc. Only files whose
-characters are printable ASCII, tab and newline are kept (a common character set), duplicates
-dropped. Each label's files are sorted and shuffled with the seed; the first --test-share of
-them (at least --min-test-files) are held out whole, and the rest fill the training text up to
---chars characters per label (the same for every label). The training files are laid out as
-WORK/train/<label>/... and trained with `charrnn.train(WORK/train, labels="folders")`, the
-path `charrnn train WORK/train --labels folders` takes.
+line is a sh or bash shebang (#!/bin/sh, #!/bin/bash, #!/usr/bin/env bash), and *.sh files
+under /usr and /etc. Only files whose characters are printable ASCII, tab and newline are kept
+(a common character set), duplicates dropped. Each label's files are sorted and shuffled with
+the seed; the first --test-share of them (at least --min-test-files) are held out whole, and
+the rest fill the training text up to --chars characters per label (the same for every
+label). The training files are laid out as WORK/train/<label>/... and trained with
+`charrnn.train(WORK/train, labels="folders")`, the path `charrnn train WORK/train --labels
+folders` takes.
 
 With `--corpus shakespeare-speakers` the labels are the speakers of Tiny Shakespeare
 (CHARRNN_CORPUS_PATH or the cache): a speech is a block that begins with a line `NAME:`; the
@@ -38,6 +39,9 @@ Prints: (a) the held-out loss (nats/char) of each label's held-out text under ea
 each label's gap to its best other label; (b) each label's held-out loss under its label vs its
 separate model; (c) classify accuracy on the held-out files (speeches) and on snippets of them
 of 25-400 characters; (d) the runs' steps and times; (e) the conditioning variants.
+
+* on the 2-core AVX2 EPYC VM shared with other work (docs/experiments.md, "Labels"); the
+  speakers take about 20 minutes there, --quick about a minute.
 """
 
 from __future__ import annotations
@@ -57,7 +61,6 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
 ALLOWED = frozenset("\t\n" + "".join(chr(code) for code in range(32, 127)))
 SHEBANG = re.compile(rb"#! ?/(?:usr/)?bin/(?:env )?(?:ba)?sh\b")
 SPEAKER = re.compile(r"^([A-Z][A-Za-z' .-]*):$")
@@ -250,9 +253,9 @@ def train_run(sources, out: Path, steps: int, options, labels: str | None = None
     print(f"training {out.name} ({steps} steps) ...", file=sys.stderr, flush=True)
     started = time.perf_counter()
     result = charrnn.train(sources, out, force=True, progress=False, log=lambda line: None, labels=labels,
-                           max_steps=steps, eval_every=max(1, steps // options.evals), units=options.units, layers=options.layers,
-                           seq_length=options.seq_length, batch_size=options.batch_size, precision="float32",
-                           eval_window=options.eval_window, seed=options.seed)
+                           max_steps=steps, eval_every=max(1, steps // options.evals), units=options.units,
+                           layers=options.layers, seq_length=options.seq_length, batch_size=options.batch_size,
+                           precision="float32", eval_window=options.eval_window, seed=options.seed)
     run = charrnn.load(out)
     return {"run": run, "steps": result.steps, "kept": run.best_metrics()["best_step"],
             "seconds": time.perf_counter() - started}
@@ -425,28 +428,44 @@ def report_corpus(corpus: dict, options) -> str:
                  rows)
 
 
+def positive(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not an integer >= 1")
+    return value
+
+
+def share(text: str) -> float:
+    """An argparse type: a number strictly between 0 and 1."""
+    value = float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", choices=("source-code", "shakespeare-speakers"), default="source-code")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the script, measures nothing")
-    parser.add_argument("--steps", type=int, help=f"optimizer steps of the labelled run (and of all the "
+    parser.add_argument("--steps", type=positive, help=f"optimizer steps of the labelled run (and of all the "
                                                   f"separate ones together)  [default: {FULL['steps']}]")
-    parser.add_argument("--chars", type=int, help=f"training characters per label  [default: {FULL['chars']:,}]")
-    parser.add_argument("--max-file-chars", type=int, help="skip files longer than this  "
+    parser.add_argument("--chars", type=positive, help=f"training characters per label  [default: {FULL['chars']:,}]")
+    parser.add_argument("--max-file-chars", type=positive, help="skip files longer than this  "
                                                            f"[default: {FULL['max_file_chars']:,}]")
-    parser.add_argument("--min-test-files", type=int, help="held-out files (speeches) per label, at least  "
+    parser.add_argument("--min-test-files", type=positive, help="held-out files (speeches) per label, at least  "
                                                            f"[default: {FULL['min_test_files']}]")
-    parser.add_argument("--test-share", type=float, default=0.2, help="share of files held out  [default: 0.2]")
-    parser.add_argument("--snippets", type=int, help=f"snippets per label and length  [default: {FULL['snippets']}]")
-    parser.add_argument("--units", type=int)
-    parser.add_argument("--layers", type=int)
-    parser.add_argument("--seq-length", type=int)
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--eval-window", type=int, help="characters per scoring window of the held-out text "
+    parser.add_argument("--test-share", type=share, default=0.2, help="share of files held out  [default: 0.2]")
+    parser.add_argument("--snippets", type=positive, help=f"snippets per label and length  [default: {FULL['snippets']}]")
+    parser.add_argument("--units", type=positive)
+    parser.add_argument("--layers", type=positive)
+    parser.add_argument("--seq-length", type=positive)
+    parser.add_argument("--batch-size", type=positive)
+    parser.add_argument("--eval-window", type=positive, help="characters per scoring window of the held-out text "
                         f"(each from a zero state)  [default: {FULL['eval_window']}]")
-    parser.add_argument("--speakers", type=int, default=4, help="speakers kept (shakespeare-speakers)  [default: 4]")
+    parser.add_argument("--speakers", type=positive, default=4, help="speakers kept (shakespeare-speakers)  [default: 4]")
     parser.add_argument("--no-variant", action="store_true", help="skip the conditioning variants")
-    parser.add_argument("--evals", type=int, help="validations per run; the best one's weights are kept  "
+    parser.add_argument("--evals", type=positive, help="validations per run; the best one's weights are kept  "
                         f"[default: {FULL['evals']}; {SPEAKERS['evals']} on the speakers]")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", help="folder for the corpus and runs  [default: a temporary one, removed]")
@@ -462,8 +481,13 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(options.work / "train")
         shutil.rmtree(options.work / "test", ignore_errors=True)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from charrnn.errors import CharRNNError
+
     try:
         return measure(options, command)
+    except CharRNNError as error:  # a corpus that cannot be found or read, a run that cannot train
+        print(f"Error: {error}", file=sys.stderr)
+        return 1
     finally:
         if temporary:
             shutil.rmtree(options.work, ignore_errors=True)
@@ -500,7 +524,8 @@ def measure(options, command: str) -> int:
     test_file = {label: options.work / "test" / f"{label}.txt" for label in names}
     losses = {(text, label): charrnn.evaluate(run, test_file[text], label=label, window=options.eval_window)["loss"]
               for text in names for label in names}
-    own = {label: charrnn.evaluate(separate[label]["run"], test_file[label], window=options.eval_window)["loss"] for label in names}
+    own = {label: charrnn.evaluate(separate[label]["run"], test_file[label], window=options.eval_window)["loss"]
+           for label in names}
 
     out += ["## (a) style separation: held-out loss (nats/char), rows the held-out text, columns the label", "",
             table(["held-out text", *names, "gap to best other label"], separation(losses, names)), "",
@@ -558,8 +583,9 @@ def measure(options, command: str) -> int:
             rows.append([name, f"{gaps[0]:+.4f}", f"{gaps[1]:+.4f}", f"{own_loss:.4f}", *map(percent, accuracy)])
         out += ["## (e) why the label joins every step: the two wirings, same builders, steps and batches", "",
                 table(["label seen at", f"smallest gap, windows of {options.seq_length}",
-                       f"smallest gap, windows of {options.eval_window}", f"mean own-label loss ({options.eval_window})", "50-char accuracy",
-                       "200-char accuracy"], rows), ""]
+                       f"smallest gap, windows of {options.eval_window}",
+                       f"mean own-label loss ({options.eval_window})", "50-char accuracy", "200-char accuracy"],
+                      rows), ""]
 
     out += ["## (d) runs (wall time on a machine shared with other work: noisy)", "",
             table(["run", "labels", "steps", "weights kept (best validation) at step", "seconds"], runs), "",

@@ -179,3 +179,11 @@ def test_labels_prints_every_table_at_tiny_sizes(tmp_path):
     assert rows["whole held-out files"][2].endswith("%") and rows["400-char snippets"][0] == "12"
     assert set(rows) >= {"every step", "first step only"} and "machine: " in output
     assert "command: `python bench/labels.py --quick --work " in output
+
+
+def test_labels_refuses_a_bad_size_with_a_usage_error():
+    for args, message in ((["--steps", "0"], "argument --steps: 0 is not an integer >= 1"),
+                          (["--test-share", "1"], "argument --test-share: 1 is not between 0 and 1")):
+        done = subprocess.run([sys.executable, str(BENCH / "labels.py"), *args], capture_output=True, text=True,
+                              timeout=60)
+        assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
