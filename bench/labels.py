@@ -1,6 +1,6 @@
 """One labelled model over several sources vs one model per source, and how well it tells them apart.
 
-    python bench/labels.py                                  # source code: python / c / shell (~35 min*)
+    python bench/labels.py                                  # source code: python / c / shell (15-35 min*)
     python bench/labels.py --corpus shakespeare-speakers    # Tiny Shakespeare split by speaker
     python bench/labels.py --quick                          # tiny sizes: checks the script, measures nothing
 
@@ -40,8 +40,8 @@ each label's gap to its best other label; (b) each label's held-out loss under i
 separate model; (c) classify accuracy on the held-out files (speeches) and on snippets of them
 of 25-400 characters; (d) the runs' steps and times; (e) the conditioning variants.
 
-* on the 2-core AVX2 EPYC VM shared with other work (docs/experiments.md, "Labels"); the
-  speakers take about 20 minutes there, --quick about a minute.
+* on the 2-core AVX2 EPYC VM shared with other work, as the load allowed (docs/experiments.md,
+  "Labels"); the speakers took 22 minutes there under a heavy load, --quick takes 1-2 minutes.
 """
 
 from __future__ import annotations
@@ -345,7 +345,7 @@ def train_variant(run, first_step_only: bool, options) -> dict:
     print(f"training the variant {'first step only' if first_step_only else 'every step'} ({options.steps} steps) ...",
           file=sys.stderr, flush=True)
     started = time.perf_counter()
-    model.fit(batches.dataset(0, options.steps), epochs=1, verbose=0, callbacks=[Schedule()])
+    model.fit(batches.dataset(0, options.steps), epochs=1, verbose=0, shuffle=False, callbacks=[Schedule()])
     seconds = time.perf_counter() - started
     scoring.set_weights(model.get_weights())
     return {"model": scoring, "steps": options.steps, "seconds": seconds}

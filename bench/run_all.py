@@ -1,6 +1,6 @@
 """Runs the benchmark scripts in turn and prints their tables, or writes them as one page.
 
-    python bench/run_all.py                                  # every script, full sizes (about 20 minutes, and bench/labels.py: 35 more on a busy 2-core VM)
+    python bench/run_all.py                                  # every script, full sizes (about 20 minutes, and bench/labels.py: 15-35 more)
     python bench/run_all.py --write docs/benchmarks.md       # ... and rewrite the page (`make bench`)
     python bench/run_all.py --quick --only startup.py        # tiny sizes, one script (the tests do this)
 
