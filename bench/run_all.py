@@ -1,6 +1,6 @@
 """Runs the benchmark scripts in turn and prints their tables, or writes them as one page.
 
-    python bench/run_all.py                                  # every script, full sizes (about 20 minutes)
+    python bench/run_all.py                                  # every script, full sizes (about 20 minutes, and bench/labels.py: 15-35 more)
     python bench/run_all.py --write docs/benchmarks.md       # ... and rewrite the page (`make bench`)
     python bench/run_all.py --quick --only startup.py        # tiny sizes, one script (the tests do this)
 
@@ -51,6 +51,7 @@ SCRIPTS = (
     ("memory_scale.py", [], ["--megabytes", "1", "--steps", "2"]),
     ("copy_index.py", ["--megabytes", "100", "--queries", "30"], ["--megabytes", "1", "--queries", "2"]),
     ("quality.py", [], ["--budgets", "5"]),
+    ("labels.py", [], ["--quick"]),
 )
 
 

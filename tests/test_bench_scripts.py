@@ -109,3 +109,81 @@ def test_run_all_refuses_an_unknown_script():
                           text=True, timeout=60)
     assert done.returncode == 2 and done.stderr.startswith("Error: no such script: nope.py (choose from startup.py")
     assert done.stderr.count("\n") == 1
+
+
+def _labels_module():
+    sys.path.insert(0, str(BENCH))
+    try:
+        import labels
+    finally:
+        sys.path.remove(str(BENCH))
+    return labels
+
+
+def test_labels_holds_out_whole_units_the_same_way_each_time():
+    """bench/labels.py's split: held-out units are whole and never trained on, the training text
+    stops at the cap, held-out texts with a character the training text lacks are dropped, and
+    the same seed gives the same split."""
+    import random
+
+    labels = _labels_module()
+    alphabet = "abcdefghijklmnopqrst" * 5
+    units = [(f"f{index}", alphabet[index:] + alphabet[:index]) for index in range(40)]
+    units += [(f"odd{index}", chr(0x100 + index) * 100) for index in range(10)]  # a character no other has
+    train, test = labels.split_units(units, 1_000, 0.2, 5, seed=3, label="x")
+    assert sum(len(text) for _, text in train) == 1_000 and len(train) == 10
+    order = list(units)
+    random.Random("3:x").shuffle(order)  # the seeded order; its first 20% (10) are held out
+    assert {name for name, _ in order[:10]} & {f"odd{index}" for index in range(10)}  # some odd one is
+    assert test == [unit for unit in order[:10] if not unit[0].startswith("odd")]  # whole, and scorable
+    assert not {name for name, _ in train} & {name for name, _ in order[:10]}
+    assert labels.split_units(units, 1_000, 0.2, 5, seed=3, label="x") == (train, test)
+    assert labels.split_units(units, 1_000, 0.2, 5, seed=4, label="x") != (train, test)
+    with pytest.raises(SystemExit, match="fewer than --chars"):
+        labels.split_units(units, 10_000, 0.2, 5, seed=3, label="x")
+
+
+def test_labels_reads_speeches_without_their_speaker_lines():
+    labels = _labels_module()
+    text = "First Citizen:\nBefore we proceed,\nhear me.\n\nALL:\nSpeak, speak.\n\nno name here\nat all\n"
+    assert labels.speeches(text) == [("First Citizen", "Before we proceed,\nhear me.\n"), ("ALL", "Speak, speak.\n")]
+    assert labels.is_common_text(b"int main(void)\n\treturn 0;\n") and not labels.is_common_text(b"caf\xc3\xa9")
+    assert not labels.is_common_text(b"a\x0cb")
+
+
+@pytest.mark.bench
+def test_labels_prints_every_table_at_tiny_sizes(tmp_path):
+    """bench/labels.py --quick end to end: the corpus laid out for --labels folders with equal
+    training text per label, the separation matrix with each gap as the matrix gives it, the
+    separate runs splitting the labelled run's steps, classify rows and both conditioning variants."""
+    output = run_script("labels.py", "--quick", "--work", str(tmp_path))
+    names = ["c", "python", "shell"]
+    assert sorted(path.name for path in (tmp_path / "train").iterdir()) == names
+    for name in names:
+        trained = {path.read_text() for path in (tmp_path / "train" / name).iterdir()}
+        assert sum(map(len, trained)) == 20_000
+        assert not any(text in (tmp_path / "test" / f"{name}.txt").read_text() for text in trained if len(text) > 200)
+    sections = {part.split("\n", 1)[0][:3]: {line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")[2:-1]]
+                                               for line in part.splitlines() if line.startswith("| ")}
+                for part in output.split("\n## ")}
+    assert set(sections) >= {"(a)", "(b)", "(c)", "(d)", "(e)"}
+    rows = {key: row for section in sections.values() for key, row in section.items()}
+    for name in names:
+        losses = [float(cell) for cell in sections["(a)"][name][:3]]
+        assert float(sections["(b)"][name][0]) == losses[names.index(name)]
+        own = losses[names.index(name)]
+        others = [loss for index, loss in enumerate(losses) if index != names.index(name)]
+        assert float(sections["(a)"][name][3]) == pytest.approx(min(others) - own, abs=2e-4)
+    steps = [int(rows[f"separate {name}"][1]) for name in names]
+    assert rows["labelled"][1] == "12" and sum(steps) == 12
+    assert rows["whole held-out files"][2].endswith("%") and rows["400-char snippets"][0] == "12"
+    assert set(rows) >= {"every step", "first step only"} and "machine: " in output
+    assert "command: `python bench/labels.py --quick --work " in output
+
+
+def test_labels_refuses_a_bad_size_with_a_usage_error():
+    for args, message in ((["--steps", "0"], "argument --steps: 0 is not an integer >= 1"),
+                          (["--test-share", "1"], "argument --test-share: 1 is not between 0 and 1")):
+        done = subprocess.run([sys.executable, str(BENCH / "labels.py"), *args], capture_output=True, text=True,
+                              timeout=60)
+        assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
