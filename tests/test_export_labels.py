@@ -262,6 +262,7 @@ for label in sys.argv[2:]:
 """
 
 
+@pytest.mark.sweep  # long: in make test-sweep, which CI runs
 def test_the_saved_model_writes_sample_s_text_under_each_label(trained, tmp_path):
     out = tmp_path / "saved"
     result = CliRunner().invoke(main, ["export", str(trained), "--format", "saved_model", "--out", str(out)])

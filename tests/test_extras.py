@@ -23,6 +23,7 @@ sys.stdout.write(text.numpy().decode("utf-8"))
 """
 
 
+@pytest.mark.sweep  # long: in make test-sweep, which CI runs
 def test_export_runs_with_plain_tensorflow_and_matches_sample(tmp_path, tiny_run):
     out = tmp_path / "exported"
     result = CliRunner().invoke(main, ["export", str(tiny_run), "--format", "saved_model", "--out", str(out)])

@@ -506,6 +506,7 @@ def test_an_items_runs_plot_is_against_steps(items_run, tmp_path, monkeypatch):
     assert labels == ["optimizer steps"] and (tmp_path / "loss.png").read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.sweep  # long: in make test-sweep, which CI runs
 def test_a_bytes_items_run_shows_its_items_as_utf8_text_in_json(tmp_path):
     """An --encoding bytes items run draws bytes; printed raw they are the UTF-8 of the items, and
     its JSON carries the same items as the text they spell, not one latin-1 character per byte."""
@@ -755,9 +756,18 @@ def test_fine_tuning_a_labelled_items_run_adds_labels(labelled_run, tmp_path):
 
 @pytest.mark.sweep  # long: in make test-sweep, which CI runs
 def test_a_labelled_items_run_trains_under_distribute_mirrored(tmp_path):
-    """Under tf.distribute an items run trains with Keras fit: each batch's inputs are (ids, labels)."""
+    """Under tf.distribute an items run trains with Keras fit: each batch's inputs are (ids, labels).
+    In a fresh process: the CPU replicas must be set before TensorFlow starts."""
+    import subprocess
+    import sys
+
     corpus = write_lines(tmp_path / "styles.tsv", labelled_lines())
-    result = charrnn.train(corpus, tmp_path / "run", labels="column", distribute="mirrored", buckets=1, max_steps=6,
-                           **QUIET, **{**TINY_ITEMS, "eval_every": 6})
-    row = charrnn.load(result.run_dir).metrics()[-1]
+    script = ("import json, sys, charrnn; charrnn.train(sys.argv[1], sys.argv[2], labels='column', "
+              "distribute='mirrored', buckets=1, max_steps=6, progress=False, log=lambda line: None, "
+              "**json.loads(sys.argv[3]))")
+    options = json.dumps({**TINY_ITEMS, "eval_every": 6})
+    finished = subprocess.run([sys.executable, "-c", script, str(corpus), str(tmp_path / "run"), options],
+                              capture_output=True, text=True, timeout=600)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    row = charrnn.load(tmp_path / "run").metrics()[-1]
     assert set(row["val_loss_by_label"]) == {"soft", "hard"} and row["step"] == 6

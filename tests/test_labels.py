@@ -110,24 +110,36 @@ def test_an_unknown_label_lists_the_labels():
 
 # ------------------------------------------------------------------ windows inside one label's text
 
-def test_windows_never_straddle_two_labels_and_cover_every_window():
-    texts = [np.arange(0, 50) % 5, 5 + np.arange(0, 81) % 5, 10 + np.arange(0, 37) % 5]
+def test_windows_never_straddle_two_labels_shift_and_cover_every_window():
+    # each id names its text (hundreds) and its place in it, so a window shows where it came from
+    lengths = [50, 81, 37]
+    texts = [100 * index + np.arange(length) for index, length in enumerate(lengths)]
     batches = LabelledWindows(texts, [2, 0, 1], seq_length=8, batch_size=4, seed=3)
-    assert batches.windows == 6 + 10 + 4
-    label_of_range = {0: 2, 1: 0, 2: 1}
-    seen = 0
-    for step in range(batches.steps_per_epoch * 2):
-        inputs, labels, targets = batches.batch(step)
-        assert inputs.shape == targets.shape == (4, 8) and labels.shape == (4,)
-        for row, label in zip(np.concatenate([inputs, targets[:, -1:]], axis=1), labels):
-            text = int(row[0]) // 5
-            assert {int(value) // 5 for value in row} == {text}, "a window crossed into another label's text"
-            assert label == label_of_range[text]
-        seen += 1
+    # one window fewer than fit, so every grid keeps at least seq_length - 1 characters to shift by
+    assert batches.windows == (50 - 8) // 8 + (81 - 8) // 8 + (37 - 8) // 8
+    label_of_text = {0: 2, 1: 0, 2: 1}
+    shifts = set()
+    for epoch in range(6):
+        starts = set()
+        for step in range(epoch * batches.steps_per_epoch, (epoch + 1) * batches.steps_per_epoch):
+            inputs, labels, targets = batches.batch(step)
+            assert inputs.shape == targets.shape == (4, 8) and labels.shape == (4,)
+            np.testing.assert_array_equal(inputs[:, 1:], targets[:, :-1])
+            for row, label in zip(np.concatenate([inputs, targets[:, -1:]], axis=1), labels):
+                text = int(row[0]) // 100
+                assert {int(value) // 100 for value in row} == {text}, "a window crossed into another label's text"
+                assert label == label_of_text[text]
+                starts.add((text, int(row[0]) % 100))
+        shift = min(start for _, start in starts)
+        shifts.add(shift)
+        expected = {(text, shift + 8 * index) for text, length in enumerate(lengths)
+                    for index in range((length - 8) // 8)}
+        assert starts == expected, f"epoch {epoch} did not see every window once"
+    assert len(shifts) > 1 and max(shifts) > 0, shifts  # the grids move between epochs
     again = LabelledWindows(texts, [2, 0, 1], seq_length=8, batch_size=4, seed=3)
     assert all(np.array_equal(a, b) for a, b in zip(batches.batch(7), again.batch(7)))
-    with pytest.raises(CorpusError, match="label 1 has 5 characters"):
-        LabelledWindows([np.zeros(50), np.zeros(5)], [0, 1], seq_length=8, batch_size=4)
+    with pytest.raises(CorpusError, match="label 'b' has 5 characters"):
+        LabelledWindows([np.zeros(50), np.zeros(5)], [0, 1], seq_length=8, batch_size=4, names=["a", "b"])
 
 
 # ------------------------------------------------------------------ a trained labelled run
@@ -249,6 +261,7 @@ def test_classify_and_eval_refuse_what_does_not_fit(labelled, tiny_run, tiny_cor
     assert result.exit_code == 0 and json.loads(result.output)["label"] == "vowels"
 
 
+@pytest.mark.sweep  # long: in make test-sweep, which CI runs
 def test_a_labelled_run_resumes_and_fine_tunes_with_new_labels(labelled, tiny_run, tmp_path):
     import charrnn
 
@@ -275,6 +288,16 @@ def test_a_labelled_run_resumes_and_fine_tunes_with_new_labels(labelled, tiny_ru
     resumed = charrnn.train([consonants, extra], child, labels="files", resume=True, max_steps=14,
                             progress=False, log=lambda line: None)
     assert resumed.steps == 14
+
+
+def test_a_resume_refuses_texts_that_changed_label(labelled, tmp_path):
+    """The same files under swapped names are the same bytes (the corpus's sha256), not the same
+    labelled corpus: a resume that would train each text under the other's label is refused."""
+    out, vowels, consonants = labelled
+    result = invoke("train", f"consonants={vowels}", f"vowels={consonants}", "--labels", "files", "--out", out,
+                    "--resume", "--max-steps", "130", "--quiet")
+    assert result.exit_code == 1 and "is not the text this run trained under it" in result.output, result.output
+    assert "Traceback" not in result.output
 
 
 @pytest.mark.parametrize("args, message", [
@@ -310,3 +333,11 @@ def test_an_unlabelled_run_written_before_labels_still_loads(tiny_run, tmp_path)
     run = charrnn.load(old)
     assert run.model_config.label_names == () and run.train_config.labels is None
     assert len(charrnn.Sampler(run, precision="float32").generate(length=10, seed=1)[0]) == 10
+
+
+def test_beam_search_refuses_a_labelled_run_in_python_too(labelled):
+    import charrnn
+
+    out, _, _ = labelled
+    with pytest.raises(OptionError, match="beam search does not take a labelled run"):
+        charrnn.BeamSearcher(out)

@@ -94,6 +94,7 @@ def _events(text: str) -> list[tuple[str, dict]]:
     return events
 
 
+@pytest.mark.sweep  # long: in make test-sweep, which CI runs
 def test_generate_gives_charrnn_samples_text(server, tiny_run):
     options = dict(prime="All:", length=120, temperature=0.9, top_k=6, seed=5, num_samples=3)
     status, answer = server.request("POST", "/generate", options)
@@ -506,6 +507,7 @@ def test_a_labelled_run_serves_each_label(labelled_server, labelled_run):
         [row["log_prob"] for row in expected], rel=1e-4)
 
 
+@pytest.mark.sweep  # long: in make test-sweep, which CI runs
 def test_a_crowd_of_labels_keeps_each_streams_label(labelled_server):
     """Requests of different labels share the engine's chunks; each stream keeps its own label
     (its part of layer 1's state), so every text is the one it gets alone."""
@@ -550,6 +552,7 @@ def test_labels_on_the_wrong_run_or_route_are_400s(labelled_server, server):
         assert answer["error"] == "this run was trained without labels, so it takes no label"
 
 
+@pytest.mark.sweep  # long: in make test-sweep, which CI runs
 def test_the_page_offers_a_labelled_runs_labels(labelled_server):
     sync_api = _require("playwright.sync_api")
     if not os.path.exists(BROWSER):

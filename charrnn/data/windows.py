@@ -82,22 +82,28 @@ class LabelledWindows(WindowBatches):
     window's label comes with it, and every window of every text is equally likely (a label's
     share of the steps is its share of the text).
 
+    Each text's grid leaves at least `seq_length - 1` characters over where it is long enough (one
+    window fewer than fit), so each epoch's shift of every grid can take any of its values, as
+    `WindowBatches`' does: else one text whose length happened to fit the grid would pin them all.
+
     Args:
         texts: one 1-D id array per text (memmaps work).
         labels: the label id of each text.
         seq_length, batch_size, seed: as `WindowBatches`.
+        names: the label names, to name a text that is too short. Defaults to None (ids).
     """
 
-    def __init__(self, texts, labels, seq_length: int, batch_size: int, seed: int = 0):
+    def __init__(self, texts, labels, seq_length: int, batch_size: int, seed: int = 0, names=None):
         short = [index for index, ids in enumerate(texts) if len(ids) < seq_length + 1]
         if short:
-            raise CorpusError(f"the training text of label {labels[short[0]]} has {len(texts[short[0]])} "
+            label = labels[short[0]] if names is None else repr(names[labels[short[0]]])
+            raise CorpusError(f"the training text of label {label} has {len(texts[short[0]])} "
                               f"characters, fewer than one window: it needs at least --seq-length + 1 = "
                               f"{seq_length + 1} (plus its validation share); give it more text or use a "
                               "smaller --seq-length")
         self.texts, self.labels = list(texts), np.asarray(labels, np.int32)
         self.seq_length, self.batch_size, self.seed = seq_length, batch_size, seed
-        counts = np.array([(len(ids) - 1) // seq_length for ids in texts])
+        counts = np.array([max(1, (len(ids) - seq_length) // seq_length) for ids in texts])
         self.first_window = np.concatenate([[0], np.cumsum(counts)])
         self.windows = int(self.first_window[-1])
         self.slack = min(len(ids) - 1 - count * seq_length for ids, count in zip(texts, counts))

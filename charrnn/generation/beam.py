@@ -65,6 +65,10 @@ class BeamSearcher:
         from charrnn.generation.sampler import Sampler
 
         self.sampler = sampler if sampler is not None else Sampler(run, precision="float32")
+        if self.sampler.label_names:
+            from charrnn.errors import OptionError
+
+            raise OptionError("beam search does not take a labelled run yet; sample it with a label instead")
         self.vocab = self.sampler.vocab
         owner = getattr(self.sampler, "run", None)
         self.items = getattr(getattr(owner, "train_config", None), "items", None) == "lines"

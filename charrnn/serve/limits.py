@@ -152,7 +152,7 @@ def from_query(params) -> dict:
         if name == "label":
             continue
         if name not in FIELDS:
-            raise RequestError(f"Unknown field {name!r}; expected some of: {', '.join(FIELDS)}", name)
+            raise RequestError(f"Unknown field {name!r}; expected some of: {', '.join(FIELDS)}, label", name)
         kind, nullable = FIELDS[name]
         if kind == "texts":  # repeatable: ?stop=a&stop=b
             fields.setdefault(name, []).append(text)

@@ -182,9 +182,13 @@ class _Session(Loop):
             raise OptionError("--labels column reads LABEL<TAB>ITEM lines of an --items lines run; a stream "
                               "run takes --labels files or --labels folders")
         if train_config.items:  # one item per line: its own batches, split and validation scorer
-            # a fine-tune's vocabulary: the parent's, grown by the symbols inside the items
-            self.items = items.training_items(sources, train_config, saved.vocab if saved else None,
-                                              grow_from=tune.parent.vocab if tune else None)
+            # a fine-tune's vocabulary: the parent's grown by the corpus's symbols (as before labels); a
+            # labelled one's by the symbols inside its items only (a column's labels are not text)
+            if tune is not None and saved is None and train_config.labels is None:
+                vocab, grow_from = tune.vocabulary(sources, train_config.encoding), None
+            else:
+                vocab, grow_from = (saved.vocab if saved else None), (tune.parent.vocab if tune else None)
+            self.items = items.training_items(sources, train_config, vocab, grow_from=grow_from)
             train_config, corpus, self.batches = self.items.train_config, self.items.corpus, self.items.batches
         else:
             vocab = saved.vocab if saved else tune.vocabulary(sources, train_config.encoding) if tune else None
@@ -211,6 +215,11 @@ class _Session(Loop):
                 runs.check_run_dir(self.out, force)
         else:
             model_config = saved.model_config
+            for label, record in getattr(self, "label_record", {}).items():  # a labelled stream run's labels
+                before = saved.corpus.get("labels", {}).get(label, {}).get("sha256")
+                if before not in (None, record["sha256"]):
+                    raise RunError(f"the text of the label {label!r} is not the text this run trained under it "
+                                   f"(sha256 {record['sha256'][:12]}..., the run has {before[:12]}...)")
             if saved.corpus.get("sha256") not in (None, corpus.sha256):
                 raise RunError(f"{sources[0]} is not the corpus this run trained on (sha256 "
                                f"{corpus.sha256[:12]}..., the run has {saved.corpus['sha256'][:12]}...)")
@@ -285,7 +294,7 @@ class _Session(Loop):
             self.val_texts.append((label, label_id, val_ids[: share + 1]))
             described[label] = {"files": text.files, "chars": int(len(text.ids)), "sha256": text.sha256}
         self.batches = LabelledWindows(train_texts, label_ids, train_config.seq_length,
-                                       train_config.batch_size, train_config.seed)
+                                       train_config.batch_size, train_config.seed, names=label_names)
         labels = list(self.label_groups)
         name = "+".join(labels) if len(labels) <= 3 else f"{labels[0]}+{len(labels) - 1}-more"
         self.label_record = described
