@@ -153,6 +153,7 @@ def trained(tmp_path_factory) -> Path:
     return folder / "run"
 
 
+@pytest.mark.sweep  # long: in make test-sweep, which CI runs
 def test_a_trained_labelled_run_exports_to_onnx_and_samples_by_label(trained, tmp_path):
     from charrnn.portable import generate
 

@@ -102,6 +102,7 @@ def test_forced_bf16_says_its_cost_only_without_bf16_units(cpu, tmp_path, tiny_c
         assert precision.evaluation_precision("mixed_bfloat16") == "float32"
 
 
+@pytest.mark.sweep  # long: in make test-sweep, which CI runs
 def test_validation_runs_in_float32_where_bf16_is_emulated(tmp_path, tiny_corpus, monkeypatch):
     """On a CPU without bf16 units a forced bf16 run is validated by a float32 copy of the model,
     whose score is evaluate()'s float32 score of the same weights."""
