@@ -357,6 +357,13 @@ def _remembered_scan(files: Sequence[Path], encoding: str) -> tuple[str, int, in
     return sha256, size, chars, present
 
 
+def files_digest(files: Sequence[str | Path], encoding: str = "utf-8") -> tuple[str, int]:
+    """(sha256, characters) of files read in order as one text (the first pass `load_corpus`
+    makes, remembered in the cache), without encoding their ids."""
+    sha256, _, chars, _ = _remembered_scan([Path(file) for file in files], encoding)
+    return sha256, chars
+
+
 def load_corpus(sources: Sequence[str | Path], encoding: str = "utf-8",
                 vocab: Vocabulary | None = None, use_cache: bool = True) -> Corpus:
     """Reads, validates and encodes a corpus (files, folders or named corpora).

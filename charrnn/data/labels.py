@@ -19,6 +19,8 @@ import unicodedata
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+
 from charrnn.errors import CorpusError, OptionError
 
 MODES = ("files", "folders", "column")
@@ -140,3 +142,33 @@ def label_index(labels: Sequence[str], label: str, what: str = "this run") -> in
         return list(labels).index(label)
     except ValueError:
         raise OptionError(f"{what} has no label {label!r}; its labels are: {', '.join(labels)}") from None
+
+
+def label_ids(labels: Sequence[str], given, count: int, what: str = "this run", hint: str = "") -> np.ndarray | None:
+    """The label id of each of `count` streams (or texts) from `given`: one label name for all,
+    or one name each. None for an unlabelled model given no label.
+
+    Args:
+        labels: the model's labels (empty: unlabelled).
+        given: None, a label name, or a sequence of `count` names.
+        count: how many streams or texts.
+        what: the model, as the messages name it. Defaults to "this run".
+        hint: words added to the message for a missing label. Defaults to "".
+
+    Returns:
+        int32 ids, shape (count,), or None.
+
+    Raises:
+        OptionError: no label for a labelled model (listing its labels), a label for an
+            unlabelled one, an unknown label (listing them), or a list of the wrong length.
+    """
+    if given is not None and not isinstance(given, str) and len(given) == 0:
+        given = None
+    if given is None:
+        if labels:
+            raise OptionError(f"{what} is labelled: give a label (--label), one of: {', '.join(labels)}{hint}")
+        return None
+    names = [given] * count if isinstance(given, str) else list(given)
+    if len(names) != count:
+        raise OptionError(f"{len(names)} labels for {count} streams: give one label, or one per stream")
+    return np.array([label_index(labels, name, what) for name in names], np.int32)

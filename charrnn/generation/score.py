@@ -148,18 +148,10 @@ class Scorer:
             OptionError: no label for a labelled run, a label for an unlabelled one, or an
                 unknown label (the message lists the run's labels).
         """
-        from charrnn.data.labels import label_index
-        from charrnn.errors import OptionError
+        from charrnn.data.labels import label_ids
 
-        if label is None:
-            if self.label_names:
-                raise OptionError(f"{self.run.path} is labelled: give a label, one of: {', '.join(self.label_names)} "
-                                  "(or `charrnn classify` to score a text under each)")
-            return None
-        names = [label] * count if isinstance(label, str) else list(label)
-        if len(names) != count:
-            raise ValueError(f"Expected one label, or one per text ({count}). Received: {len(names)} labels")
-        return np.array([label_index(self.label_names, name, str(self.run.path)) for name in names], np.int32)
+        return label_ids(self.label_names, label, count, str(self.run.path),
+                         hint=" (or `charrnn classify` to score a text under each)")
 
     def score(self, texts: Sequence[str], batch_size: int = 256, label=None) -> list[dict]:
         """Scores each text; see `score` for the arguments, results and errors. A labelled run's

@@ -56,19 +56,9 @@ class Streams:
             OptionError: no label for a labelled model, a label for an unlabelled one, an unknown
                 label (the message lists them), or a per-stream list of the wrong length.
         """
-        from charrnn.data.labels import label_index
-        from charrnn.errors import OptionError
+        from charrnn.data.labels import label_ids
 
-        names = self.label_names
-        given = config.label
-        if not names and not given:
-            return None
-        if given is None or given == () or given == []:
-            raise OptionError(f"this run is labelled: give a label (--label), one of: {', '.join(names)}")
-        labels = [given] * config.num_samples if isinstance(given, str) else list(given)
-        if len(labels) != config.num_samples:
-            raise OptionError(f"{len(labels)} labels for {config.num_samples} streams: give one label, or one per stream")
-        return np.array([label_index(names, label) for label in labels], np.int32)
+        return label_ids(self.label_names, config.label, config.num_samples)
 
     def chunks(self, config: SampleConfig | None = None, chunk_sizes=_STREAM_CHUNKS, **options) -> Iterator[list[str]]:
         """Yields the prime, then the generated text in chunks: one string per stream each time.

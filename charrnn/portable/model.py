@@ -135,12 +135,10 @@ class PortableModel:
         """
         if bool(self.labels) != (label is not None):
             raise _label_error(self)
-        if label is None:
-            return None
-        names = [label] * streams if isinstance(label, str) else list(label)
-        if len(names) != streams:
-            raise OptionError(f"{len(names)} labels for {streams} streams: give one label, or one per stream")
-        return np.array([_label_id(self, name) for name in names], np.int64)
+        from charrnn.data.labels import label_ids  # imports no TensorFlow
+
+        ids = label_ids(self.labels, label, streams, str(self.path))
+        return None if ids is None else ids.astype(np.int64)
 
     # ------------------------------------------------------------ text <-> symbols <-> ids
 
@@ -187,13 +185,6 @@ class PortableModel:
             total += float(_cross_entropy(logits[0], targets).sum())
             count += len(targets)
         return total / count
-
-
-def _label_id(model: PortableModel, name: str) -> int:
-    """The id of label `name` (charrnn.data.labels.label_index's rule and message)."""
-    from charrnn.data.labels import label_index  # imports no TensorFlow
-
-    return label_index(model.labels, name, str(model.path))
 
 
 def _label_error(model: PortableModel) -> OptionError:

@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 from charrnn import items, runs
 from charrnn._version import __version__
 from charrnn.config import DEFAULT_EPOCHS, ModelConfig, TrainConfig
-from charrnn.data.corpus import load_corpus, split
+from charrnn.data.corpus import files_digest, load_corpus, split
 from charrnn.data.windows import LabelledWindows, WindowBatches
 from charrnn.errors import CharRNNError, CorpusError, OptionError, RunError
 from charrnn.models.finetune import FineTune
@@ -279,20 +279,25 @@ class _Session(Loop):
         """Reads a labelled corpus (`self.label_groups`): one text per label in the vocabulary of
         them all, each split into its training windows and its own validation tail (the
         validation cap shared evenly), so every label is evaluated. Returns the whole corpus."""
-        whole = load_corpus(sources, train_config.encoding, vocab=vocab)
+        whole = load_corpus(sources, train_config.encoding, vocab=vocab)  # the labels' files, label by label
         train_texts, label_ids, self.val_texts, described = [], [], [], {}
         share = max(2, train_config.max_val_chars // len(self.label_groups))
+        start = 0
         for label, files in self.label_groups.items():
             label_id = label_names.index(label)
-            text = load_corpus(files, train_config.encoding, vocab=whole.vocab)
-            train_ids, val_ids = split(text.ids, train_config.val_fraction)
+            sha256, chars = files_digest(files, train_config.encoding)  # each file decodes on its own:
+            ids = whole.ids[start:start + chars]  # so a label's text is its slice of the whole
+            start += chars
+            train_ids, val_ids = split(ids, train_config.val_fraction)
             if len(val_ids) < 2:
-                raise CorpusError(f"the label {label!r} has {len(text.ids)} characters, too few to hold out a "
+                raise CorpusError(f"the label {label!r} has {chars} characters, too few to hold out a "
                                   f"validation share of 2 or more: give it more text or a larger --val-fraction")
             train_texts.append(train_ids)
             label_ids.append(label_id)
             self.val_texts.append((label, label_id, val_ids[: share + 1]))
-            described[label] = {"files": text.files, "chars": int(len(text.ids)), "sha256": text.sha256}
+            described[label] = {"files": [str(file) for file in files], "chars": chars, "sha256": sha256}
+        if start != len(whole.ids):  # a file changed between the two reads
+            raise CorpusError("the labelled files changed while they were read; run the command again")
         self.batches = LabelledWindows(train_texts, label_ids, train_config.seq_length,
                                        train_config.batch_size, train_config.seed, names=label_names)
         labels = list(self.label_groups)
