@@ -109,3 +109,23 @@ def require_program(*names: str) -> str:
         if found:
             return found
     _missing(f"a program named {' or '.join(names)}")
+
+
+# The system's chromium, driven by Playwright: the serve page and the exported web page are tested in it
+BROWSER = "/usr/bin/chromium"
+BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """A headless chromium for a module's page tests; under CI a missing one fails them."""
+    sync_api = require("playwright.sync_api")
+    if not os.path.exists(BROWSER):
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must have {BROWSER} (apt-get install chromium)")
+        pytest.skip(f"{BROWSER} is not installed")
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=BROWSER, args=BROWSER_ARGS)
+        yield launched
+        launched.close()

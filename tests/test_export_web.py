@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import functools
 import http.server
-import os
 import threading
 from pathlib import Path
 
@@ -17,27 +16,9 @@ from click.testing import CliRunner
 import charrnn
 from charrnn.cli.main import main
 
-from .conftest import require
+from .conftest import BROWSER, require
 from .export_runs import write_run
 from .test_export import NAMES, SHAKESPEARE, _corpus
-
-BROWSER = "/usr/bin/chromium"
-BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--no-first-run"]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = require("playwright.sync_api")
-    if not os.path.exists(BROWSER):
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must have {BROWSER} (apt-get install chromium)")
-        pytest.skip(f"{BROWSER} is not installed")
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=BROWSER, args=BROWSER_ARGS)
-        yield launched
-        launched.close()
-
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):

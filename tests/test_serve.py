@@ -389,73 +389,56 @@ def test_the_load_benchmark_prints_its_table(tiny_run):
     assert done.stdout.count("s ") >= 3 and "one at a time (--max-streams 1)" in done.stdout
 
 
-BROWSER = "/usr/bin/chromium"
-BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--no-first-run"]
 
 
-def test_the_page_streams_text_in_a_real_browser(server):
-    sync_api = _require("playwright.sync_api")
-    if not os.path.exists(BROWSER):
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must have {BROWSER} (apt-get install chromium)")
-        pytest.skip(f"{BROWSER} is not installed")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=BROWSER, args=BROWSER_ARGS)
-        try:
-            page = browser.new_page()
-            page.goto(f"http://127.0.0.1:{server.port}/")
-            page.wait_for_function("document.getElementById('about').textContent !== ''", timeout=30_000)
-            assert page.is_hidden("#label-choice")  # an unlabelled run has no label menu
-            # note the output's length at each update, and whether the page still said "generating"
-            page.evaluate("""() => { window.updates = []; const output = document.getElementById('output');
-                new MutationObserver(() => window.updates.push([output.textContent.length,
-                                                                document.getElementById('status').textContent]))
-                .observe(output, {childList: true, characterData: true, subtree: true}); }""")
-            page.fill("#prime", "All:")
-            # the page's longest text (how many updates it takes depends on how the browser's reads
-            # split the stream: 3,000 characters once came in 4 updates with other tests running)
-            page.fill("#length", "10000")
-            page.click("#generate")
-            page.wait_for_function("document.getElementById('status').textContent.startsWith('done')", timeout=60_000)
-            text = page.text_content("#output")
-            assert text.startswith("All:") and len(text) == 10004
-            # streamed: some of the text was on the page, and more came, before the stream ended
-            updates = page.evaluate("window.updates")
-            # (the prime, 4 characters, is sent on its own before any is generated)
-            partial = [length for length, status in updates if 4 < length < 10004 and status.startswith("generating")]
-            assert partial and updates[-1][0] == 10004, updates
-        finally:
-            browser.close()
+def test_the_page_streams_text_in_a_real_browser(server, browser):
+    page = browser.new_page()
+    try:
+        page.goto(f"http://127.0.0.1:{server.port}/")
+        page.wait_for_function("document.getElementById('about').textContent !== ''", timeout=30_000)
+        assert page.is_hidden("#label-choice")  # an unlabelled run has no label menu
+        # note the output's length at each update, and whether the page still said "generating"
+        page.evaluate("""() => { window.updates = []; const output = document.getElementById('output');
+            new MutationObserver(() => window.updates.push([output.textContent.length,
+                                                            document.getElementById('status').textContent]))
+            .observe(output, {childList: true, characterData: true, subtree: true}); }""")
+        page.fill("#prime", "All:")
+        # the page's longest text (how many updates it takes depends on how the browser's reads
+        # split the stream: 3,000 characters once came in 4 updates with other tests running)
+        page.fill("#length", "10000")
+        page.click("#generate")
+        page.wait_for_function("document.getElementById('status').textContent.startsWith('done')", timeout=60_000)
+        text = page.text_content("#output")
+        assert text.startswith("All:") and len(text) == 10004
+        # streamed: some of the text was on the page, and more came, before the stream ended
+        updates = page.evaluate("window.updates")
+        # (the prime, 4 characters, is sent on its own before any is generated)
+        partial = [length for length, status in updates if 4 < length < 10004 and status.startswith("generating")]
+        assert partial and updates[-1][0] == 10004, updates
+    finally:
+        page.close()
 
 
-def test_the_pages_stop_field_ends_the_text_in_a_real_browser(server):
+def test_the_pages_stop_field_ends_the_text_in_a_real_browser(server, browser):
     """The page reads its stop field as `charrnn sample --stop` does (\\n is a new line) and says
     which stop ended the text; a bad escape is shown as an error, not sent."""
-    sync_api = _require("playwright.sync_api")
-    if not os.path.exists(BROWSER):
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must have {BROWSER} (apt-get install chromium)")
-        pytest.skip(f"{BROWSER} is not installed")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=BROWSER, args=BROWSER_ARGS)
-        try:
-            page = browser.new_page()
-            page.goto(f"http://127.0.0.1:{server.port}/")
-            page.fill("#prime", "All:")
-            page.fill("#stop-text", "\\n")
-            page.fill("#length", "10000")
-            page.click("#generate")
-            page.wait_for_function("document.getElementById('status').textContent.startsWith('done')", timeout=60_000)
-            text = page.text_content("#output")
-            assert text.startswith("All:") and "\n" not in text[4:] and len(text) < 10004, text
-            assert page.text_content("#status").endswith('; ended at the stop "\\n")')
-            page.fill("#stop-text", "a\\q")
-            page.click("#generate")
-            status = page.text_content("#status")
-            assert "unknown escape \\q in the stop" in status and status.endswith("(field: stop)"), status
-        finally:
-            browser.close()
+    page = browser.new_page()
+    try:
+        page.goto(f"http://127.0.0.1:{server.port}/")
+        page.fill("#prime", "All:")
+        page.fill("#stop-text", "\\n")
+        page.fill("#length", "10000")
+        page.click("#generate")
+        page.wait_for_function("document.getElementById('status').textContent.startsWith('done')", timeout=60_000)
+        text = page.text_content("#output")
+        assert text.startswith("All:") and "\n" not in text[4:] and len(text) < 10004, text
+        assert page.text_content("#status").endswith('; ended at the stop "\\n")')
+        page.fill("#stop-text", "a\\q")
+        page.click("#generate")
+        status = page.text_content("#status")
+        assert "unknown escape \\q in the stop" in status and status.endswith("(field: stop)"), status
+    finally:
+        page.close()
 
 
 # ---------------------------------------------------------------- a labelled run
@@ -553,29 +536,22 @@ def test_labels_on_the_wrong_run_or_route_are_400s(labelled_server, server):
 
 
 @pytest.mark.sweep  # long: in make test-sweep, which CI runs
-def test_the_page_offers_a_labelled_runs_labels(labelled_server):
-    sync_api = _require("playwright.sync_api")
-    if not os.path.exists(BROWSER):
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must have {BROWSER} (apt-get install chromium)")
-        pytest.skip(f"{BROWSER} is not installed")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=BROWSER, args=BROWSER_ARGS)
-        try:
-            page = browser.new_page()
-            sent = []
-            page.on("request", lambda request: sent.append(request.post_data) if request.method == "POST" else None)
-            page.goto(f"http://127.0.0.1:{labelled_server.port}/")
-            page.wait_for_selector("#label-choice", state="visible", timeout=30_000)
-            assert page.eval_on_selector_all("#label option", "options => options.map(option => option.value)") == \
-                ["soft", "hard"]
-            page.select_option("#label", "hard")
-            page.click("#generate-items")
-            page.wait_for_function("document.getElementById('status').textContent.startsWith('done')", timeout=60_000)
-            assert page.eval_on_selector_all("#items li", "items => items.length") == 20
-            assert json.loads(sent[-1])["label"] == "hard"
-            page.click("#generate")  # the streaming button sends the label in its query
-            page.wait_for_function("document.getElementById('status').textContent.startsWith('done')", timeout=60_000)
-            assert page.text_content("#status").startswith("done")
-        finally:
-            browser.close()
+def test_the_page_offers_a_labelled_runs_labels(labelled_server, browser):
+    page = browser.new_page()
+    try:
+        sent = []
+        page.on("request", lambda request: sent.append(request.post_data) if request.method == "POST" else None)
+        page.goto(f"http://127.0.0.1:{labelled_server.port}/")
+        page.wait_for_selector("#label-choice", state="visible", timeout=30_000)
+        assert page.eval_on_selector_all("#label option", "options => options.map(option => option.value)") == \
+            ["soft", "hard"]
+        page.select_option("#label", "hard")
+        page.click("#generate-items")
+        page.wait_for_function("document.getElementById('status').textContent.startsWith('done')", timeout=60_000)
+        assert page.eval_on_selector_all("#items li", "items => items.length") == 20
+        assert json.loads(sent[-1])["label"] == "hard"
+        page.click("#generate")  # the streaming button sends the label in its query
+        page.wait_for_function("document.getElementById('status').textContent.startsWith('done')", timeout=60_000)
+        assert page.text_content("#status").startswith("done")
+    finally:
+        page.close()
