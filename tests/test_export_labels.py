@@ -20,7 +20,7 @@ from charrnn.cli.main import main
 
 from .conftest import require
 from .export_runs import write_run
-from .test_export import BLOCK_TENSORFLOW, NAMES, SHAKESPEARE, UNSEEN_CHARS, _corpus, _onnx_model
+from .test_export import NAMES, PORTABLE_CLI, SHAKESPEARE, UNSEEN_CHARS, _corpus, _onnx_model
 
 LABELS = ("verse", "prose", "notes")
 LABEL_PARITY_NATS = 2e-6  # |export's loss - charrnn eval --label's|, nats/char (measured: 6e-7 at most)
@@ -179,24 +179,18 @@ def test_a_trained_labelled_run_exports_to_onnx_and_samples_by_label(trained, tm
         assert result.exit_code == 2 and f"Error: {model.path} {message}" in result.output, result.output
 
 
-PORTABLE_LABELLED_CLI = BLOCK_TENSORFLOW + """
-from charrnn.cli.main import main
-main(sys.argv[1:], prog_name="charrnn")
-"""
-
-
 def test_sample_onnx_takes_a_label_where_tensorflow_cannot_be_imported(trained, tmp_path):
     from charrnn.portable import generate
 
     model = _onnx_model(trained, tmp_path)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(charrnn.__file__).parents[1]),
                                                                     os.environ.get("PYTHONPATH")]))}
-    done = subprocess.run([sys.executable, "-c", PORTABLE_LABELLED_CLI, "sample", str(model.path), "--label", "vowels",
+    done = subprocess.run([sys.executable, "-c", PORTABLE_CLI, "sample", str(model.path), "--label", "vowels",
                            "--length", "60", "--seed", "9", "-t", "0.8"], capture_output=True, text=True, env=env,
                           timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout == generate(model, length=60, seed=9, temperature=0.8, label="vowels")[0] + "\n"
-    done = subprocess.run([sys.executable, "-c", PORTABLE_LABELLED_CLI, "sample", str(model.path), "--label", "x"],
+    done = subprocess.run([sys.executable, "-c", PORTABLE_CLI, "sample", str(model.path), "--label", "x"],
                           capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 2 and done.stderr.endswith("its labels are: vowels, consonants\n"), done.stderr
 
