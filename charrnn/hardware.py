@@ -30,16 +30,31 @@ CLASSES = ("amx", "avx512_bf16", "avx512", "avx2", "arm64", "other")
 NOTABLE_FLAGS = ("amx_tile", "amx_bf16", "avx512_bf16", "avx512f", "avx2", "fma")
 
 
+FLAGS_ENV = "CHARRNN_CPU_FLAGS"  # e.g. "+avx512_bf16" or "-avx512_bf16 -amx_bf16": fake a CPU class
+
+
 def cpu_flags(cpuinfo: str | Path = CPUINFO) -> set[str]:
-    """The CPU's feature flags from `cpuinfo` (empty where it cannot be read, e.g. not Linux)."""
+    """The CPU's feature flags from `cpuinfo` (empty where it cannot be read, e.g. not Linux).
+
+    For this machine's own file, `CHARRNN_CPU_FLAGS` adds (+flag) or removes (-flag) flags, so a
+    whole test suite or benchmark runs as another CPU class would choose (its kernels then run
+    as this CPU can: a bf16 class faked on an AVX2 CPU emulates bf16, slowly)."""
+    flags: set[str] = set()
     try:
         text = Path(cpuinfo).read_text("utf-8", errors="replace")
     except OSError:
-        return set()
+        text = ""
     for line in text.splitlines():
         if line.startswith(("flags", "Features")):  # x86 / arm64 spellings
-            return set(line.split(":", 1)[-1].split())
-    return set()
+            flags = set(line.split(":", 1)[-1].split())
+            break
+    if str(cpuinfo) == CPUINFO:
+        for change in os.environ.get(FLAGS_ENV, "").replace(",", " ").split():
+            if change[:1] == "+":
+                flags.add(change[1:])
+            elif change[:1] == "-":
+                flags.discard(change[1:])
+    return flags
 
 
 def cpu_model(cpuinfo: str | Path = CPUINFO) -> str:

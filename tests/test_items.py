@@ -17,7 +17,7 @@ from charrnn.errors import CorpusError, OptionError
 from charrnn.items import END, ItemBatches, bucket_lengths, lines_as_items, pad_items, read_items, split_items, split_sizes
 from charrnn.data.vocab import Vocabulary
 
-from .conftest import first_stop
+from .conftest import first_stop, validation_tolerance
 
 QUIET = dict(progress=False, log=lambda line: None)
 TINY_ITEMS = dict(items="lines", layers=1, units=32, embedding_dim=8, batch_size=16, eval_every=10)
@@ -639,7 +639,8 @@ def test_a_labelled_items_run_validates_every_label(labelled_run):
     for label, name in enumerate(run.model_config.label_names):
         texts, _ = stored.labelled("validation", name)
         naive = sum(naive_item_loss(model, run.vocab, text, label) for text in texts) / sum(len(text) + 1 for text in texts)
-        assert naive == pytest.approx(best["val_loss_by_label"][name], rel=1e-4)
+        # validation ran in the run's precision (bf16 on a CPU with bf16 units), the rescoring in float32
+        assert naive == pytest.approx(best["val_loss_by_label"][name], rel=validation_tolerance(run))
 
 
 def test_eval_of_a_labelled_items_run(labelled_run, tmp_path):

@@ -7,6 +7,7 @@ import pytest
 from charrnn.config import ModelConfig
 from charrnn.models.layers import OneHot, StackWiringError, dense_head, recurrent_stack
 from charrnn.models.char_model import build_char_model
+from .conftest import native_blocker_is_hardware, under_ci
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
@@ -103,6 +104,8 @@ def test_fused_stack_matches_keras_lstm_values_and_gradients(seq_length, float32
 
     onednn = os.environ["CHARRNN_LSTM_FLOAT32"] == "onednn"
     if onednn and native.why_not_native() is not None:
+        if under_ci() and not native_blocker_is_hardware(native.why_not_native()):
+            pytest.fail(f"CI must build oneDNN's op: {native.why_not_native()}")
         pytest.skip(f"oneDNN's op is not built here: {native.why_not_native()}")
     fused, plain = _fused_and_plain(seq_length, units=32 if onednn else 16)  # oneDNN takes multiples of 32
     rng = np.random.default_rng(0)
@@ -171,6 +174,9 @@ def lstm_path(request, monkeypatch):
     monkeypatch.setenv("CHARRNN_NATIVE", "1" if request.param == "native" else "0")
     native.reset()
     if request.param == "native":  # oneDNN's bf16 LSTM is hardware: skipped where this CPU cannot run it
+        reason = native.why_not_native()
+        if under_ci() and reason is not None and not native_blocker_is_hardware(reason):
+            pytest.fail(f"CI must build oneDNN's op: {reason}")
         ops = native.lstm_ops(lambda line: None)
         if ops is None or not native.proves_itself(ops, "bfloat16", [(8, 32), (32, 32)], lambda line: None):
             native.reset()

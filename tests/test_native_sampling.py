@@ -9,6 +9,7 @@ import pytest
 from charrnn.generation.sampler import Sampler
 from charrnn.native import sampling
 from tests.test_sample import chi_square, make_run, scaled_up
+from .conftest import under_ci
 
 
 @pytest.fixture
@@ -23,7 +24,7 @@ def needs_amx():
     there, and `test_a_cpu_without_amx_samples_on_xla` covers that path on every machine). On a CPU
     with them, any other reason (no g++, say) skips locally and fails under CI=true."""
     reason = sampling.why_not_native()
-    if reason is not None and (not sampling.has_amx() or os.environ.get("CI") != "true"):
+    if reason is not None and (not sampling.has_amx() or not under_ci()):
         pytest.skip(f"no native sampling loop here: {reason}")
 
 

@@ -19,7 +19,7 @@ import pytest
 
 from charrnn.serve import limits
 
-from .conftest import TINY_OPTIONS, a_stop_some_streams_meet, first_stop
+from .conftest import TINY_OPTIONS, a_stop_some_streams_meet, first_stop, under_ci
 
 
 def _require(module: str):
@@ -27,7 +27,7 @@ def _require(module: str):
     try:
         return importlib.import_module(module)
     except ImportError:
-        if os.environ.get("CI"):
+        if under_ci():
             pytest.fail(f"CI must have {module} (pip install -e '.[serve,test]')")
         pytest.skip(f"{module} is not installed")
 
