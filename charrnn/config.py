@@ -77,6 +77,12 @@ SHORT_SEQ_LENGTH, LONG_SEQ_LENGTH, SHORT_BUDGET_S = 50, 100, 300
 # (README, "Validation windows").
 EVAL_WINDOW = 2048
 
+# Characters seen fewer times than this in a text run's corpus train as the unknown symbol (U+FFFD),
+# so a model can read characters it never saw (docs/unknown-characters.md); 1 keeps every character
+# and reserves no unknown symbol. Chosen by `python bench/min_char_count.py` (docs/experiments.md,
+# "Unknown characters").
+MIN_CHAR_COUNT = 1
+
 # The LSTM's shape, learning rate and weight decay under a --time-budget of SHORT_BUDGET_S or more, where they
 # are not given. On Tiny Shakespeare with the bf16 oneDNN path, 600 s: 2 x LSTM(256) with dropout
 # 0.1 ran 3,661 steps and overfit (1.4935 in windows of 100); 384 with dropout 0.2, 2,077 steps,
@@ -163,6 +169,9 @@ class TrainConfig(_DictMixin):
     #                                        before this option scored so)
     deterministic: bool = False  # TF op determinism: bit-exact reruns and resumes, a little slower
     encoding: str = "utf-8"  # how corpus bytes become characters; "bytes" = one symbol per byte
+    min_char_count: int | None = None  # characters seen fewer times in the corpus train as the unknown
+    #                                    symbol (U+FFFD), >= 1; 1 = none; None = MIN_CHAR_COUNT for a text
+    #                                    run, 1 for a bytes run (a byte stays a byte)
     precision: str = "auto"  # "float32" | "mixed_bfloat16" (bf16 compute, float32 weights and logits) |
     #                          "auto": chosen when training starts (charrnn.precision.choose_precision);
     #                          a run's config.json records the concrete one
@@ -178,6 +187,12 @@ class TrainConfig(_DictMixin):
     #                   batch from one), >= 1; 1 pads every row to the longest item; items runs default to 4
 
     def __post_init__(self):
+        if self.min_char_count is None:
+            object.__setattr__(self, "min_char_count", 1 if self.encoding == "bytes" else MIN_CHAR_COUNT)
+        _check(self.min_char_count >= 1, f"Expected min_char_count >= 1. Received: min_char_count={self.min_char_count}")
+        _check(self.encoding != "bytes" or self.min_char_count == 1,
+               f"Expected min_char_count 1 with encoding='bytes' (a bytes run keeps every byte; the unknown "
+               f"symbol is not a byte). Received: min_char_count={self.min_char_count}")
         if self.seq_length is None:  # measured on Tiny Shakespeare: see the README's quality table
             short = self.time_budget is not None and self.time_budget < SHORT_BUDGET_S
             object.__setattr__(self, "seq_length", SHORT_SEQ_LENGTH if short else LONG_SEQ_LENGTH)
@@ -219,8 +234,9 @@ class TrainConfig(_DictMixin):
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
         """As `_DictMixin.from_dict`; a run written before `eval_window` existed keeps the windows
-        it was scored in (its seq_length), so a resume or `charrnn eval` scores as it did."""
-        return super().from_dict({"eval_window": None, **values})
+        it was scored in (its seq_length), so a resume or `charrnn eval` scores as it did; one
+        written before `min_char_count` kept every character (1)."""
+        return super().from_dict({"eval_window": None, "min_char_count": 1, **values})
 
     def validation_window(self, text_length: int | None = None, window: int | None = None) -> int:
         """Characters per validation window: `window`, else `eval_window`, else `seq_length`. With
@@ -260,9 +276,13 @@ class SampleConfig(_DictMixin):
     label: str | tuple[str, ...] | None = None  # a labelled run's label: one for every stream, or one per stream
     stop: tuple[str, ...] = ()  # stop sequences, each non-empty (one string = one stop): a stream ends
     #                             before the first one it generates (the prime is not searched)
+    unknown: str = "auto"  # how the prime's characters outside the vocabulary are read: "auto" (the
+    #                        unknown symbol where the model has one, else skipped) | "skip" | "error"
 
     def __post_init__(self):
         object.__setattr__(self, "stop", check_stops(self.stop))
+        _check(self.unknown in ("auto", "skip", "error"),
+               f"Expected unknown in ('auto', 'skip', 'error'). Received: unknown={self.unknown!r}")
         _check(self.length >= 0, f"Expected length >= 0. Received: length={self.length}")
         _check(self.temperature > 0, f"Expected temperature > 0. Received: temperature={self.temperature}")
         _check(self.top_k is None or self.top_k >= 1, f"Expected top_k >= 1. Received: top_k={self.top_k}")

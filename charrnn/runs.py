@@ -70,7 +70,8 @@ class Run:
         return {"run": str(self.path), "charrnn_version": self.config.get("charrnn_version"),
                 "model": self.config["model"], "train": self.config["train"], "corpus": self.corpus,
                 "parameters": self.keras_model().count_params(), "vocab_size": self.vocab.size,
-                "vocabulary": "".join(self.vocab.symbols), **self.best_metrics(),
+                "vocabulary": "".join(self.vocab.symbols), "unknown_symbol": self.vocab.unknown,
+                "min_char_count": self.train_config.min_char_count, **self.best_metrics(),
                 "evaluations": len(self.metrics())}
 
     def keras_model(self):

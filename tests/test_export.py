@@ -16,7 +16,7 @@ from click.testing import CliRunner
 import charrnn
 from charrnn.cli.main import main
 
-from .conftest import require
+from .conftest import require, under_ci
 from .export_runs import write_run
 
 SHAKESPEARE = Path(os.environ.get("CHARRNN_CORPUS_PATH", "").split(os.pathsep)[0] or ".") / "tinyshakespeare.txt"
@@ -27,7 +27,7 @@ UNSEEN_CHARS = 2000
 
 def _corpus(path: Path) -> str:
     if not path.is_file():
-        if os.environ.get("CI"):
+        if under_ci():
             pytest.fail(f"CI must find {path.name} through CHARRNN_CORPUS_PATH")
         pytest.skip(f"{path.name} not found through CHARRNN_CORPUS_PATH")
     return path.read_text("utf-8")
@@ -370,8 +370,14 @@ def test_portable_and_sample_onnx_run_where_tensorflow_cannot_be_imported(lstm_r
                           capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout == expected[0] + "\n" and done.stderr == ""
-    done = subprocess.run([sys.executable, "-c", PORTABLE_CLI, "sample", str(model.path), "--prime", "KING\u00a7"],
+    # an unseen prime character: skipped by the one rule (the prime printed as typed), or refused under --unknown error
+    done = subprocess.run([sys.executable, "-c", PORTABLE_CLI, "sample", str(model.path), "--prime", "KING\u00a7:",
+                           "--length", "200", "-t", "0.7", "--top-k", "10", "--seed", "5"],
                           capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0 and done.stdout == "KING\u00a7:" + expected[0][len("KING:"):] + "\n"
+    assert "the prime had 1 character(s) outside the model's vocabulary: 1 skipped" in done.stderr
+    done = subprocess.run([sys.executable, "-c", PORTABLE_CLI, "sample", str(model.path), "--prime", "KING\u00a7",
+                           "--unknown", "error"], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 1 and done.stderr == "Error: characters not in the vocabulary: '\u00a7'\n"
 
 

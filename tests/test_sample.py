@@ -162,7 +162,7 @@ def test_many_streams_are_independent(tmp_path):
 def test_prime_with_unknown_characters(tmp_path):
     run, _ = make_run(tmp_path)
     with pytest.raises(VocabularyError, match="'x', 'z'"):
-        Sampler(run).generate(prime="axz", length=5)
+        Sampler(run).generate(prime="axz", length=5, unknown="error")
 
 
 def test_sample_config_validation():

@@ -60,7 +60,8 @@ def test_scores_equal_the_keras_model_in_any_batching(tiny_run, monkeypatch):
 
 def test_empty_text_scores_nothing(tiny_run):
     [result] = charrnn.score(tiny_run, [""])
-    assert result == {"text": "", "chars": 0, "log_prob": 0.0, "nats_per_char": None, "bits_per_char": None}
+    assert result == {"text": "", "chars": 0, "log_prob": 0.0, "nats_per_char": None, "bits_per_char": None,
+                      "unknown": 0, "skipped": 0}
     assert charrnn.score(tiny_run, []) == []
 
 
@@ -74,7 +75,7 @@ def test_items_run_counts_the_end_symbol(tiny_run, items_run):
 
 def test_unknown_characters_are_named(tiny_run):
     with pytest.raises(VocabularyError, match=r"'ж', '€' \(first in text 2: 'ea€'\)"):
-        charrnn.score(tiny_run, ["Speak", "ea€", "жж"])
+        charrnn.score(tiny_run, ["Speak", "ea€", "жж"], unknown="error")
 
 
 def test_score_cli_lines_sort_and_json(tmp_path, tiny_run):
@@ -96,7 +97,7 @@ def test_score_cli_lines_sort_and_json(tmp_path, tiny_run):
 def test_score_cli_bad_input(tmp_path, tiny_run, items_run):
     text = tmp_path / "euro.txt"
     text.write_text("price: 5€\n")
-    result = invoke("score", tiny_run, text)
+    result = invoke("score", tiny_run, text, "--unknown", "error")
     assert result.exit_code == 1 and result.output.startswith("Error: characters not in this model's vocabulary: '5', '€'")
     two = tmp_path / "two.txt"
     two.write_text("All\nSpeak\n")

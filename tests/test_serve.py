@@ -182,7 +182,8 @@ BAD = [
     ({"argmax": "yes"}, 400, "argmax"),
     ({"argmax": True, "temperature": 0.5}, 400, "temperature"),
     ({"argmax": True, "top_k": 3}, 400, "top_k"),
-    ({"prime": "All~\u00e9"}, 400, "prime"),
+    ({"prime": "All~\u00e9", "unknown": "error"}, 400, "prime"),  # without "unknown": "error", read by the one rule
+    ({"unknown": "maybe"}, 400, "unknown"),
     ({"prime": "a" * (limits.MAX_PRIME + 1)}, 400, "prime"),
     (b'{"prime": "' + b"a" * limits.MAX_BODY_BYTES + b'"}', 413, None),
     ({"stop": ""}, 400, "stop"),
@@ -269,9 +270,16 @@ def test_score_gives_charrnn_scores_numbers(server, tiny_run):
     for got, want in zip(answer["scores"], expected):
         assert got["chars"] == want["chars"] and abs(got["log_prob"] - want["log_prob"]) < 1e-4
     for body, field in [({"texts": []}, "texts"), ({"texts": ["a", 3]}, "texts"), ({"text": ["a"]}, "text"),
-                        ({"texts": ["caf\u00e9"]}, "texts")]:
+                        ({"texts": ["caf\u00e9"], "unknown": "error"}, "texts"), ({"texts": ["a"], "unknown": 1}, "unknown")]:
         got, answer = server.request("POST", "/score", body, timeout=20)
         assert (got, answer["field"]) == (400, field), answer
+    # a character the model never saw is skipped (and counted) by the one rule, as `charrnn score` does
+    status, answer = server.request("POST", "/score", {"texts": ["Speak, sp\u00e9ak."]})
+    [want] = charrnn.score(charrnn.load(tiny_run), ["Speak, sp\u00e9ak."])
+    assert status == 200 and answer["scores"][0]["skipped"] == 1 == want["skipped"]
+    assert abs(answer["scores"][0]["log_prob"] - want["log_prob"]) < 1e-4
+    status, answer = server.request("POST", "/generate", {"prime": "All~\u00e9", "length": 5, "seed": 1})
+    assert status == 200 and answer["texts"][0].startswith("All~\u00e9"), answer
 
 
 @pytest.mark.sweep  # long: in make test-sweep, which CI runs

@@ -52,6 +52,21 @@ POSITIVE_INT = click.IntRange(min=1)
 POSITIVE_FLOAT = FloatRange(min=0, min_open=True)
 SEED = click.IntRange(0, 2**32 - 1)  # what keras.utils.set_random_seed takes
 STOP_TEXT = StopText()
+# --unknown: how a command reads new text's characters outside the model's vocabulary (Vocabulary.read)
+UNKNOWN_OPTION = click.option(
+    "--unknown", type=click.Choice(["auto", "skip", "error"]), default="auto", show_default=True,
+    help="Characters outside the model's vocabulary: auto reads each as its unknown symbol where it has one "
+         "(trained with --min-char-count above 1), else skips it; skip always skips them; error refuses the "
+         "text, naming them (docs/unknown-characters.md).")
+
+
+def note_outside(unknown: int, skipped: int, what: str) -> None:
+    """One stderr line when new text held characters outside the vocabulary: how many were read
+    as the unknown symbol and how many were skipped (nothing when there were none)."""
+    parts = ([f"{unknown:,} read as the unknown symbol"] if unknown else []) + ([f"{skipped:,} skipped"] if skipped else [])
+    if parts:
+        click.echo(f"note: {what} had {unknown + skipped:,} character(s) outside the model's vocabulary: "
+                   f"{', '.join(parts)} (docs/unknown-characters.md)", err=True)
 
 
 def config_defaults(config_class) -> dict:

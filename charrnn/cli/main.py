@@ -14,10 +14,10 @@ import sys
 import click
 
 from charrnn.cli.common import (MODEL_DEFAULTS, POSITIVE_FLOAT, POSITIVE_INT, SAMPLE_DEFAULTS, SEED, STOP_TEXT, TRAIN_DEFAULTS, FloatRange,  # noqa: F401
-                         given, reports_errors, setup_logging, without_tensorflow)
+                         UNKNOWN_OPTION, given, note_outside, reports_errors, setup_logging, without_tensorflow)
 from charrnn._version import __version__
-from charrnn.config import (DEFAULT_EPOCHS, LONG_BUDGET_LSTM, LONG_BUDGET_TRAIN, LONG_SEQ_LENGTH, SHORT_BUDGET_S,
-                            SHORT_SEQ_LENGTH, SMALL_BUDGET_S, SMALL_BUDGET_UNITS, SampleConfig)
+from charrnn.config import (DEFAULT_EPOCHS, LONG_BUDGET_LSTM, LONG_BUDGET_TRAIN, LONG_SEQ_LENGTH, MIN_CHAR_COUNT,
+                            SHORT_BUDGET_S, SHORT_SEQ_LENGTH, SMALL_BUDGET_S, SMALL_BUDGET_UNITS, SampleConfig)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -63,6 +63,7 @@ def main(verbose):
 @click.option("--seed", type=SEED, help=f"Seed of weights, data order and dropout.  [default: {TRAIN_DEFAULTS['seed']}]")
 @click.option("--deterministic", is_flag=True, default=None, help="TF op determinism: a rerun, or a run stopped and resumed with the same options, ends with bit-identical weights.")
 @click.option("--encoding", help=f"Corpus codec (utf-8, latin-1, ...) or 'bytes' for raw bytes.  [default: {TRAIN_DEFAULTS['encoding']}]")
+@click.option("--min-char-count", type=POSITIVE_INT, help=f"Characters seen fewer times in the corpus train as one unknown symbol (U+FFFD), so the model can read characters it never saw; 1 keeps every character. A bytes run keeps every byte.  [default: {MIN_CHAR_COUNT}]")
 @click.option("--precision", type=click.Choice(["auto", "float32", "mixed_bfloat16"]), help=f"mixed_bfloat16 computes in bf16 (float32 weights and logits); auto picks it for an LSTM without --distribute on a CPU with bf16 matrix units (AMX / AVX512-BF16), float32 elsewhere.  [default: {TRAIN_DEFAULTS['precision']}]")
 @click.option("--distribute", type=click.Choice(["mirrored", "multi-worker"]), help="tf.distribute: all local GPUs (or --replicas CPU devices), or the workers in TF_CONFIG. --batch-size stays global.")
 @click.option("--replicas", type=POSITIVE_INT, help=f"With --distribute mirrored and no GPU: logical CPU devices.  [default: {TRAIN_DEFAULTS['replicas']}]")
@@ -134,6 +135,7 @@ def train(corpus, out, resume, force, quiet, **options):
 @click.option("--rank", is_flag=True, help="Print the samples most likely first (by log-probability per character).")
 @click.option("--beam", type=POSITIVE_INT, help="Beam search of this width: the most likely continuation (items run: whole items, --length caps each), deterministic; --num-samples N gives the N best.")
 @click.option("--precision", type=click.Choice(["auto", "float32", "bfloat16"]), default="auto", show_default=True, help="The sampler's weights. bfloat16: for an LSTM on a CPU with AMX, the native AMX loop (about 3x float32's speed; a seed gives a different text than float32). float32: XLA's loop. auto: bfloat16 where the native loop runs the model, else float32 (--beam: float32).")
+@UNKNOWN_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object {\"samples\": [{\"text\": ...}, ...]}; with --beam or --rank each has its log_prob; for a stream run each has the longest span copied from the training corpus; for an items run (without --beam/--rank) {\"items\": [{\"text\", \"log_prob\", \"chars\", \"nats_per_char\"}]}.")
 @click.pass_context
 @reports_errors
@@ -166,7 +168,7 @@ def sample(context, run, novel, tag, rank, beam, precision, as_json, **options):
     labels = options.pop("label", ())
     if beam is not None:
         _check_beam_options(context, beam, options["num_samples"])
-        options = {key: value for key, value in options.items() if key in ("length", "prime", "num_samples")}
+        options = {key: value for key, value in options.items() if key in ("length", "prime", "num_samples", "unknown")}
     loaded = runs.load(run)
     if beam is not None and loaded.model_config.label_names:
         raise click.UsageError("--beam does not take a labelled run yet; sample it without --beam")
@@ -176,6 +178,7 @@ def sample(context, run, novel, tag, rank, beam, precision, as_json, **options):
     options.update(_stream_labels(loaded, labels, options["num_samples"]))
     config = SampleConfig(**{**options, "prime": symbols_of_text(options["prime"], encoding)},
                           **({} if length is None else {"length": length}))
+    _note_prime(loaded.vocab, config)
     if (novel or tag) and not loaded.train_config.items:
         raise click.UsageError("--novel and --tag need an items run (trained with --items lines)")
     if (novel or tag) and (beam is not None or rank):
@@ -199,6 +202,14 @@ def sample(context, run, novel, tag, rank, beam, precision, as_json, **options):
         return
     for index, text in enumerate(sampler.generate(config)):
         _write_symbols(("\n" if index else "") + text + "\n", encoding)
+
+
+def _note_prime(vocab, config) -> None:
+    """The stderr note for a prime with characters outside the vocabulary (refused under
+    --unknown error, by the sampler)."""
+    if config.unknown != "error":
+        read = vocab.read(config.prime, config.unknown)
+        note_outside(read.unknown, read.skipped, "the prime")
 
 
 def _stream_labels(loaded, labels: tuple, num_samples: int) -> dict:
@@ -249,7 +260,10 @@ def _sample_portable(context, path, as_json, **options) -> None:
     options.update(_label_options(model.labels, str(model.path), given, per_label))
     label = options.get("label")
     prime = model.symbols_of_text(options["prime"])
-    knobs = {key: options[key] for key in ("temperature", "top_k", "top_p", "argmax", "seed")}
+    if options["unknown"] != "error":
+        read = model.read(prime, options["unknown"])
+        note_outside(read.unknown, read.skipped, "the prime")
+    knobs = {key: options[key] for key in ("temperature", "top_k", "top_p", "argmax", "seed", "unknown")}
     if model.items:
         if options["length"] == 0:
             raise click.UsageError("--length 0 leaves no room for an item; give at least 1")
@@ -388,7 +402,8 @@ def _print_samples(context, sampler, config, beam, as_json, rank=False) -> None:
         length = config.length
         if items and context.get_parameter_source("length") == click.core.ParameterSource.DEFAULT:
             length = getattr(run.train_config, "max_item_length", config.length)
-        found = BeamSearcher(sampler=sampler).search(beam, length, config.prime, config.num_samples)
+        found = BeamSearcher(sampler=sampler).search(beam, length, config.prime, config.num_samples,
+                                                     unknown=config.unknown)
         samples = [{"text": result.text, "log_prob": result.log_prob, "symbols": result.symbols} for result in found]
     if index is not None:
         for entry in samples:
@@ -444,9 +459,10 @@ def _copy_index(run):
 @click.option("--encoding", help="Codec of FILE.  [default: the run's]")
 @click.option("--window", type=POSITIVE_INT, help="Characters per scored window (the state is carried within a window).  [default: the run's validation window, so its validation text scores the val loss training logged, to float32-vs-bf16 rounding]")
 @click.option("--label", "-l", help="A labelled run: score FILE under this label (a labelled items run without FILE: that label's test items; without --label, each test item under its own label and the mean over the labels).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@UNKNOWN_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (with \"unknown\" and \"skipped\": the characters read as the unknown symbol and left out).")
 @reports_errors
-def eval_command(run, file, encoding, window, label, as_json):
+def eval_command(run, file, encoding, window, label, unknown, as_json):
     """Score RUN on FILE: mean loss in nats/char and bits/char.
 
     For an items run (--items lines) FILE's lines are scored as items, and without FILE the
@@ -460,10 +476,11 @@ def eval_command(run, file, encoding, window, label, as_json):
         raise click.UsageError("give FILE: only an items run (--items lines) keeps a test split to score")
     if window is not None and loaded.train_config.items:
         raise click.UsageError("--window applies to a stream run; an items run scores each item whole")
-    result = evaluate(loaded, list(file), encoding, window=window, label=label)
+    result = evaluate(loaded, list(file), encoding, window=window, label=label, unknown=unknown)
     if as_json:
         click.echo(json.dumps(result))
     else:
+        note_outside(result["unknown"], result["skipped"], "FILE")
         items = f"{result['items']:,} items, " if "items" in result else ""
         windows = f" (windows of {result['window']:,})" if "window" in result else ""
         under = f" under {result['label']!r}" if "label" in result else ""
@@ -482,13 +499,17 @@ def eval_command(run, file, encoding, window, label, as_json):
 @click.option("--sort", is_flag=True, help="Most likely first (lowest nats/char).")
 @click.option("--batch-size", type=POSITIVE_INT, default=256, show_default=True, help="Texts scored side by side per compiled call.")
 @click.option("--label", "-l", help="A labelled run: score under this label (`charrnn classify` scores under each).")
+@click.option("--encoding", help="Codec of FILE (utf-8, latin-1, utf-16, ...; bytes for a bytes run).  [default: the run's]")
+@UNKNOWN_OPTION
 @reports_errors
-def score(run, file, lines, as_json, sort, batch_size, label):
+def score(run, file, lines, as_json, sort, batch_size, label, encoding, unknown):
     """Score each FILE (or each line) under RUN: its log-probability in nats, nats/char and bits/char.
 
     A stream run reads each text after a newline; an items run reads each as one item, from the
     start symbol to the end symbol (which is counted). Columns: nats/char, bits/char, log-prob
-    (nats), characters scored, and the file (or FILE:LINE and the line).
+    (nats), characters scored, and the file (or FILE:LINE and the line). Characters outside the
+    model's vocabulary follow --unknown; a stderr note counts them (with --json, each result's
+    "unknown" and "skipped"), and nats/char is over the characters scored.
     """
     from charrnn import runs
     from charrnn.data.corpus import text_of_symbols
@@ -496,15 +517,17 @@ def score(run, file, lines, as_json, sort, batch_size, label):
     from charrnn.generation.score import score as score_texts
 
     loaded = runs.load(run)
-    sources = read_texts(loaded, list(file), lines)
+    sources = read_texts(loaded, list(file), lines, encoding)
     results = [{**source, **result, "text": text_of_symbols(source["text"], loaded.train_config.encoding)}
-               for source, result in zip(sources, score_texts(loaded, [source["text"] for source in sources], batch_size, label))]
+               for source, result in zip(sources, score_texts(loaded, [source["text"] for source in sources], batch_size,
+                                                              label, unknown))]
     if sort:
         results.sort(key=lambda result: (result["nats_per_char"] is None, result["nats_per_char"] or 0.0))
     if as_json:
         rows = [row if lines else {key: value for key, value in row.items() if key != "text"} for row in results]
         click.echo(json.dumps({"run": str(loaded.path), "results": rows}, ensure_ascii=False))
         return
+    note_outside(sum(row["unknown"] for row in results), sum(row["skipped"] for row in results), "the texts")
     for row in results:
         per_char = (f"{row['nats_per_char']:.4f}\t{row['bits_per_char']:.4f}" if row["chars"] else "-\t-")
         where = f"{row['file']}:{row['line']}\t{row['text']}" if lines else row["file"]
@@ -517,24 +540,30 @@ def score(run, file, lines, as_json, sort, batch_size, label):
 @click.option("--lines", is_flag=True, help="Classify each non-empty line of FILE on its own.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object a line, one per text: file (and line), label (the best), margin, chars and scores (nats/char under each label, best first).")
 @click.option("--batch-size", type=POSITIVE_INT, default=256, show_default=True, help="(text, label) rows scored side by side per compiled call.")
+@click.option("--encoding", help="Codec of FILE (utf-8, latin-1, utf-16, ...).  [default: the run's]")
+@UNKNOWN_OPTION
 @reports_errors
-def classify(run, file, lines, as_json, batch_size):
+def classify(run, file, lines, as_json, batch_size, encoding, unknown):
     """Tell which of a labelled RUN's labels each FILE (or line) is written in.
 
     Each text is scored under every label in one batched pass and the labels are ranked by
     log-probability: the best first, with its margin over the next in nats/char, then each
-    label's nats/char.
+    label's nats/char. Characters outside the model's vocabulary follow --unknown (counted in a
+    stderr note, and in each JSON row's "unknown" and "skipped").
     """
     from charrnn import runs
     from charrnn.generation.classify import classify as classify_texts
     from charrnn.generation.score import read_texts
 
     loaded = runs.load(run)
-    sources = read_texts(loaded, list(file), lines)
-    for source, result in zip(sources, classify_texts(loaded, [source["text"] for source in sources], batch_size)):
+    sources = read_texts(loaded, list(file), lines, encoding)
+    results = classify_texts(loaded, [source["text"] for source in sources], batch_size, unknown=unknown)
+    if not as_json:
+        note_outside(sum(row["unknown"] for row in results), sum(row["skipped"] for row in results), "the texts")
+    for source, result in zip(sources, results):
         where = {"file": source["file"], **({"line": source["line"]} if lines else {})}
         if as_json:
-            row = {**where, **{key: result[key] for key in ("label", "margin", "chars", "scores")}}
+            row = {**where, **{key: result[key] for key in ("label", "margin", "chars", "scores", "unknown", "skipped")}}
             click.echo(json.dumps(row, ensure_ascii=False))
             continue
         name = f"{source['file']}:{source['line']}" if lines else source["file"]
@@ -581,6 +610,9 @@ def info(run, hardware, as_json):
                f"embedding {model['embedding_dim'] or 'one-hot'}, dropout {model['dropout']}")
     click.echo(f"parameters  {details['parameters']:,}")
     click.echo(f"vocabulary  {details['vocab_size']} symbols: {details['vocabulary']!r}")
+    if details["unknown_symbol"] is not None:
+        click.echo(f"unknown     {details['unknown_symbol']!r} (U+{ord(details['unknown_symbol']):04X}) stands for characters "
+                   f"seen fewer than {details['min_char_count']} times in training, and for any new one")
     if model.get("label_names"):
         click.echo(f"labels      {len(model['label_names'])} ({loaded.train_config.labels}): {', '.join(model['label_names'])}")
     click.echo(f"corpus      {details['corpus'].get('name')} ({details['corpus'].get('chars', 0):,} chars, "

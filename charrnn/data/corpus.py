@@ -35,7 +35,7 @@ log = logging.getLogger("charrnn")
 CHUNK_BYTES = 16 << 20  # bytes read per streaming step
 BINARY_SNIFF_BYTES = 8192  # leading bytes searched for NUL to call a file binary
 MAX_CODEPOINT = 0x110000
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: the scan counts each code point (for --min-char-count)
 # A file whose mtime or ctime is less than this old when it is stat'ed could still change within
 # the same timestamp tick (coarse on some file systems), unseen; its scan is not remembered.
 RACY_NS = 2_000_000_000
@@ -52,6 +52,8 @@ class Corpus:
     size_bytes: int
     files: list[str]
     encoding: str = "utf-8"
+    unknown: int = 0  # characters read as the unknown symbol (new text read with `unknown=`)
+    skipped: int = 0  # characters skipped (likewise)
 
     def describe(self) -> dict:
         return {"name": self.name, "sha256": self.sha256, "size_bytes": self.size_bytes,
@@ -171,8 +173,11 @@ def _download(entry: dict, target: Path) -> Path:
 # ---------------------------------------------------------------- files and folders
 
 def looks_binary(path: Path) -> bool:
+    """Whether a file's first bytes hold NUL (a file that starts with a UTF-16 byte-order mark is
+    text in another codec, not binary: reading it says so)."""
     with open(path, "rb") as handle:
-        return b"\0" in handle.read(BINARY_SNIFF_BYTES)
+        head = handle.read(BINARY_SNIFF_BYTES)
+    return b"\0" in head and head[:2] not in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 
 
 def _walk_sorted(folder: Path) -> Iterator[Path]:
@@ -257,11 +262,15 @@ def text_of_symbols(symbols: str, encoding: str) -> str:
     return symbols.encode("latin-1").decode("utf-8", "replace") if encoding == "bytes" else symbols
 
 
+def _is_utf8(encoding: str) -> bool:
+    return encoding.replace("_", "-").lower() in ("utf-8", "utf8")
+
+
 def _decoder(encoding: str):
     if encoding == "bytes":
         return None
-    try:
-        return codecs.getincrementaldecoder(encoding)("strict")
+    try:  # UTF-8 drops a byte-order mark at the start of a file (it marks the file, it is not text)
+        return codecs.getincrementaldecoder("utf-8-sig" if _is_utf8(encoding) else encoding)("strict")
     except LookupError:
         raise CorpusError(f"unknown encoding {encoding!r}; use a Python codec name "
                           "(utf-8, latin-1, cp1252, ...) or 'bytes'") from None
@@ -289,32 +298,77 @@ def _codepoint_chunks(files: Sequence[Path], encoding: str) -> Iterator[tuple[by
                     try:
                         text = decoder.decode(block, final=final)
                     except UnicodeDecodeError as error:
-                        at = offset - pending + error.start
-                        raise CorpusError(f"{path} is not valid {encoding} at byte {at}; pass "
-                                          "--encoding bytes (raw bytes) or the file's codec, "
-                                          "e.g. --encoding latin-1") from None
-                    if encoding.replace("_", "-").lower() in ("utf-8", "utf8") and "\0" in text:
+                        raise CorpusError(not_decodable(path, encoding, offset - pending + error.start)) from None
+                    if _is_utf8(encoding) and "\0" in text:
                         at = offset - pending + block.find(b"\0") if b"\0" in block else offset
-                        raise CorpusError(f"{path} looks binary (NUL byte at offset {at}); pass "
-                                          "--encoding bytes to train on raw bytes")
+                        raise CorpusError(looks_binary_message(path, at))
                     yield block, np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
                     if final:
                         break
                 offset += len(block)
 
 
-def _scan(files: Sequence[Path], encoding: str) -> tuple[str, int, int, np.ndarray]:
-    """First pass: sha256 of the bytes, byte and character counts, the code points present."""
+UTF16_MARKS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+
+
+def not_decodable(path, encoding: str, at: int) -> str:
+    """The message for a file that `encoding` cannot decode at byte `at`: the choices a user has."""
+    with open(path, "rb") as handle:
+        head = handle.read(2)
+    if head in UTF16_MARKS:
+        return f"{path} looks like UTF-16 (it starts with a UTF-16 byte-order mark); pass --encoding utf-16"
+    return (f"{path} is not valid {encoding} at byte {at}; pass --encoding bytes (raw bytes) or the file's "
+            "codec, e.g. --encoding latin-1")
+
+
+def looks_binary_message(path, at: int) -> str:
+    return f"{path} looks binary (NUL byte at offset {at}); pass --encoding bytes to read raw bytes"
+
+
+def decode_text(path: Path, encoding: str) -> str:
+    """A whole file as text by the corpus rules (new text to score, classify or evaluate): "bytes"
+    is one symbol per byte; UTF-8 drops a leading byte-order mark and refuses NUL bytes (a binary
+    file); any codec refuses bytes it cannot decode, naming the choices.
+
+    Raises:
+        CorpusError: a file that cannot be read, decoded, or looks binary.
+    """
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:
+        raise CorpusError(f"cannot read {path}: {error.strerror or error}") from None
+    if encoding == "bytes":
+        return data.decode("latin-1")
+    try:
+        text = data.decode("utf-8-sig" if _is_utf8(encoding) else encoding)
+    except UnicodeDecodeError as error:
+        raise CorpusError(not_decodable(path, encoding, error.start)) from None
+    except LookupError:
+        raise CorpusError(f"unknown encoding {encoding!r}; use a Python codec name "
+                          "(utf-8, latin-1, cp1252, ...) or 'bytes'") from None
+    if _is_utf8(encoding) and "\0" in text:
+        raise CorpusError(looks_binary_message(path, data.find(b"\0")))
+    return text
+
+
+def _scan(files: Sequence[Path], encoding: str) -> tuple[str, int, int, np.ndarray, np.ndarray]:
+    """First pass: sha256 of the bytes, byte and character counts, the code points present and
+    how often each is seen."""
     digest = hashlib.sha256()
-    present = np.zeros(MAX_CODEPOINT, dtype=bool)
+    counts = np.zeros(MAX_CODEPOINT, dtype=np.int64)
     size = chars = 0
     for block, codes in _codepoint_chunks(files, encoding):
         digest.update(block)
         size += len(block)
         chars += len(codes)
-        if codes.size:
-            present[np.unique(codes) if codes.size < 4096 else np.flatnonzero(np.bincount(codes))] = True
-    return digest.hexdigest(), size, chars, np.flatnonzero(present)
+        if codes.size < 4096:
+            present, seen = np.unique(codes, return_counts=True)
+            counts[present] += seen
+        else:
+            seen = np.bincount(codes)
+            counts[:len(seen)] += seen
+    present = np.flatnonzero(counts)
+    return digest.hexdigest(), size, chars, present, counts[present]
 
 
 def _scan_record_path(files: Sequence[Path], encoding: str) -> Path | None:
@@ -332,7 +386,7 @@ def _scan_record_path(files: Sequence[Path], encoding: str) -> Path | None:
     return cache_dir() / "scans" / f"{key}.json"
 
 
-def _remembered_scan(files: Sequence[Path], encoding: str) -> tuple[str, int, int, np.ndarray]:
+def _remembered_scan(files: Sequence[Path], encoding: str) -> tuple[str, int, int, np.ndarray, np.ndarray]:
     """`_scan`, answered from the cache's record when no file changed since it was scanned."""
     try:
         record_path = _scan_record_path(files, encoding)
@@ -342,30 +396,32 @@ def _remembered_scan(files: Sequence[Path], encoding: str) -> tuple[str, int, in
         try:
             record = json.loads(record_path.read_text("utf-8"))
             if record["format"] == CACHE_FORMAT:
-                return record["sha256"], record["size"], record["chars"], np.asarray(record["present"], np.int64)
+                return (record["sha256"], record["size"], record["chars"], np.asarray(record["present"], np.int64),
+                        np.asarray(record["counts"], np.int64))
         except (OSError, ValueError, KeyError):
             pass  # a damaged record: scan again and rewrite it
-    sha256, size, chars, present = _scan(files, encoding)
+    sha256, size, chars, present, counts = _scan(files, encoding)
     if record_path is not None:
         record = {"format": CACHE_FORMAT, "sha256": sha256, "size": size, "chars": chars,
-                  "present": present.tolist()}
+                  "present": present.tolist(), "counts": counts.tolist()}
         try:
             record_path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(record_path, json.dumps(record))
         except OSError as error:
             log.debug("could not remember the scan of the corpus: %s", error)
-    return sha256, size, chars, present
+    return sha256, size, chars, present, counts
 
 
 def files_digest(files: Sequence[str | Path], encoding: str = "utf-8") -> tuple[str, int]:
     """(sha256, characters) of files read in order as one text (the first pass `load_corpus`
     makes, remembered in the cache), without encoding their ids."""
-    sha256, _, chars, _ = _remembered_scan([Path(file) for file in files], encoding)
+    sha256, _, chars, _, _ = _remembered_scan([Path(file) for file in files], encoding)
     return sha256, chars
 
 
 def load_corpus(sources: Sequence[str | Path], encoding: str = "utf-8",
-                vocab: Vocabulary | None = None, use_cache: bool = True) -> Corpus:
+                vocab: Vocabulary | None = None, use_cache: bool = True, min_count: int = 1,
+                unknown: str | None = None) -> Corpus:
     """Reads, validates and encodes a corpus (files, folders or named corpora).
 
     Args:
@@ -373,6 +429,11 @@ def load_corpus(sources: Sequence[str | Path], encoding: str = "utf-8",
         encoding: a Python codec name, or "bytes" for one symbol per byte. Defaults to "utf-8".
         vocab: encode with this vocabulary (e.g. a trained run's) instead of the corpus's own.
         use_cache: keep the ids in the memory-mapped cache. Defaults to True.
+        min_count: without `vocab`, characters seen fewer times become the unknown symbol
+            (`--min-char-count`; see `Vocabulary.from_counts`). Defaults to 1 (none).
+        unknown: with `vocab`, read the text as new text under this rule (`Vocabulary.read`:
+            "auto", "skip" or "error"; no id cache), counting what it reads as the unknown symbol
+            or skips. Defaults to None (a training corpus: characters `vocab` lacks are refused).
 
     Returns:
         A `Corpus`.
@@ -382,11 +443,18 @@ def load_corpus(sources: Sequence[str | Path], encoding: str = "utf-8",
         VocabularyError: with `vocab`, characters it does not know.
     """
     name, files = resolve_sources(sources, encoding)
-    sha256, size, chars, present = _remembered_scan(files, encoding) if use_cache else _scan(files, encoding)
+    sha256, size, chars, present, counts = (_remembered_scan(files, encoding) if use_cache
+                                            else _scan(files, encoding))
     if chars == 0:
         raise CorpusError(f"{', '.join(map(str, files))} is empty" if len(files) == 1
                           else f"the corpus {name!r} is empty")
-    vocab = vocab or Vocabulary.from_codepoints(present)
+    if vocab is not None and unknown is not None:  # new text: the one rule, chunk by chunk
+        vocab.read_codepoints(present.astype(np.uint32), unknown)  # refuses up front under "error"
+        reads = [vocab.read_codepoints(codes, unknown) for _, codes in _codepoint_chunks(files, encoding)]
+        ids = np.concatenate([read.ids for read in reads]).astype(vocab.dtype)
+        return Corpus(name, ids, vocab, sha256, size, [str(file) for file in files], encoding,
+                      sum(read.unknown for read in reads), sum(read.skipped for read in reads))
+    vocab = vocab or Vocabulary.from_counts(present, counts, min_count)
     vocab.ids_of_codepoints(present.astype(np.uint32))  # raises on unknown characters up front
     ids = None
     if use_cache:

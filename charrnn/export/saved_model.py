@@ -46,7 +46,8 @@ def export_saved_model(run, out: str | Path, shown: str | Path | None = None) ->
             self.weights = list(sampler.variables)  # tracked, so the SavedModel holds them
             self.codepoints = tf.constant(codes)
             self.table = tf.lookup.StaticHashTable(
-                tf.lookup.KeyValueTensorInitializer(codes, np.arange(len(codes), dtype=np.int32)), default_value=-1)
+                tf.lookup.KeyValueTensorInitializer(codes, np.arange(len(codes), dtype=np.int32)),
+                default_value=-1 if sampler.vocab.unknown is None else sampler.vocab.unknown_id)
             if label_names:
                 self.labels = tf.lookup.StaticHashTable(
                     tf.lookup.KeyValueTensorInitializer(tf.constant(label_names),
@@ -54,10 +55,12 @@ def export_saved_model(run, out: str | Path, shown: str | Path | None = None) ->
 
         def generated(self, prime, length, temperature, seed, label=None):
             """The prime and `length` drawn characters (a labelled run's under label name `label`)."""
-            given = tf.strings.unicode_decode(prime, "UTF-8")
-            fed = tf.cond(tf.size(given) > 0, lambda: given, lambda: tf.constant([ord(start)], tf.int32))
-            ids = self.table.lookup(fed)
-            checks = [tf.debugging.assert_non_negative(ids, message="the prime has characters not in the vocabulary")]
+            # the prime read by the one rule (docs/unknown-characters.md): a character outside the
+            # vocabulary is the unknown symbol where the run has one, else skipped
+            read = self.table.lookup(tf.strings.unicode_decode(prime, "UTF-8"))
+            read = tf.boolean_mask(read, read >= 0)
+            ids = tf.cond(tf.size(read) > 0, lambda: read, lambda: self.table.lookup(tf.constant([ord(start)], tf.int32)))
+            checks = []
             label_ids = None
             if label is not None:
                 label_ids = self.labels.lookup(label)[None]

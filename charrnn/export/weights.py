@@ -163,7 +163,8 @@ def describe(run) -> dict:
     Returns:
         {"format_version", "charrnn_version", "vocabulary": {"symbols", "encoding" (the run's codec;
         "bytes": each symbol is one byte, U+0000-U+00FF), "items",
-        "start_symbol", "end_symbol", "default_prime"}, "model", "state": {"layers", "parts",
+        "start_symbol", "end_symbol", "default_prime", and "unknown" where the run reserved an
+        unknown symbol}, "model", "state": {"layers", "parts",
         "units"}, "max_item_length", "corpus"}, and for a labelled run "labels" (the label names in
         id order; format_version is then `LABELLED_FORMAT_VERSION`).
     """
@@ -185,6 +186,8 @@ def describe(run) -> dict:
                  "corpus": {key: run.corpus.get(key) for key in ("name", "sha256", "chars") if key in run.corpus}}
     if labels:
         described["labels"] = labels
+    if run.vocab.unknown is not None:  # the symbol characters seen too rarely trained as (--min-char-count)
+        described["vocabulary"]["unknown"] = run.vocab.unknown
     return described
 
 

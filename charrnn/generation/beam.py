@@ -77,7 +77,7 @@ class BeamSearcher:
         self._search = tf.function(self._loop, jit_compile=True)
 
     def search(self, width: int = 4, length: int = 500, prime: str = "", num_results: int = 1,
-               items: bool | None = None) -> list[BeamResult]:
+               items: bool | None = None, unknown: str = "auto") -> list[BeamResult]:
         """The `num_results` most likely hypotheses found by a beam of `width`, best first.
 
         Args:
@@ -89,18 +89,21 @@ class BeamSearcher:
             num_results: hypotheses returned, 1 <= num_results <= width. Defaults to 1.
             items: search whole items ending at the end symbol. Defaults to whether the run is
                 an items run.
+            unknown: how the prime's characters outside the vocabulary are read
+                (`Vocabulary.read`: "auto", "skip" or "error"). Defaults to "auto".
 
         Returns:
             A list of `BeamResult`, most likely first.
 
         Raises:
             ValueError: a width, length or num_results out of range.
-            VocabularyError: a prime with symbols the model lacks; items without a newline symbol.
+            VocabularyError: under unknown="error", a prime with symbols the model lacks; items
+                without a newline symbol.
             BeamError: fewer than `num_results` items ended within the cap.
         """
         items = self.items if items is None else items
         _check_options(width, length, num_results, items)
-        prime_ids = self._prime_ids(prime, items)
+        prime_ids = self._prime_ids(prime, items, unknown)
         if length == 0:
             return [BeamResult(prime, 0.0, 0)]
         end_id = self.vocab.encode(ITEM_END)[0] if items else -1
@@ -110,16 +113,16 @@ class BeamSearcher:
                                                                           int(end_id), items))
         return self._results(ids, scores, finished, prime, num_results, items, end_id, length)
 
-    def _prime_ids(self, prime: str, items: bool) -> np.ndarray:
+    def _prime_ids(self, prime: str, items: bool, unknown: str = "auto") -> np.ndarray:
         if items and ITEM_END not in self.vocab.symbols:
             raise VocabularyError("an items search needs the newline symbol (start and end of an item); "
                                   "this model's vocabulary has none")
-        text = ITEM_END + prime if items else (prime or self.sampler.default_prime)
-        try:
-            return self.vocab.encode(text).astype(np.int32)
-        except VocabularyError as error:
-            raise VocabularyError(f"the prime has {error}; this model's vocabulary is "
-                                  f"{''.join(self.vocab.symbols)!r}") from None
+        from charrnn.generation.streams import read_prime
+
+        ids = read_prime(self.vocab, prime, unknown, "" if items else self.sampler.default_prime).ids
+        if items:  # an item's prime follows the start symbol
+            ids = np.concatenate([self.vocab.read(ITEM_END).ids, ids])
+        return ids.astype(np.int32)
 
     def _results(self, ids, scores, finished, prime, num_results, items, end_id, length) -> list[BeamResult]:
         """Decodes the kept hypotheses (finite scores; for items, finished ones), best first."""
@@ -204,7 +207,7 @@ def _check_options(width: int, length: int, num_results: int, items: bool) -> No
 
 
 def beam_search(run, width: int = 4, length: int = 500, prime: str = "", num_results: int = 1,
-                items: bool | None = None) -> list[BeamResult]:
+                items: bool | None = None, unknown: str = "auto") -> list[BeamResult]:
     """The most likely continuations (or whole items) of a run by beam search; see
     `BeamSearcher.search` for the arguments.
 

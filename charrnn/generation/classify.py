@@ -17,7 +17,8 @@ from charrnn.errors import OptionError
 from charrnn.generation.score import Scorer, encode_texts
 
 
-def classify(run, texts: Sequence[str], batch_size: int = 256, scorer: Scorer | None = None) -> list[dict]:
+def classify(run, texts: Sequence[str], batch_size: int = 256, scorer: Scorer | None = None,
+             unknown: str = "auto") -> list[dict]:
     """Scores each text under every label of a labelled run and ranks the labels.
 
     Args:
@@ -25,16 +26,19 @@ def classify(run, texts: Sequence[str], batch_size: int = 256, scorer: Scorer | 
         texts: the texts; each is read after a newline, as `charrnn.score` reads it.
         batch_size: (text, label) rows scored side by side per compiled call. Defaults to 256.
         scorer: a `Scorer` of the run to reuse (its compiled pass). Defaults to None.
+        unknown: how characters outside the vocabulary are read (`Vocabulary.read`): "auto",
+            "skip" or "error". Defaults to "auto".
 
     Returns:
         One dict per text, in order: {"chars", "label" (the most likely), "margin" (nats/char
         by which it beats the next label; None with one label), "scores" ({label: nats/char},
-        most likely first), "log_probs" ({label: nats})}. A text with nothing to score has
-        label, margin and scores None.
+        most likely first), "log_probs" ({label: nats}), "unknown" and "skipped" (characters
+        read as the unknown symbol, and left out)}. A text with nothing to score has label,
+        margin and scores None.
 
     Raises:
         OptionError: an unlabelled run.
-        VocabularyError: characters the run's vocabulary lacks.
+        VocabularyError: with unknown="error", characters the run's vocabulary lacks.
 
     Example:
 
@@ -47,19 +51,20 @@ def classify(run, texts: Sequence[str], batch_size: int = 256, scorer: Scorer | 
         raise OptionError(f"{scorer.run.path} was trained without labels, so it has nothing to classify by; "
                           "train one with --labels files, folders or column")
     texts = list(texts)
-    sequences = encode_texts(scorer.run, texts)
+    sequences, reads = encode_texts(scorer.run, texts, unknown)
     rows = [ids for ids in sequences for _ in names]
     log_probs = np.array(scorer.log_probs(rows, batch_size, np.tile(np.arange(len(names), dtype=np.int32), len(texts))))
     results = []
-    for index, ids in enumerate(sequences):
+    for index, (ids, read) in enumerate(zip(sequences, reads)):
         chars = len(ids) - 1
         sums = log_probs[index * len(names):(index + 1) * len(names)]
+        counts = {"unknown": read.unknown, "skipped": read.skipped}
         if not chars:
-            results.append({"chars": 0, "label": None, "margin": None, "scores": None, "log_probs": None})
+            results.append({"chars": 0, "label": None, "margin": None, "scores": None, "log_probs": None, **counts})
             continue
         order = np.argsort(-sums, kind="stable")
         scores = {names[label]: float(-sums[label] / chars) for label in order}
         margin = float((sums[order[0]] - sums[order[1]]) / chars) if len(names) > 1 else None
         results.append({"chars": chars, "label": names[order[0]], "margin": margin, "scores": scores,
-                        "log_probs": {names[label]: float(sums[label]) for label in order}})
+                        "log_probs": {names[label]: float(sums[label]) for label in order}, **counts})
     return results

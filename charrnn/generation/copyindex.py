@@ -299,8 +299,17 @@ def for_run(run, kgram: int = KGRAM, stride: int = STRIDE) -> CopyIndex:
 def copy_report(index: CopyIndex, vocab, text: str, val_fraction: float | None = None) -> dict | None:
     """The longest span of `text` copied from the index's corpus, as a JSON-ready dict (length,
     text, text_offset, corpus_offset, corpus_line, and with `val_fraction` the split it lies in:
-    "train", "validation" or "train+validation"), or None when no span of `index.min_length` or more is shared."""
-    span = index.longest(vocab.encode(text))
+    "train", "validation" or "train+validation"), or None when no span of `index.min_length` or more is shared.
+    A character outside the vocabulary (a prime's, say) is in no span: the text is searched
+    between such characters."""
+    span, start, known = None, 0, set(vocab.symbols)
+    for end in range(len(text) + 1):
+        if end < len(text) and text[end] in known:
+            continue
+        found = index.longest(vocab.encode(text[start:end])) if end > start else None
+        if found is not None and (span is None or found.length > span.length):
+            span = dataclasses.replace(found, text_offset=found.text_offset + start)
+        start = end + 1
     if span is None:
         return None
     report = {"length": span.length, "text": text[span.text_offset: span.text_offset + span.length],

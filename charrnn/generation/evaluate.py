@@ -56,7 +56,7 @@ def score_ids(model, ids: np.ndarray, seq_length: int, batch_size: int, scorer=N
 
 
 def evaluate(run, files=None, encoding: str | None = None, batch_size: int = 64,
-             window: int | None = None, label: str | None = None) -> dict:
+             window: int | None = None, label: str | None = None, unknown: str = "auto") -> dict:
     """Scores a trained run on text files.
 
     Args:
@@ -71,10 +71,15 @@ def evaluate(run, files=None, encoding: str | None = None, batch_size: int = 64,
         label: the label the text is scored under; a labelled run needs one, an unlabelled run
             takes none (a labelled items run's test split without one: each item under its own
             label, see `charrnn.items.evaluate_items`). Defaults to None.
+        unknown: how characters outside the vocabulary are read (`Vocabulary.read`): "auto"
+            (the unknown symbol where the run has one, else skipped), "skip" or "error".
+            Defaults to "auto".
 
     Returns:
-        {"file", "chars", "loss", "bpc"}: loss in nats/char over every predicted character (for
-        an items run also "items"; each item's end symbol counts as a character).
+        {"file", "chars", "loss", "bpc", "unknown", "skipped"}: loss in nats/char over every
+        predicted character (for an items run also "items"; each item's end symbol counts as a
+        character); "unknown" and "skipped" count the characters read as the unknown symbol and
+        left out.
 
     Raises:
         ValueError: no files for a run that is not an items run.
@@ -90,7 +95,7 @@ def evaluate(run, files=None, encoding: str | None = None, batch_size: int = 64,
             raise ValueError("window applies to a stream run; an items run scores each item whole")
         from charrnn.items import evaluate_items
 
-        return evaluate_items(run, files, encoding, label=label)
+        return evaluate_items(run, files, encoding, label=label, unknown=unknown)
     label_names = run.model_config.label_names
     label_id = None
     if label is not None or label_names:
@@ -104,12 +109,18 @@ def evaluate(run, files=None, encoding: str | None = None, batch_size: int = 64,
         raise ValueError("give FILE: only an items run (--items lines) keeps a test split to score")
 
     sources = [files] if isinstance(files, (str, Path)) else list(files)
-    corpus = load_corpus(sources, encoding or run.train_config.encoding, vocab=run.vocab, use_cache=False)
+    corpus = load_corpus(sources, encoding or run.train_config.encoding, vocab=run.vocab, use_cache=False,
+                         unknown=unknown)
+    if len(corpus.ids) < 2:
+        from charrnn.errors import CorpusError
+
+        raise CorpusError(f"{', '.join(map(str, sources))} has {len(corpus.ids)} character(s) this model can read "
+                          f"({corpus.skipped} skipped): nothing to score")
     config = run.train_config
     window = config.validation_window(len(corpus.ids), window)  # cut as training cuts it
     # a window longer than training's runs rolled (an unrolled graph of thousands of steps builds slowly)
     model = run.model(seq_length=window, unroll=None if window <= config.seq_length else False)
     loss = score_ids(model, corpus.ids, window, rows_per_call(batch_size, window, run.vocab.size), label=label_id)
     result = {"file": ", ".join(map(str, sources)), "chars": int(len(corpus.ids)), "loss": loss,
-              "bpc": bits_per_char(loss), "window": window}
+              "bpc": bits_per_char(loss), "window": window, "unknown": corpus.unknown, "skipped": corpus.skipped}
     return result if label is None else {**result, "label": label}

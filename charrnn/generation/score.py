@@ -20,6 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
+from charrnn.data.corpus import decode_text
 from charrnn.errors import VocabularyError
 from charrnn.runs import bits_per_char
 
@@ -38,7 +39,7 @@ def start_symbol(vocab) -> str:
     return "\n" if "\n" in vocab.symbols else vocab.symbols[0]
 
 
-def score(run, texts: Sequence[str], batch_size: int = 256, label=None) -> list[dict]:
+def score(run, texts: Sequence[str], batch_size: int = 256, label=None, unknown: str = "auto") -> list[dict]:
     """Scores each text: its log-probability under the model, in nats, nats/char and bits/char.
 
     Args:
@@ -47,16 +48,20 @@ def score(run, texts: Sequence[str], batch_size: int = 256, label=None) -> list[
         batch_size: texts scored side by side per compiled call. Defaults to 256.
         label: a labelled run's label: one name for every text, or one per text. Defaults to
             None (an unlabelled run).
+        unknown: how characters outside the vocabulary are read (`Vocabulary.read`): "auto"
+            (the unknown symbol where the run has one, else skipped), "skip" or "error".
+            Defaults to "auto".
 
     Returns:
         One dict per text, in the order given: {"text", "chars" (characters scored; the end
         symbol counts in an items run), "log_prob" (nats, <= 0), "nats_per_char",
-        "bits_per_char"}. The per-character figures are None for a text with nothing to score
-        (an empty text in a stream run).
+        "bits_per_char", "unknown" (characters read as the unknown symbol), "skipped"
+        (characters left out)}. The per-character figures are None for a text with nothing to
+        score (an empty text in a stream run).
 
     Raises:
-        VocabularyError: characters the model's vocabulary lacks (named), or, in an items run,
-            a text holding the end-of-item symbol.
+        VocabularyError: with unknown="error", characters the model's vocabulary lacks (named),
+            or, in an items run, a text holding the end-of-item symbol.
         ValueError: `batch_size` below 1, or a text that is not a str.
 
     Example:
@@ -64,22 +69,28 @@ def score(run, texts: Sequence[str], batch_size: int = 256, label=None) -> list[
     >>> results = charrnn.score("runs/names", ["emma", "xqzt"])
     >>> [round(result["nats_per_char"], 2) for result in results]
     """
-    return Scorer(run).score(texts, batch_size, label)
+    return Scorer(run).score(texts, batch_size, label, unknown)
 
 
-def _result(text: str, chars: int, log_prob: float) -> dict:
+def _result(text: str, chars: int, log_prob: float, read=None) -> dict:
     nats = -log_prob / chars if chars else None
     return {"text": text, "chars": chars, "log_prob": log_prob, "nats_per_char": nats,
-            "bits_per_char": bits_per_char(nats) if chars else None}
+            "bits_per_char": bits_per_char(nats) if chars else None,
+            "unknown": read.unknown if read else 0, "skipped": read.skipped if read else 0}
 
 
-def encode_texts(run, texts: Sequence[str]) -> list[np.ndarray]:
-    """The id sequence scored for each text: the start symbol, the text, and in an items run
-    the end symbol; the model reads ids[:-1] and is scored on ids[1:].
+def encode_texts(run, texts: Sequence[str], unknown: str = "auto") -> tuple[list[np.ndarray], list]:
+    """The id sequence scored for each text: the start symbol, the text (read by
+    `Vocabulary.read` under `unknown`), and in an items run the end symbol; the model reads
+    ids[:-1] and is scored on ids[1:].
+
+    Returns:
+        (sequences, reads): the id sequences, and each text's `TextIds` (its unknown and skipped
+        counts).
 
     Raises:
-        VocabularyError: unknown characters (all of them named, with the first text holding
-            one), or an end-of-item symbol inside an item.
+        VocabularyError: with unknown="error", characters outside the vocabulary (named, with the
+            first text holding one); an end-of-item symbol inside an item.
     """
     for index, text in enumerate(texts):
         if not isinstance(text, str):
@@ -90,18 +101,19 @@ def encode_texts(run, texts: Sequence[str]) -> list[np.ndarray]:
         if bad is not None:
             raise VocabularyError(f"text {bad + 1} ({_clip(texts[bad])}) holds a newline, the end-of-item "
                                   "symbol of this items run: score one item per text (--lines for a file)")
-    start, end = start_symbol(run.vocab), END_OF_ITEM if items else ""
-    joined = "".join(start + text + end for text in texts)
-    known = set(run.vocab.symbols)
-    unknown = sorted(set(joined) - known)
-    if unknown:
-        first = next(index for index, text in enumerate(texts) if not set(text) <= known)
-        shown = ", ".join(repr(char) for char in unknown[:20]) + (" ..." if len(unknown) > 20 else "")
-        raise VocabularyError(f"characters not in this model's vocabulary: {shown} (first in text "
-                              f"{first + 1}: {_clip(texts[first])})")
-    ids = run.vocab.encode(joined).astype(np.int32)
-    lengths = [len(start) + len(text) + len(end) for text in texts]
-    return np.split(ids, np.cumsum(lengths)[:-1]) if texts else []
+    start = run.vocab.read(start_symbol(run.vocab)).ids
+    end = run.vocab.read(END_OF_ITEM).ids if items else np.zeros(0, np.int32)
+    if unknown == "error":
+        known = set(run.vocab.symbols)
+        outside = sorted(set("".join(texts)) - known)
+        if outside:
+            first = next(index for index, text in enumerate(texts) if not set(text) <= known)
+            shown = ", ".join(repr(char) for char in outside[:20]) + (" ..." if len(outside) > 20 else "")
+            raise VocabularyError(f"characters not in this model's vocabulary: {shown} (first in text "
+                                  f"{first + 1}: {_clip(texts[first])}); --unknown auto reads them "
+                                  "(docs/unknown-characters.md)")
+    reads = [run.vocab.read(text, unknown) for text in texts]
+    return [np.concatenate([start, read.ids, end]) for read in reads], reads
 
 
 def _clip(text: str, limit: int = 40) -> str:
@@ -153,16 +165,17 @@ class Scorer:
         return label_ids(self.label_names, label, count, str(self.run.path),
                          hint=" (or `charrnn classify` to score a text under each)")
 
-    def score(self, texts: Sequence[str], batch_size: int = 256, label=None) -> list[dict]:
+    def score(self, texts: Sequence[str], batch_size: int = 256, label=None, unknown: str = "auto") -> list[dict]:
         """Scores each text; see `score` for the arguments, results and errors. A labelled run's
         texts are scored under `label` (one name for all, or one per text)."""
         if batch_size < 1:
             raise ValueError(f"Expected batch_size >= 1. Received: batch_size={batch_size}")
         texts = list(texts)
         labels = self.label_ids(label, len(texts))
-        sequences = encode_texts(self.run, texts)
+        sequences, reads = encode_texts(self.run, texts, unknown)
         log_probs = self.log_probs(sequences, batch_size, labels)
-        return [_result(text, len(ids) - 1, log_prob) for text, ids, log_prob in zip(texts, sequences, log_probs)]
+        return [_result(text, len(ids) - 1, log_prob, read)
+                for text, ids, log_prob, read in zip(texts, sequences, log_probs, reads)]
 
     def zero_states(self, rows: int) -> list:
         """One zero (rows, units) tensor per state: (h, c) per LSTM layer, (h,) per GRU/RNN layer."""
@@ -245,9 +258,9 @@ def _stateful_model(run):
     return model
 
 
-def rank(run, texts: Sequence[str], batch_size: int = 256, label=None) -> list[dict]:
+def rank(run, texts: Sequence[str], batch_size: int = 256, label=None, unknown: str = "auto") -> list[dict]:
     """`score`'s results, most likely first (lowest nats/char; texts with nothing scored last)."""
-    results = Scorer(run).score(texts, batch_size, label)
+    results = Scorer(run).score(texts, batch_size, label, unknown)
     if label is not None:  # each result keeps its label through the sort
         for result, name in zip(results, [label] * len(results) if isinstance(label, str) else label):
             result["label"] = name
@@ -260,14 +273,16 @@ def most_likely_first(results: Sequence[dict]) -> list[dict]:
     return sorted(results, key=lambda result: (result["nats_per_char"] is None, result["nats_per_char"] or 0.0))
 
 
-def read_texts(run, files: Sequence[str | Path], lines: bool = False) -> list[dict]:
+def read_texts(run, files: Sequence[str | Path], lines: bool = False, encoding: str | None = None) -> list[dict]:
     """The texts of `files` as `score` takes them, each with where it came from.
 
     Args:
         run: the run whose training encoding decodes the files.
         files: paths of text files.
-        lines: one text per non-empty line (the newline not included) instead of one per file.
-            Defaults to False.
+        lines: one text per non-empty line (its line end, "\\n" or "\\r\\n", not included) instead of
+            one per file. Defaults to False.
+        encoding: the files' codec (`charrnn.data.corpus.decode_text`'s rules). Defaults to the
+            run's training encoding.
 
     Returns:
         [{"file", "line" (1-based, with `lines`), "text"}]. In an items run a whole file loses
@@ -278,25 +293,12 @@ def read_texts(run, files: Sequence[str | Path], lines: bool = False) -> list[di
     """
     found = []
     for file in files:
-        text = _read_text(Path(file), run.train_config.encoding)
+        text = decode_text(Path(file), encoding or run.train_config.encoding)
         if lines:
-            found += [{"file": str(file), "line": number, "text": line}
-                      for number, line in enumerate(text.split("\n"), start=1) if line]
+            found += [{"file": str(file), "line": number, "text": line.removesuffix("\r")}
+                      for number, line in enumerate(text.split("\n"), start=1) if line.removesuffix("\r")]
             continue
         if is_items_run(run) and text.endswith(END_OF_ITEM):
             text = text[: -len(END_OF_ITEM)]
         found.append({"file": str(file), "text": text})
     return found
-
-
-def _read_text(path: Path, encoding: str) -> str:
-    from charrnn.errors import CorpusError
-
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise CorpusError(f"cannot read {path}: {error.strerror or error}") from None
-    try:  # "bytes" runs have one symbol per byte: code points 0-255, which is latin-1
-        return data.decode("latin-1" if encoding == "bytes" else encoding)
-    except (UnicodeDecodeError, LookupError) as error:
-        raise CorpusError(f"{path} is not valid {encoding} ({error})") from None

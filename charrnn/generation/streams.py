@@ -8,6 +8,8 @@ their characters handed out in chunks as text.
 
 from __future__ import annotations
 
+import dataclasses
+
 import secrets
 from typing import Iterator
 
@@ -39,13 +41,9 @@ class Streams:
         return "\n" if "\n" in self.vocab.symbols else self.vocab.symbols[0]
 
     def _prime_batch(self, config: SampleConfig) -> np.ndarray:
-        """The prime's ids (the default prime if it is empty), one row per stream."""
-        prime = config.prime or self.default_prime
-        try:
-            prime_ids = self.vocab.encode(prime).astype(np.int32)
-        except VocabularyError as error:
-            raise VocabularyError(f"the prime has {error}; this model's vocabulary is "
-                                  f"{''.join(self.vocab.symbols)!r}") from None
+        """The prime's ids, read by the new-text rule (`Vocabulary.read` under `config.unknown`),
+        one row per stream; the default prime if it is empty or nothing of it is read."""
+        prime_ids = read_prime(self.vocab, config.prime, config.unknown, self.default_prime).ids
         return np.repeat(prime_ids[None, :], config.num_samples, axis=0)
 
     def stream_labels(self, config: SampleConfig) -> np.ndarray | None:
@@ -150,3 +148,21 @@ class Streams:
             return [StopResult(text) for text in texts]
         return [StopResult(text, scanner.stopped, None if scanner.stopped is None else len(text))
                 for text, scanner in zip(texts, scanners)]
+
+
+def read_prime(vocab, prime: str, unknown: str, default_prime: str):
+    """A prime read by the new-text rule (`Vocabulary.read`): its `TextIds`, the default prime's
+    ids when the prime is empty or every character of it is skipped.
+
+    Raises:
+        VocabularyError: under unknown="error", naming the characters outside the vocabulary.
+    """
+    try:
+        read = vocab.read(prime, unknown)
+    except VocabularyError:
+        outside = sorted(set(prime) - set(vocab.symbols))
+        raise VocabularyError(f"the prime has characters not in the vocabulary: {', '.join(map(repr, outside[:20]))}; "
+                              f"this model's vocabulary is {''.join(vocab.symbols)!r}") from None
+    if not len(read.ids):
+        return dataclasses.replace(read, ids=vocab.read(default_prime).ids)
+    return read

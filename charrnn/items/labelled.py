@@ -31,7 +31,7 @@ TAB = "\t"
 
 
 def read_labelled_items(sources: Sequence[str | Path], mode: str, encoding: str = "utf-8", max_length: int = 256,
-                        vocab: Vocabulary | None = None, grow_from: Vocabulary | None = None) -> Items:
+                        vocab: Vocabulary | None = None, grow_from: Vocabulary | None = None, min_count: int = 1) -> Items:
     """Reads labelled items: LABEL<TAB>ITEM lines (`mode` "column") or the lines of labelled
     files (`mode` "files" or "folders").
 
@@ -42,6 +42,8 @@ def read_labelled_items(sources: Sequence[str | Path], mode: str, encoding: str 
         max_length: the longest item accepted (the label and tab not counted). Defaults to 256.
         vocab: encode in this vocabulary (a resumed run's). Defaults to None.
         grow_from: a fine-tune's parent vocabulary, grown by the items' symbols. Defaults to None.
+        min_count: characters seen fewer times read as the unknown symbol (`--min-char-count`).
+            Defaults to 1 (none).
 
     Returns:
         `Items` with `labels`, `label_names` and `label_record` ({label: {"items", "files"?,
@@ -54,11 +56,11 @@ def read_labelled_items(sources: Sequence[str | Path], mode: str, encoding: str 
     """
     sources = [sources] if isinstance(sources, (str, Path)) else list(sources)
     if mode == "column":
-        return _column_items(sources, encoding, max_length, vocab, grow_from)
-    return _grouped_items(sources, mode, encoding, max_length, vocab, grow_from)
+        return _column_items(sources, encoding, max_length, vocab, grow_from, min_count)
+    return _grouped_items(sources, mode, encoding, max_length, vocab, grow_from, min_count)
 
 
-def _column_items(sources, encoding, max_length, vocab, grow_from) -> Items:
+def _column_items(sources, encoding, max_length, vocab, grow_from, min_count=1) -> Items:
     """LABEL<TAB>ITEM lines: the item is what follows the first tab."""
     lines = read_lines(sources, encoding)
     ids, own = lines.ids, lines.vocab
@@ -80,7 +82,7 @@ def _column_items(sources, encoding, max_length, vocab, grow_from) -> Items:
                           "after its tab; remove the line or give it an item")
     check_lengths(lengths, max_length, lines.where)
     used = used_symbols(np.asarray(ids)[_inside(len(ids), starts, lengths)], own, removed={})
-    target = target_vocabulary([used], vocab, grow_from)
+    target = target_vocabulary([used], vocab, grow_from, min_count)
     record = {name: {"items": int(count)} for name, count in zip(names, np.bincount(labels, minlength=len(names)))}
     return Items(recode(ids, own, target), starts, lengths, target, lines.corpus, labels, tuple(names), record)
 
@@ -118,7 +120,7 @@ def _inside(size: int, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return np.cumsum(edges[:-1]) > 0
 
 
-def _grouped_items(sources, mode, encoding, max_length, vocab, grow_from) -> Items:
+def _grouped_items(sources, mode, encoding, max_length, vocab, grow_from, min_count=1) -> Items:
     """The lines of each label's files (`group_sources`), one vocabulary for them all."""
     from charrnn.data.labels import group_sources
 
@@ -132,7 +134,7 @@ def _grouped_items(sources, mode, encoding, max_length, vocab, grow_from) -> Ite
         check_lengths(lines.lengths, max_length, lines.where)
         parts.append(lines)
     used = [used_symbols(lines.ids, lines.vocab, lines.removed) for lines in parts]
-    target = target_vocabulary(used, vocab, grow_from)
+    target = target_vocabulary(used, vocab, grow_from, min_count)
     offsets = np.cumsum([0] + [len(lines.ids) for lines in parts])
     ids = np.concatenate([recode(lines.ids, lines.vocab, target) for lines in parts])
     starts = np.concatenate([lines.starts + offset for lines, offset in zip(parts, offsets)])

@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from charrnn.data.vocab import Vocabulary
+from charrnn.data.vocab import UNKNOWN, Vocabulary
 from charrnn.errors import CorpusError, VocabularyError
 
 END = "\n"  # the start symbol and the end-of-item symbol
@@ -70,7 +70,7 @@ class Items:
 
 
 def read_items(sources: str | Path | Sequence[str | Path], encoding: str = "utf-8", max_length: int = 256,
-               vocab: Vocabulary | None = None, grow_from: Vocabulary | None = None) -> Items:
+               vocab: Vocabulary | None = None, grow_from: Vocabulary | None = None, min_count: int = 1) -> Items:
     """Reads a corpus as one item per non-empty line.
 
     Args:
@@ -80,6 +80,8 @@ def read_items(sources: str | Path | Sequence[str | Path], encoding: str = "utf-
         vocab: encode in this vocabulary (a trained run's) instead of the items' own. Defaults to None.
         grow_from: a fine-tune's parent vocabulary: its symbols in their ids, then the items'
             symbols it lacks (see `charrnn.models.finetune.grow_vocabulary`). Defaults to None.
+        min_count: characters seen fewer times inside the items read as the unknown symbol
+            (`--min-char-count`). Defaults to 1 (none).
 
     Returns:
         `Items`, whose vocabulary (unless `vocab` is given) is the items' characters plus "\\n".
@@ -92,7 +94,7 @@ def read_items(sources: str | Path | Sequence[str | Path], encoding: str = "utf-
     lines = read_lines(sources, encoding)
     check_lengths(lines.lengths, max_length, lambda index: f"line {lines.numbers[index]} of {lines.corpus.name}")
     used = used_symbols(lines.ids, lines.vocab, removed=lines.removed)
-    target = target_vocabulary([used], vocab, grow_from)
+    target = target_vocabulary([used], vocab, grow_from, min_count)
     return Items(recode(lines.ids, lines.vocab, target), lines.starts, lines.lengths, target, lines.corpus)
 
 
@@ -170,24 +172,34 @@ def check_lengths(lengths: np.ndarray, max_length: int, where) -> None:
                           "shorten or remove them, or raise --max-item-length")
 
 
-def target_vocabulary(used: Sequence[Sequence[str]], vocab: Vocabulary | None = None,
-                      grow_from: Vocabulary | None = None) -> Vocabulary:
-    """The vocabulary items are encoded in: `vocab` (refusing symbols it lacks), else `grow_from`
-    grown by the used symbols, else the used symbols and the end symbol, sorted.
+def target_vocabulary(used: Sequence[dict[str, int]], vocab: Vocabulary | None = None,
+                      grow_from: Vocabulary | None = None, min_count: int = 1) -> Vocabulary:
+    """The vocabulary items are encoded in: `vocab` (refusing symbols it lacks, unless it has an
+    unknown symbol), else `grow_from` grown by the used symbols, else the used symbols and the end
+    symbol, sorted; with `min_count`, symbols used fewer times read as the unknown symbol (last).
 
     Args:
-        used: the symbols used inside the items, one list per part of the corpus.
+        used: {symbol: count} of the symbols used inside the items, one per part of the corpus.
+        min_count: the fewest uses that make a symbol its own. Defaults to 1.
 
     Raises:
         VocabularyError: with `vocab`, symbols it does not hold.
     """
-    symbols = set().union(*map(set, used)) | {END}
+    totals: dict[str, int] = {}
+    for part in used:
+        for symbol, count in part.items():
+            totals[symbol] = totals.get(symbol, 0) + count
+    symbols = {symbol for symbol, count in totals.items() if count >= min_count} | {END}
+    rare = set(totals) - symbols
+    own = Vocabulary(sorted(symbols - {UNKNOWN}) + [UNKNOWN], unknown=UNKNOWN) if rare else Vocabulary(sorted(symbols))
     if vocab is None and grow_from is not None:
         from charrnn.models.finetune import grow_vocabulary
 
-        return grow_vocabulary(grow_from, sorted(symbols))
-    target = vocab or Vocabulary(sorted(symbols))
-    missing = sorted(symbols - set(target.symbols))
+        return grow_vocabulary(grow_from, own)
+    target = vocab or own
+    if target.unknown is not None:
+        return target
+    missing = sorted((set(totals) | {END}) - set(target.symbols))
     if missing:
         raise VocabularyError(f"the items have characters not in the vocabulary: "
                               f"{', '.join(map(repr, missing[:20]))}")
@@ -195,11 +207,12 @@ def target_vocabulary(used: Sequence[Sequence[str]], vocab: Vocabulary | None = 
 
 
 def recode(ids: np.ndarray, own: Vocabulary, target: Vocabulary) -> np.ndarray:
-    """`ids` (in `own`) in `target`'s ids; a symbol `target` lacks becomes id 0 (it must lie
-    outside every item: a dropped "\\r", a label's characters)."""
+    """`ids` (in `own`) in `target`'s ids; a symbol `target` lacks becomes its unknown symbol, or
+    id 0 without one (it must then lie outside every item: a dropped "\\r", a label's characters)."""
     if target.symbols == own.symbols:
         return ids
-    table = np.array([target.symbols.index(symbol) if symbol in target.symbols else 0
+    missing = target.unknown_id or 0
+    table = np.array([target.symbols.index(symbol) if symbol in target.symbols else missing
                       for symbol in own.symbols], dtype=target.dtype)
     return table[np.asarray(ids)]
 
@@ -233,27 +246,33 @@ def _check_file_endings(files: Sequence[str], encoding: str) -> None:
                                   "but the last must, or its last line would join the next file's first")
 
 
-def used_symbols(ids: np.ndarray, vocab: Vocabulary, removed: dict[str, int]) -> list[str]:
-    """The symbols inside items: every symbol counted in `ids`, less the line endings `removed`."""
+def used_symbols(ids: np.ndarray, vocab: Vocabulary, removed: dict[str, int]) -> dict[str, int]:
+    """The symbols inside items and how often each is used: every symbol counted in `ids`, less
+    the line endings `removed`."""
     counts = np.zeros(vocab.size, np.int64)
     for start in range(0, len(ids), 1 << 24):  # in slices: a memmap is never loaded whole
         counts += np.bincount(np.asarray(ids[start:start + (1 << 24)]), minlength=vocab.size)
     for symbol, count in removed.items():
         if symbol in vocab.symbols:
             counts[vocab.symbols.index(symbol)] -= count
-    return [symbol for symbol, count in zip(vocab.symbols, counts) if count > 0]
+    return {symbol: int(count) for symbol, count in zip(vocab.symbols, counts) if count > 0}
 
 
-def lines_as_items(lines: Sequence[str], vocab: Vocabulary, labels=None, label_names: Sequence[str] = ()) -> Items:
+def lines_as_items(lines: Sequence[str], vocab: Vocabulary, labels=None, label_names: Sequence[str] = (),
+                   unknown: str = "error") -> Items:
     """Items from strings (sampled or given), encoded in `vocab`; a labelled model's items with
-    `labels` (one label id per line) in `label_names`.
+    `labels` (one label id per line) in `label_names`; characters outside `vocab` read by the
+    new-text rule under `unknown` (`Vocabulary.read`: "auto", "skip" or "error").
 
     Raises:
-        VocabularyError: a character `vocab` does not hold, or an item holding the end symbol.
+        VocabularyError: under unknown="error", a character `vocab` does not hold; an item
+            holding the end symbol.
     """
     for index, line in enumerate(lines):
         if END in line:
             raise VocabularyError(f"item {index + 1} holds the end symbol '\\n' ({line!r})")
+    if unknown != "error":
+        lines = [vocab.decode(vocab.read(line, unknown).ids) for line in lines]
     text = END.join(lines)
     ids = vocab.encode(text) if text else np.zeros(0, vocab.dtype)
     lengths = np.array([len(line) for line in lines], np.int64)

@@ -69,7 +69,7 @@ def mean_loss(model, items: Items, indices=None, batch_size: int = 256, scorer=N
 
 
 def evaluate_items(run, files=None, encoding: str | None = None, batch_size: int = 256,
-                   label: str | None = None) -> dict:
+                   label: str | None = None, unknown: str = "auto") -> dict:
     """Scores an items run on its stored test items, or on the lines of `files` as items.
 
     Args:
@@ -81,9 +81,11 @@ def evaluate_items(run, files=None, encoding: str | None = None, batch_size: int
         label: a labelled run's label: `files` are scored under it, and of the test split only
             its items. A labelled run's test split without one scores each item under its own
             label. Defaults to None.
+        unknown: how characters of `files` outside the vocabulary are read (`Vocabulary.read`:
+            "auto", "skip" or "error"). Defaults to "auto".
 
     Returns:
-        {"file", "items", "chars", "loss", "bpc"}: loss in nats per character, end symbols
+        {"file", "items", "chars", "loss", "bpc", "unknown", "skipped"}: loss in nats per character, end symbols
         counted; with `label`, also "label"; a labelled run's whole test split gives the mean
         over its labels as "loss" and each label's as "loss_by_label".
 
@@ -102,19 +104,22 @@ def evaluate_items(run, files=None, encoding: str | None = None, batch_size: int
 
             raise OptionError(f"{run.path} is labelled: give --label to score FILE under, one of: {', '.join(names)}")
         sources = [files] if isinstance(files, (str, Path)) else list(files)
-        items = read_items(sources, encoding or run.train_config.encoding, run.train_config.max_item_length,
-                           vocab=run.vocab)
+        own = read_items(sources, encoding or run.train_config.encoding, run.train_config.max_item_length)
+        reads = [run.vocab.read(text, unknown) for text in own.texts(range(len(own)))]
+        outside = {"unknown": sum(read.unknown for read in reads), "skipped": sum(read.skipped for read in reads)}
+        items = lines_as_items([run.vocab.decode(read.ids) for read in reads], run.vocab)  # read already
         if names:
             items.labels, items.label_names = np.full(len(items), label_id, np.int32), names
         name = ", ".join(map(str, sources))
     else:
         texts, labels = load_split(run.path).labelled("test", label)
         items = lines_as_items(texts, run.vocab, _label_ids(names, labels), names)
-        name = "test split"
+        name, outside = "test split", {"unknown": 0, "skipped": 0}
     model = run.model(seq_length=items.window)
     losses, counts = item_losses(model, items, batch_size=batch_size)
     loss = float(losses.sum() / counts.sum())
-    result = {"file": name, "items": len(items), "chars": int(counts.sum()), "loss": loss, "bpc": bits_per_char(loss)}
+    result = {"file": name, "items": len(items), "chars": int(counts.sum()), "loss": loss, "bpc": bits_per_char(loss),
+              **outside}
     if label is not None:
         result["label"] = label
     elif names:  # the whole test split: each label's loss, and their mean (as val_loss is)
@@ -141,7 +146,8 @@ def item_log_probs(run, texts: Sequence[str], batch_size: int = 256, labels: Seq
         per text.
     """
     names = run.model_config.label_names
-    items = lines_as_items(list(texts), run.vocab, _label_ids(names, labels) if labels is not None else None, names)
+    items = lines_as_items(list(texts), run.vocab, _label_ids(names, labels) if labels is not None else None, names,
+                           unknown="auto")
     model = run.model(seq_length=items.window)
     losses, counts = item_losses(model, items, batch_size=batch_size)
     return [{"log_prob": -float(loss), "chars": int(count), "nats_per_char": float(loss / count)}

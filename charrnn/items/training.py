@@ -75,10 +75,11 @@ def training_items(sources, train_config, vocab: Vocabulary | None = None,
         from charrnn.items.labelled import read_labelled_items
 
         items = read_labelled_items(sources, train_config.labels, train_config.encoding,
-                                    train_config.max_item_length, vocab, grow_from)
+                                    train_config.max_item_length, vocab, grow_from, train_config.min_char_count)
         split = split_labelled_items(items.labels, items.label_names, train_config.seed, train_config.val_fraction)
     else:
-        items = read_items(sources, train_config.encoding, train_config.max_item_length, vocab, grow_from)
+        items = read_items(sources, train_config.encoding, train_config.max_item_length, vocab, grow_from,
+                           train_config.min_char_count)
         split = split_items(len(items), train_config.seed, train_config.val_fraction)
     train_config = dataclasses.replace(train_config, seq_length=items.window)
     batches = ItemBatches(items, split["train"], items.window, train_config.batch_size, train_config.seed,

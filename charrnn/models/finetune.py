@@ -102,9 +102,10 @@ class FineTune:
             inherited["labels"] = self.parent.train_config.labels
         return {**options, **inherited}
 
-    def vocabulary(self, sources: Sequence[str | Path], encoding: str) -> Vocabulary:
-        """The parent's symbols in their ids, then the corpus's symbols the parent lacks, sorted."""
-        return grow_vocabulary(self.parent.vocab, corpus_symbols(sources, encoding))
+    def vocabulary(self, sources: Sequence[str | Path], encoding: str, min_count: int = 1) -> Vocabulary:
+        """The parent's symbols in their ids, then the corpus's symbols the parent lacks, sorted
+        (those seen fewer than `min_count` times read as the unknown symbol: see `grow_vocabulary`)."""
+        return grow_vocabulary(self.parent.vocab, corpus_vocabulary(sources, encoding, min_count))
 
     def model_config(self, model_options: dict, vocab_size: int, label_names=()) -> ModelConfig:
         """The parent's shape with the grown vocabulary and labels (the parent's first, in their
@@ -148,24 +149,36 @@ class FineTune:
         return fresh.get_weights()
 
 
-def corpus_symbols(sources: Sequence[str | Path], encoding: str) -> list[str]:
-    """The distinct characters of a corpus (files, folders or named corpora), sorted."""
+def corpus_vocabulary(sources: Sequence[str | Path], encoding: str, min_count: int = 1) -> Vocabulary:
+    """The vocabulary of a corpus (files, folders or named corpora) on its own: its characters
+    seen at least `min_count` times, sorted, and the unknown symbol if any was seen fewer."""
     from charrnn.data.corpus import _scan, resolve_sources  # one streaming pass over the corpus, no ids kept
 
     _, files = resolve_sources(sources, encoding)
-    return [chr(int(code)) for code in _scan(files, encoding)[3]]
+    _, _, _, present, counts = _scan(files, encoding)
+    return Vocabulary.from_counts(present, counts, min_count)
 
 
-def grow_vocabulary(vocab: Vocabulary, symbols: Sequence[str]) -> Vocabulary:
-    """`vocab`'s symbols in their ids, then those of `symbols` it lacks, in sorted order.
+def corpus_symbols(sources: Sequence[str | Path], encoding: str) -> list[str]:
+    """The distinct characters of a corpus (files, folders or named corpora), sorted."""
+    return corpus_vocabulary(sources, encoding).symbols
+
+
+def grow_vocabulary(vocab: Vocabulary, symbols: Sequence[str] | Vocabulary) -> Vocabulary:
+    """`vocab`'s symbols in their ids, then those of `symbols` it lacks, in sorted order. The
+    parent's unknown symbol is kept; one that `symbols` (a `Vocabulary`) reserves is added (last).
 
     Example:
 
     >>> grow_vocabulary(Vocabulary(list("ba")), "abcé").symbols
     ['b', 'a', 'c', 'é']
     """
-    known = set(vocab.symbols)
-    return Vocabulary(vocab.symbols + sorted(set(symbols) - known))
+    unknown = vocab.unknown or getattr(symbols, "unknown", None)
+    new = set(getattr(symbols, "symbols", symbols)) - set(vocab.symbols) - {unknown}
+    grown = vocab.symbols + sorted(new)
+    if unknown is not None and unknown not in grown:
+        grown.append(unknown)
+    return Vocabulary(grown, unknown=unknown)
 
 
 def grow_weights(parent_model, model, one_hot: bool, label_rows: int = 0) -> None:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from charrnn.errors import CharRNNError, OptionError
+from charrnn.data.vocab import Vocabulary
+from charrnn.errors import CharRNNError, OptionError, VocabularyError
 
 # charrnn.export.weights' LABELLED_FORMAT_VERSION (a labelled model: version 2; others: 1), without
 # importing the exporter
@@ -95,6 +96,10 @@ class PortableModel:
             raise PortableError(f"{self.path} does not have charrnn's inputs ({', '.join(inputs)}) and outputs "
                                 "(logits, new_state)")
         self._index = {symbol: index for index, symbol in enumerate(self.symbols)}
+        try:  # the training vocabulary, with its unknown symbol if it reserved one (--min-char-count)
+            self.vocab = Vocabulary(self.symbols, unknown=vocabulary.get("unknown"))
+        except ValueError:
+            raise PortableError(f"{self.path} has an invalid vocabulary in its metadata") from None
 
     @property
     def vocab_size(self) -> int:
@@ -154,27 +159,44 @@ class PortableModel:
         """What to write for generated symbols: a bytes model's raw bytes, else the text."""
         return symbols.encode("latin-1") if self.encoding == "bytes" else symbols
 
-    def encode(self, symbols: str) -> np.ndarray:
-        """The int64 ids of `symbols`.
+    def encode(self, symbols: str, unknown: str = "error") -> np.ndarray:
+        """The int64 ids of `symbols`, those outside the vocabulary read under `unknown`
+        (`charrnn.data.vocab.Vocabulary.read`: "auto", "skip" or "error").
 
         Raises:
-            PortableError: naming the symbols the vocabulary lacks.
+            PortableError: under unknown="error", naming the symbols the vocabulary lacks.
+        """
+        return self.read(symbols, unknown).ids.astype(np.int64)
+
+    def read(self, symbols: str, unknown: str = "auto"):
+        """New text read by the one rule every reader shares (`Vocabulary.read`): a `TextIds`
+        with its ids and how many characters became the unknown symbol or were skipped.
+
+        Raises:
+            PortableError: under unknown="error", naming the symbols the vocabulary lacks.
         """
         try:
-            return np.array([self._index[symbol] for symbol in symbols], np.int64)
-        except KeyError:
-            unknown = sorted({symbol for symbol in symbols if symbol not in self._index})
-            raise PortableError("characters not in the vocabulary: " + ", ".join(map(repr, unknown[:20]))) from None
+            return self.vocab.read(symbols, unknown)
+        except VocabularyError:
+            outside = sorted({symbol for symbol in symbols if symbol not in self._index})
+            raise PortableError("characters not in the vocabulary: " + ", ".join(map(repr, outside[:20]))) from None
+
+    def read_prime(self, prime: str, unknown: str = "auto") -> np.ndarray:
+        """The int64 ids a prime feeds the model: the prime read by the one rule, or the default
+        prime when it is empty or every character of it is skipped."""
+        ids = self.read(prime, unknown).ids if prime else np.zeros(0, np.int32)
+        return (ids if len(ids) else self.read(self.default_prime).ids).astype(np.int64)
 
     def decode(self, ids) -> str:
         return "".join(self.symbols[int(index)] for index in ids)
 
-    def loss(self, symbols: str, window: int | None = None, label: str | None = None) -> float:
-        """Mean next-symbol loss (nats per symbol) over `symbols`, the state carried within
-        windows of `window` predictions (None: one window) and zero at each window's start; a
-        labelled model's under `label`."""
+    def loss(self, symbols: str, window: int | None = None, label: str | None = None, unknown: str = "auto") -> float:
+        """Mean next-symbol loss (nats per symbol) over `symbols` (read by the one rule under
+        `unknown`, as `charrnn eval` reads a file), the state carried within windows of `window`
+        predictions (None: one window) and zero at each window's start; a labelled model's under
+        `label`."""
         labels = self.label_ids(label, 1)
-        ids = self.encode(symbols)
+        ids = self.encode(symbols, unknown)
         window = window or len(ids) - 1
         total, count = 0.0, 0
         for start in range(0, len(ids) - 1, window):

@@ -81,7 +81,8 @@ class _Stepper:
 def generate_chunks(model: PortableModel, prime: str = "", length: int = 500, temperature: float = 1.0,
                     top_k: int | None = None, top_p: float | None = None, argmax: bool = False,
                     num_samples: int = 1, seed: int | None = None, first_stream: int = 0,
-                    label: str | list[str] | tuple[str, ...] | None = None) -> Iterator[list[str]]:
+                    label: str | list[str] | tuple[str, ...] | None = None,
+                    unknown: str = "auto") -> Iterator[list[str]]:
     """Yields the prime, then each generated character: one string (of symbols) per stream each time.
 
     Args:
@@ -96,16 +97,18 @@ def generate_chunks(model: PortableModel, prime: str = "", length: int = 500, te
         label: a labelled model's label: one name for every stream, or one per stream (the
             stream's draws do not depend on it: the same seed under another label differs only
             through the model). Needed for a labelled model, refused by another. Defaults to None.
+        unknown: how the prime's symbols outside the vocabulary are read (the one rule,
+            `PortableModel.read`: "auto", "skip" or "error"). Defaults to "auto".
 
     Raises:
-        PortableError: the prime has symbols outside the vocabulary.
+        PortableError: under unknown="error", the prime has symbols outside the vocabulary.
         OptionError: a label missing, unknown (the message lists the labels) or not wanted.
         ValueError: an option out of range.
     """
     check_options(temperature, top_k, top_p, length, num_samples)
     labels = model.label_ids(label, num_samples)
     seed = secrets.randbits(63) if seed is None else seed
-    fed = model.encode(prime or model.default_prime)
+    fed = model.read_prime(prime, unknown)
     batch = np.repeat(fed[None, :], num_samples, axis=0)
     logits, state = model.run(batch, model.zero_state(num_samples), labels)  # the whole prime in one call
     rows = logits[:, -1, :]
@@ -132,7 +135,8 @@ def generate(model: PortableModel, **options) -> list[str]:
 
 def sample_items(model: PortableModel, num_samples: int = 1, prime: str = "", max_length: int | None = None,
                  temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-                 argmax: bool = False, seed: int | None = None, label: str | None = None) -> list[str]:
+                 argmax: bool = False, seed: int | None = None, label: str | None = None,
+                 unknown: str = "auto") -> list[str]:
     """Draws `num_samples` whole items of an items model, each from the start symbol to the end
     symbol (which is not part of the text).
 
@@ -169,7 +173,7 @@ def sample_items(model: PortableModel, num_samples: int = 1, prime: str = "", ma
         texts = [""] * streams
         done = [False] * streams
         chunks = generate_chunks(model, end + prime, max(1, max_length - len(prime) + 1), temperature, top_k,
-                                 top_p, argmax, streams, seed, first_stream=first, label=label)
+                                 top_p, argmax, streams, seed, first_stream=first, label=label, unknown=unknown)
         next(chunks)  # the prime
         for pieces in chunks:
             for stream, piece in enumerate(pieces):

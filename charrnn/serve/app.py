@@ -39,7 +39,7 @@ class Service:
         self._scorer = None  # built on the first POST /score (it compiles its own pass)
         self._scoring = threading.Lock()  # one scoring pass at a time, off the event loop
 
-    def score(self, texts: list, label=None) -> list[dict]:
+    def score(self, texts: list, label=None, unknown: str = "auto") -> list[dict]:
         """`charrnn score`'s numbers for each text (called in a worker thread); a labelled run's
         under `label` (one name, or one per text)."""
         from charrnn.errors import VocabularyError
@@ -50,7 +50,7 @@ class Service:
             if self._scorer is None:
                 self._scorer = Scorer(self.run)
             try:
-                rows = self._scorer.score([self._symbols(text, "texts") for text in texts], label=label)
+                rows = self._scorer.score([self._symbols(text, "texts") for text in texts], label=label, unknown=unknown)
             except VocabularyError as error:
                 raise RequestError(str(error), field="texts") from None
         return [{**row, "text": text} for row, text in zip(rows, texts)]  # as sent, not as bytes
@@ -209,7 +209,8 @@ async def score(request: Request) -> Response:
     service = _service(request)
     body = await read_json(request)
     texts = limits.score_texts(body)
-    scores = await asyncio.get_running_loop().run_in_executor(None, service.score, texts, body.get("label"))
+    scores = await asyncio.get_running_loop().run_in_executor(None, service.score, texts, body.get("label"),
+                                                              body.get("unknown", "auto"))
     return JSONResponse({"scores": scores})
 
 

@@ -19,7 +19,9 @@ SEED_LIMIT = 2 ** 63  # seeds in (-2**63, 2**63); the draws use their low 32 bit
 # field -> (kind, can be null)
 FIELDS = {"prime": ("text", False), "length": ("integer", False), "temperature": ("number", False),
           "top_k": ("integer", True), "top_p": ("number", True), "seed": ("integer", True),
-          "num_samples": ("integer", False), "argmax": ("boolean", False), "stop": ("texts", True)}
+          "num_samples": ("integer", False), "argmax": ("boolean", False), "stop": ("texts", True),
+          "unknown": ("text", False)}
+UNKNOWN_RULES = ("auto", "skip", "error")  # how new text's characters outside the vocabulary are read
 
 
 class RequestError(Exception):
@@ -70,10 +72,11 @@ def sample_config(fields: dict, vocabulary: set, max_streams: int) -> SampleConf
         "top_k": lambda value: value is None or value >= 1, "top_p": lambda value: value is None or 0 < value <= 1,
         "num_samples": lambda value: 1 <= value <= min(MAX_SAMPLES, max_streams),
         "seed": lambda value: value is None or -SEED_LIMIT < value < SEED_LIMIT,
-        "prime": lambda value: len(value) <= MAX_PRIME}
+        "prime": lambda value: len(value) <= MAX_PRIME, "unknown": lambda value: value in UNKNOWN_RULES}
     ranges = {"length": f"0 <= length <= {MAX_LENGTH}", "temperature": "temperature > 0", "top_k": "top_k >= 1",
               "top_p": "0 < top_p <= 1", "num_samples": f"1 <= num_samples <= {min(MAX_SAMPLES, max_streams)}",
-              "seed": "-2**63 < seed < 2**63", "prime": f"a prime of at most {MAX_PRIME} characters"}
+              "seed": "-2**63 < seed < 2**63", "prime": f"a prime of at most {MAX_PRIME} characters",
+              "unknown": "unknown in ('auto', 'skip', 'error')"}
     for name, value in values.items():
         if name in checks and not checks[name](value):
             shown = f"{len(value)} characters" if name == "prime" else repr(value)
@@ -83,7 +86,7 @@ def sample_config(fields: dict, vocabulary: set, max_streams: int) -> SampleConf
             if values.get(name) is not None:
                 raise RequestError(f"argmax takes the most likely character and does not use {name}", name)
     missing = sorted({symbol for symbol in values.get("prime", "") if symbol not in vocabulary})
-    if missing:
+    if missing and values.get("unknown") == "error":  # else the one rule reads them (Vocabulary.read)
         raise RequestError(f"the prime has characters not in the vocabulary: {', '.join(map(repr, missing))}", "prime")
     if values.get("stop") is not None:
         values["stop"] = _stops(values["stop"], vocabulary)
@@ -178,18 +181,21 @@ def _parse(name: str, kind: str, text: str):
 
 
 def score_texts(fields) -> list:
-    """The texts of a POST /score body: {"texts": [strings]}, within the limits.
+    """The texts of a POST /score body: {"texts": [strings], "unknown"?, "label"?}, within the limits.
 
     Raises:
         RequestError: not an object, unknown fields, a missing or mistyped list, too many or too
-            long texts.
+            long texts, an "unknown" rule that is not one of `UNKNOWN_RULES`.
     """
     if not isinstance(fields, dict):
         raise RequestError("the body must be a JSON object", field=None)
-    unknown = sorted(set(fields) - {"texts", "label"})
-    if unknown:
-        raise RequestError(f"unknown field {unknown[0]!r}; POST /score takes 'texts' (and a labelled run's "
-                           "'label')", field=unknown[0])
+    stray = sorted(set(fields) - {"texts", "label", "unknown"})
+    if stray:
+        raise RequestError(f"unknown field {stray[0]!r}; POST /score takes 'texts', 'unknown' (and a labelled "
+                           "run's 'label')", field=stray[0])
+    if fields.get("unknown", "auto") not in UNKNOWN_RULES:
+        raise RequestError(f"Expected unknown in ('auto', 'skip', 'error'). Received: unknown={fields['unknown']!r}",
+                           field="unknown")
     texts = fields.get("texts")
     if not isinstance(texts, list) or not texts or not all(isinstance(text, str) for text in texts):
         raise RequestError("texts must be a non-empty list of strings", field="texts")

@@ -185,13 +185,14 @@ class _Session(Loop):
             # a fine-tune's vocabulary: the parent's grown by the corpus's symbols (as before labels); a
             # labelled one's by the symbols inside its items only (a column's labels are not text)
             if tune is not None and saved is None and train_config.labels is None:
-                vocab, grow_from = tune.vocabulary(sources, train_config.encoding), None
+                vocab, grow_from = tune.vocabulary(sources, train_config.encoding, train_config.min_char_count), None
             else:
                 vocab, grow_from = (saved.vocab if saved else None), (tune.parent.vocab if tune else None)
             self.items = items.training_items(sources, train_config, vocab, grow_from=grow_from)
             train_config, corpus, self.batches = self.items.train_config, self.items.corpus, self.items.batches
         else:
-            vocab = saved.vocab if saved else tune.vocabulary(sources, train_config.encoding) if tune else None
+            vocab = (saved.vocab if saved else tune.vocabulary(sources, train_config.encoding, train_config.min_char_count)
+                     if tune else None)
             self.items = None
             corpus = (self._labelled_data(sources, train_config, vocab, self._label_names(tune, self.label_groups, saved))
                       if self.label_groups is not None else self._stream_data(sources, train_config, vocab))
@@ -265,7 +266,7 @@ class _Session(Loop):
     def _stream_data(self, sources, train_config: TrainConfig, vocab):
         """Reads the corpus as one text (in `vocab`, when given): the windows (self.batches), the
         validation tail (self.val_ids); returns the corpus."""
-        corpus = load_corpus(sources, train_config.encoding, vocab=vocab)
+        corpus = load_corpus(sources, train_config.encoding, vocab=vocab, min_count=train_config.min_char_count)
         train_ids, val_ids = split(corpus.ids, train_config.val_fraction)
         self.batches = WindowBatches(train_ids, train_config.seq_length, train_config.batch_size,
                                      train_config.seed)  # first: a text shorter than a window says so
@@ -279,7 +280,8 @@ class _Session(Loop):
         """Reads a labelled corpus (`self.label_groups`): one text per label in the vocabulary of
         them all, each split into its training windows and its own validation tail (the
         validation cap shared evenly), so every label is evaluated. Returns the whole corpus."""
-        whole = load_corpus(sources, train_config.encoding, vocab=vocab)  # the labels' files, label by label
+        whole = load_corpus(sources, train_config.encoding, vocab=vocab,  # the labels' files, label by label
+                            min_count=train_config.min_char_count)
         train_texts, label_ids, self.val_texts, described = [], [], [], {}
         share = max(2, train_config.max_val_chars // len(self.label_groups))
         start = 0
