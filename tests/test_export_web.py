@@ -582,3 +582,39 @@ def test_the_library_in_node_refuses_bad_options_and_draws_items(tmp_path):
     assert no_room == {"length": "length 0 leaves no room for an item; give at least 1"}
     assert set(stop) == {"stop"}
     assert set(several) == {"numSamples", "colour"}
+
+
+def _docs_example(language: str) -> str:
+    """The `language` example of docs/export.md's "charrnn.js as a library" section."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "export.md").read_text("utf-8")
+    section = text[text.index("### `charrnn.js` as a library"):]
+    return re.search(rf"^```{language}\n(.*?)^```", section, re.S | re.M).group(1)
+
+
+def test_the_docs_library_examples_run_in_a_page_and_in_node(narrow, browser, serve, tmp_path):
+    """docs/export.md's two examples, as written: the page's text is portable's cut at its stop,
+    and Node prints portable's text for its seed, then three texts."""
+    run_dir, model, web = narrow
+    from charrnn.portable import generate
+
+    page_example = _docs_example("html")
+    assert len(page_example.strip().splitlines()) <= 11  # "a ten-line example"
+    (web / "example.html").write_text(page_example, "utf-8")
+    page = browser.new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    full = generate(model, prime="ROMEO:", length=300, temperature=0.8, top_k=20, seed=1)[0]
+    expected, stopped = _stopped(model, full, "ROMEO:", ["\n\n"])
+    with page.expect_console_message(lambda message: message.text.startswith("seed "), timeout=60_000) as logged:
+        page.goto(serve(web) + "example.html")
+    assert logged.value.text == f"seed 1, ended at {'null' if stopped is None else stopped}"
+    assert page.text_content("#out") == expected and not errors
+    page.close()
+    node_example = _docs_example("js")
+    assert len(node_example.strip().splitlines()) <= 11
+    (tmp_path / "site").symlink_to(web, target_is_directory=True)
+    out = _node(node_example, cwd=tmp_path)
+    assert out.startswith(generate(model, prime="ROMEO:", length=300, seed=1)[0])
+    texts = [_stopped(model, text, "", ["\n\n"])[0] for text in generate(model, length=200, seed=7, num_samples=3)]
+    shown = _node("console.log(JSON.parse(process.argv[1]))", json.dumps(texts))  # console.log's form of them
+    assert out == generate(model, prime="ROMEO:", length=300, seed=1)[0] + shown
