@@ -210,7 +210,11 @@ def test_the_page_generates_20_items_as_portable_does(labels, browser, serve, tm
     _wait_done(page)
     assert page.locator("#items li").all_text_contents() == expected and not errors
     _check_logits_against_keras(page, run_dir, model, "\nanna\nbob\n", label=1 if labels else None)
-    assert not page.is_visible("#stop-text")  # items end at the end symbol: no stop field
+    _fill(page, **{"stop-text": "e"})  # each item ends at its end symbol or before its first "e"
+    page.click("#generate-items")
+    _wait_done(page)
+    expected = _items_cut_at_stops(model, 20, "a", ["e"], temperature=0.9, seed=11, label=label)[0]
+    assert page.locator("#items li").all_text_contents() == expected and not errors
     _fill(page, length=0)  # as `charrnn sample ITEMS.onnx --length 0`: no room for an item
     _refused(page, "length", "length 0 leaves no room for an item; give at least 1", button="#generate-items")
     page.close()
@@ -557,6 +561,31 @@ def test_the_library_in_node_writes_portables_and_charrnn_samples_text(narrow):
                                    "topK": "Expected top-k >= 1. Received: top-k=0"}, "pieces": []}
 
 
+def _items_cut_at_stops(model, count: int, prime: str, stops: list, **options) -> tuple[list, list]:
+    """charrnn.portable's item draws (draw d is stream d of the seed) cut by `charrnn sample`'s rule
+    for an items run's stops (charrnn.items.sampling): an item also ends before the first stop in
+    its own characters; the first `count` whole ones, and the stop that ended each (or None)."""
+    from charrnn.generation.stops import StopScanner
+    from charrnn.portable import generate
+
+    end, cap = model.end_symbol, model.max_item_length
+    items, stopped, draw = [], [], 0
+    while len(items) < count:
+        text = generate(model, prime=end + prime, length=max(1, cap - len(prime) + 1), first_stream=draw, **options)[0]
+        draw += 1
+        before, found_end, _ = text[len(end + prime):].partition(end)
+        scanner = StopScanner(stops)
+        kept = scanner.feed(before)
+        if scanner.stopped is None and found_end:
+            kept += scanner.finish()
+        elif scanner.stopped is None:
+            continue  # the cap came first: not a whole item
+        if prime + kept:
+            items.append(prime + kept)
+            stopped.append(scanner.stopped)
+    return items, stopped
+
+
 def test_the_library_in_node_refuses_bad_options_and_draws_items(tmp_path):
     lines = [line for line in _corpus(NAMES).splitlines() if line]
     labels = ("boys", "girls")
@@ -564,23 +593,31 @@ def test_the_library_in_node_refuses_bad_options_and_draws_items(tmp_path):
     model, web = _export(run_dir, tmp_path)
     from charrnn.portable import sample_items
 
+    never = model.symbols[-1] * 12  # a stop no 24-character item completes: the draws must be drawItem's
+    runs = [{"label": "girls", "numSamples": 12, "prime": "a", "temperature": 0.9, "seed": 4},
+            {"label": "girls", "numSamples": 12, "prime": "a", "temperature": 0.9, "seed": 4, "stop": never},
+            {"label": "boys", "numSamples": 10, "temperature": 1.1, "seed": 6, "stop": ["an", "e"]}]
     out = _node(f"""const fs = require("fs"); const C = require({json.dumps(str(web / "charrnn.js"))});
         const model = C.load(C.parseWeights(fs.readFileSync({json.dumps(str(web / "weights.js"))}, "utf8")));
         const refusals = [];
-        for (const options of [{{}}, {{label: "cats"}}, {{label: "boys", length: 0}}, {{label: "boys", stop: "a"}},
+        for (const options of [{{}}, {{label: "cats"}}, {{label: "boys", length: 0}}, {{label: "boys", stop: "a\\n"}},
                                {{label: "boys", numSamples: 0, colour: 1}}]) {{
           try {{ C.checkOptions(model, options); refusals.push(null); }} catch (error) {{ refusals.push(error.errors); }}
         }}
-        C.generate(model, {{label: "girls", numSamples: 12, prime: "a", temperature: 0.9, seed: 4}})
-          .then((result) => console.log(JSON.stringify({{refusals, result}})));""")
+        Promise.all({json.dumps(runs)}.map((options) => C.generate(model, options)))
+          .then((results) => console.log(JSON.stringify({{refusals, results}})));""")
     answer = json.loads(out)
-    assert answer["result"]["items"] == sample_items(model, 12, prime="a", temperature=0.9, seed=4, label="girls")
-    assert answer["result"]["draws"] >= 12
-    none, unknown, no_room, stop, several = answer["refusals"]
+    plain, unstopped, stopped = answer["results"]
+    assert plain["items"] == sample_items(model, 12, prime="a", temperature=0.9, seed=4, label="girls")
+    assert plain["draws"] >= 12 and "stopped" not in plain
+    assert unstopped["items"] == plain["items"] and unstopped["stopped"] == [None] * 12
+    items, stops = _items_cut_at_stops(model, 10, "", ["an", "e"], temperature=1.1, seed=6, label="boys")
+    assert stopped["items"] == items and stopped["stopped"] == stops and None in stops and set(stops) - {None}
+    none, unknown, no_room, newline, several = answer["refusals"]
     assert none == {"label": "this model is labelled: give a label, one of: boys, girls"}
     assert unknown == {"label": 'this model has no label "cats"; its labels are: boys, girls'}
     assert no_room == {"length": "length 0 leaves no room for an item; give at least 1"}
-    assert set(stop) == {"stop"}
+    assert newline == {"stop": 'the stop "a\\n" holds a newline, which ends every item: an item never holds one'}
     assert set(several) == {"numSamples", "colour"}
 
 

@@ -520,8 +520,8 @@ const CharRNN = (() => {
     const stops = given.stop == null ? [] : typeof given.stop === "string" ? [given.stop] : given.stop;
     if (!Array.isArray(stops) || !stops.every((stop) => typeof stop === "string" && stop.length > 0)) {
       errors.stop = `Expected each stop to be a non-empty string. Received: stop=${JSON.stringify(given.stop)}`;
-    } else if (stops.length && items) {
-      errors.stop = "an items model's items end at the end symbol; the page and this library take no stop for them yet";
+    } else if (items && stops.some((stop) => symbolsOfText(model, stop).includes(end))) {
+      errors.stop = `the stop ${JSON.stringify(stops.find((stop) => symbolsOfText(model, stop).includes(end)))} holds a newline, which ends every item: an item never holds one`;
     } else {
       checked.stop = stops.map((stop) => symbolsOfText(model, stop));
       for (const [index, symbols] of checked.stop.entries()) {
@@ -587,6 +587,27 @@ const CharRNN = (() => {
     }
   }
 
+  // drawItem's draw (stream `index` of the seed) with stop sequences, by charrnn.items.sampling's
+  // rule: the item also ends before the first stop completed in its own characters (the prime is not
+  // searched). Returns {item (its symbols), stopped (the stop's symbols joined, or null)}, or null
+  // where neither the end symbol nor a stop came within the cap, or the item is empty. It must draw
+  // as drawItem does: a test checks that a stop that never comes gives drawItem's items.
+  function drawItemStopped(model, options, index, stops) {
+    const end = model.meta.vocabulary.end_symbol;
+    const prime = options.prime || [];
+    const cap = options.maxLength || model.meta.max_item_length || 256;
+    const source = stream(model, { ...options, prime: [end, ...prime], length: Math.max(1, cap - prime.length + 1), stream: index });
+    const scanner = new StopScanner(stops), text = [];
+    for (let symbol = source.next(); symbol !== null; symbol = source.next()) {
+      const ended = symbol === end;
+      text.push(...(ended ? scanner.finish() : scanner.feed(symbol)));
+      if (ended || scanner.stopped !== null) {
+        return prime.length + text.length ? { item: [...prime, ...text], stopped: scanner.stopped } : null;
+      }
+    }
+    return null;
+  }
+
   // ------------------------------------------------------------ the library: generate, textStream
   // Symbols -> text as they arrive: a bytes model's bytes decoded as UTF-8 across pieces.
   function textDecoder(model) {
@@ -605,16 +626,23 @@ const CharRNN = (() => {
     const draws = { prime: opts.prime, temperature: opts.temperature, topK: opts.topK, topP: opts.topP,
                     argmax: opts.argmax, seed: opts.seed, label: opts.labelId };
     if (opts.items) {  // as charrnn.portable.sample_items: the first numSamples whole items in draw order
-      const limit = Math.max(1000, 20 * opts.numSamples);
+      const limit = Math.max(1000, 20 * opts.numSamples), stopped = [];
       let kept = 0, drawn = 0;
       while (kept < opts.numSamples && drawn < limit) {
-        const item = drawItem(model, { ...draws, maxLength: opts.length }, drawn++);
+        const options = { ...draws, maxLength: opts.length };
+        let item = null;
+        if (opts.stop.length) {
+          const found = drawItemStopped(model, options, drawn++, opts.stop);
+          if (found) { item = found.item; stopped.push(found.stopped === null ? null : textOfSymbols(model, Array.from(found.stopped))); }
+        } else {
+          item = drawItem(model, options, drawn++);
+        }
         if (item) yield { sample: kept++, text: textOfSymbols(model, item) };
       }
       if (kept < opts.numSamples) {
         throw new Error(`found ${kept} whole items of the ${opts.numSamples} asked for in ${drawn} draws; ask for fewer, or raise the temperature`);
       }
-      return { draws: drawn };
+      return { draws: drawn, stopped };
     }
     const stopped = [];
     for (let sample = 0; sample < opts.numSamples; sample++) {  // sample j: stream j of the seed
@@ -659,7 +687,10 @@ const CharRNN = (() => {
       if (performance.now() > until) { await pause(); until = performance.now() + 30; }
     }
     const seed = opts.argmax ? null : opts.seed;
-    if (opts.items) return { items: texts, seed, draws: extra ? extra.draws : null, ...(aborted ? { aborted } : {}) };
+    if (opts.items) {
+      const stops = opts.stop.length ? { stopped: texts.map((_, i) => extra ? extra.stopped[i] : null) } : {};
+      return { items: texts, seed, draws: extra ? extra.draws : null, ...stops, ...(aborted ? { aborted } : {}) };
+    }
     const stopped = extra ? extra.stopped : [];
     const result = { texts, seed, ...(aborted ? { aborted } : {}) };
     if (opts.stop.length) {
@@ -687,7 +718,7 @@ const CharRNN = (() => {
         if (options.signal && options.signal.aborted) return { value: undefined, done: true };
         const { value, done } = source.next();
         if (done) {
-          if (value && value.stopped) iterator.stopped = value.stopped[0];
+          if (value && value.stopped && !opts.items) iterator.stopped = value.stopped[0];
           return { value: undefined, done: true };
         }
         return { value: value.text, done: false };
@@ -706,8 +737,8 @@ const CharRNN = (() => {
   }
 
   return { load, zeroState, step, PCG32, filteredWeights, pick, draw, symbolsOfText, textOfSymbols, encode, stream, drawItem,
-           FIELDS, OptionsError, checkField, checkOptions, checkPrimeVocabulary, parseStop, StopScanner, generate, textStream,
-           parseWeights };
+           FIELDS, OptionsError, checkField, checkOptions, checkPrimeVocabulary, parseStop, StopScanner, drawItemStopped,
+           generate, textStream, parseWeights };
 })();
 
 if (typeof module !== "undefined") module.exports = CharRNN;
