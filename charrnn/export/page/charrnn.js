@@ -521,7 +521,8 @@ const CharRNN = (() => {
     if (!Array.isArray(stops) || !stops.every((stop) => typeof stop === "string" && stop.length > 0)) {
       errors.stop = `Expected each stop to be a non-empty string. Received: stop=${JSON.stringify(given.stop)}`;
     } else if (items && stops.some((stop) => symbolsOfText(model, stop).includes(end))) {
-      errors.stop = `the stop ${JSON.stringify(stops.find((stop) => symbolsOfText(model, stop).includes(end)))} holds a newline, which ends every item: an item never holds one`;
+      const stop = stops.find((text) => symbolsOfText(model, text).includes(end));
+      errors.stop = `the stop ${JSON.stringify(stop)} holds a newline, which ends every item: an item never holds one`;
     } else {
       checked.stop = stops.map((stop) => symbolsOfText(model, stop));
       for (const [index, symbols] of checked.stop.entries()) {
@@ -532,8 +533,8 @@ const CharRNN = (() => {
         }
       }
     }
-    try { checked.labelId = labelId(model, given.label == null ? null : given.label); checked.label = given.label == null ? null : given.label; }
-    catch (error) { errors.label = error.message; }
+    checked.label = given.label == null ? null : given.label;
+    try { checked.labelId = labelId(model, checked.label); } catch (error) { errors.label = error.message; }
     if (Object.keys(errors).length) throw new OptionsError(errors);
     if (checked.seed == null) checked.seed = String(crypto.getRandomValues(new Uint32Array(1))[0] >>> 1);
     return checked;
