@@ -443,8 +443,86 @@ def test_the_pages_stop_field_ends_the_text_in_a_real_browser(server, browser):
         assert page.text_content("#status").endswith('; ended at the stop "\\n")')
         page.fill("#stop-text", "a\\q")
         page.click("#generate")
-        status = page.text_content("#status")
-        assert "unknown escape \\q in the stop" in status and status.endswith("(field: stop)"), status
+        assert "unknown escape \\q in the stop" in page.text_content("#stop-error")
+        assert page.text_content("#status") == "Error in stop: nothing generated"
+    finally:
+        page.close()
+
+
+PROBES = ["0", "1", "-1", "7", "+3", " 12 ", "1_000", "1__0", "05", "1.5", "0.5", "-0.0", "1e-3", "1E2", ".5", "5.",
+          "1e", "abc", "0x10", "inf", "nan", "1,5", "10000", "10001", "32", "33", "9223372036854775807",
+          "9223372036854775808", "99999999999999999999"]
+
+
+@pytest.mark.parametrize("field, option", [("length", "--length"), ("temperature", "--temperature"),
+                                           ("top_k", "--top-k"), ("top_p", "--top-p"), ("seed", "--seed"),
+                                           ("num_samples", "--num-samples")])
+def test_the_servers_fields_take_what_the_cli_takes_within_its_limits(field, option):
+    """The strings the page sends (GET /stream's query), through serve's checks and through the
+    `charrnn sample` option's click type: the same accepted, the same values, except where serve's
+    limits (length, samples, seed range) refuse more."""
+    import click
+
+    _require("starlette")
+    from starlette.datastructures import QueryParams
+
+    from charrnn.cli.main import main
+
+    param = next(param for param in main.commands["sample"].params if option in getattr(param, "opts", ()))
+    caps = {"length": lambda value: value <= limits.MAX_LENGTH, "num_samples": lambda value: value <= limits.MAX_SAMPLES,
+            "seed": lambda value: -limits.SEED_LIMIT < value < limits.SEED_LIMIT}
+    for probe in PROBES:
+        try:
+            expected = param.type.convert(probe, param, None)
+        except click.BadParameter:
+            expected = None
+        try:
+            config = limits.sample_config(limits.from_query(QueryParams([(field, probe)])), set("ab\n"), 64)
+            served = getattr(config, field)
+        except limits.RequestError as error:
+            assert error.field == field, (probe, error)
+            served = None
+        if expected is not None and not caps.get(field, lambda value: True)(expected):
+            expected = None  # beyond serve's limits
+        assert served == expected, (field, probe, served, expected)
+
+
+SERVE_FIELD_ERRORS = ("prime", "label", "length", "temperature", "topk", "topp", "seed", "stop")
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("prime", "All:\u20ac", "the prime has characters not in the vocabulary: '\u20ac'"),
+    ("prime", "a" * (limits.MAX_PRIME + 1), f"Expected a prime of at most {limits.MAX_PRIME} characters"),
+    ("length", "-1", "Expected 0 <= length <= 10000. Received: length=-1"),
+    ("length", "10001", "Expected 0 <= length <= 10000"),
+    ("length", "2.5", "Expected length to be an integer. Received: length='2.5'"),
+    ("temperature", "0", "Expected temperature > 0. Received: temperature=0.0"),
+    ("temperature", "warm", "Expected temperature to be a number"),
+    ("topk", "0", "Expected top_k >= 1. Received: top_k=0"),
+    ("topp", "1.5", "Expected 0 < top_p <= 1. Received: top_p=1.5"),
+    ("seed", "1.5", "Expected seed to be an integer"),
+    ("stop-text", "\u20ac", "has characters not in the vocabulary"),
+    ("stop-text", "a\\", "the stop ends in a lone backslash"),
+], ids=lambda value: value[:20] if isinstance(value, str) else None)
+def test_each_field_of_the_page_is_refused_beside_it(server, browser, field, value, message):
+    """A value `charrnn sample` (or serve's limits) refuses is shown beside its field and nothing is
+    generated; corrected, the same page generates (and the message goes)."""
+    page = browser.new_page()
+    try:
+        page.goto(f"http://127.0.0.1:{server.port}/")
+        page.fill("#prime", "All:")
+        page.fill("#length", "20")
+        page.fill(f"#{field}", value)
+        page.click("#generate")
+        page.wait_for_function("document.getElementById('status').dataset.state === 'error'", timeout=30_000)
+        name = "stop" if field == "stop-text" else field
+        shown = {other: page.text_content(f"#{other}-error") for other in SERVE_FIELD_ERRORS}
+        assert message in shown[name] and not [other for other, text in shown.items() if text and other != name], shown
+        assert page.text_content("#output") == "" and page.get_attribute(f"#{field}", "aria-invalid") == "true"
+        page.fill(f"#{field}", "All:" if field == "prime" else "")
+        page.click("#generate")
+        page.wait_for_function("document.getElementById('status').textContent.startsWith('done')", timeout=60_000)
+        assert page.text_content("#output").startswith("All:") and page.text_content(f"#{name}-error") == ""
     finally:
         page.close()
 
@@ -548,7 +626,7 @@ def test_the_page_offers_a_labelled_runs_labels(labelled_server, browser):
     page = browser.new_page()
     try:
         sent = []
-        page.on("request", lambda request: sent.append(request.post_data) if request.method == "POST" else None)
+        page.on("request", lambda request: sent.append(request.url) if "/stream?" in request.url else None)
         page.goto(f"http://127.0.0.1:{labelled_server.port}/")
         page.wait_for_selector("#label-choice", state="visible", timeout=30_000)
         assert page.eval_on_selector_all("#label option", "options => options.map(option => option.value)") == \
@@ -556,10 +634,26 @@ def test_the_page_offers_a_labelled_runs_labels(labelled_server, browser):
         page.select_option("#label", "hard")
         page.click("#generate-items")
         page.wait_for_function("document.getElementById('status').textContent.startsWith('done')", timeout=60_000)
-        assert page.eval_on_selector_all("#items li", "items => items.length") == 20
-        assert json.loads(sent[-1])["label"] == "hard"
+        whole = int(re.search(r"; (\d+) whole items of 20 drawn", page.text_content("#status")).group(1))
+        assert page.eval_on_selector_all("#items li", "items => items.length") == whole > 0
+        asked = urllib.parse.parse_qs(urllib.parse.urlsplit(sent[-1]).query)
+        assert asked["label"] == ["hard"] and asked["num_samples"] == ["20"] and asked["length"] == ["200"]
         page.click("#generate")  # the streaming button sends the label in its query
         page.wait_for_function("document.getElementById('status').textContent.startsWith('done')", timeout=60_000)
         assert page.text_content("#status").startswith("done")
+    finally:
+        page.close()
+
+
+def test_a_label_the_run_lacks_is_shown_beside_the_label_menu(labelled_server, browser):
+    page = browser.new_page()
+    try:
+        page.goto(f"http://127.0.0.1:{labelled_server.port}/")
+        page.wait_for_selector("#label-choice", state="visible", timeout=30_000)
+        page.evaluate("() => { const menu = document.getElementById('label'); menu.add(new Option('loud', 'loud')); menu.value = 'loud'; }")
+        page.click("#generate")
+        page.wait_for_function("document.getElementById('status').dataset.state === 'error'", timeout=30_000)
+        assert "this run has no label 'loud'; its labels are: soft, hard" in page.text_content("#label-error")
+        assert page.text_content("#output") == "" and page.get_attribute("#label", "aria-invalid") == "true"
     finally:
         page.close()

@@ -1,8 +1,8 @@
 """`charrnn export RUN --format web --out DIR`: a static folder that generates text in a browser.
 
 The folder holds `index.html` (the page), `charrnn.js` (the recurrent step for LSTM, GRU and
-SimpleRNN layers, the PCG32 generator and the draws of `charrnn.portable.rng`, in plain
-JavaScript with no dependency) and `weights.js` (the metadata and the float32 weights, base64,
+SimpleRNN layers, the PCG32 generator and the draws of `charrnn.portable.rng`, the options' rules
+and a library API, `CharRNN.generate` / `textStream`, in plain JavaScript with no dependency) and `weights.js` (the metadata and the float32 weights, base64,
 loaded by a <script> tag so that the page also works from file://). Given the same seed and
 options the page writes the text `charrnn.portable` writes for the same model.
 
@@ -54,7 +54,8 @@ def web_tensors(weights) -> dict[str, np.ndarray]:
 
 def weights_script(metadata: dict, tensors: dict[str, np.ndarray]) -> str:
     """weights.js: `window.CHARRNN_MODEL = {metadata, tensors: {name: [offset, shape]}, data: base64}`
-    (offsets in float32 elements into the decoded data)."""
+    (offsets in float32 elements into the decoded data). charrnn.js's `parseWeights` reads this exact
+    form (Node, or a page that fetches the file); tests/test_export_web.py runs it in Node."""
     layout, offset, blobs = {}, 0, []
     for name, array in tensors.items():
         layout[name] = [offset, list(array.shape)]

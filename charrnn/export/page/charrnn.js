@@ -359,7 +359,387 @@ const CharRNN = (() => {
     return null;
   }
 
-  return { load, zeroState, step, PCG32, filteredWeights, pick, draw, symbolsOfText, textOfSymbols, encode, stream, drawItem };
+  // ------------------------------------------------------------ the options, checked
+  // Each option of the page and of `generate` / `textStream`, with the rule of the `charrnn sample`
+  // option it mirrors: tests/test_export_web.py checks this table against the CLI's option types
+  // and runs the same strings through both, so the two cannot drift. kind: integer | number (read
+  // as Python's int() / float() read the option's text) | text | stop | label | flag; min / max
+  // bound it (minOpen / maxOpen: the bound itself is refused); `default` is what an option left out
+  // (or a page field left empty) means: null is off (top-k, top-p, the label of an unlabelled
+  // model) or, for the seed, a random one. `itemsMin`: an items model's length (the longest item)
+  // is at least this, and by default the run's --max-item-length. `excludes`: options refused
+  // beside it (as `charrnn sample --argmax --temperature 1` is a usage error).
+  const FIELDS = /* FIELDS */ {
+    "prime": {"option": "--prime", "kind": "text", "default": ""},
+    "length": {"option": "--length", "kind": "integer", "min": 0, "default": 500, "itemsMin": 1},
+    "temperature": {"option": "--temperature", "kind": "number", "min": 0, "minOpen": true, "default": 1.0},
+    "topK": {"option": "--top-k", "kind": "integer", "min": 1, "default": null},
+    "topP": {"option": "--top-p", "kind": "number", "min": 0, "minOpen": true, "max": 1, "default": null},
+    "seed": {"option": "--seed", "kind": "integer", "default": null},
+    "numSamples": {"option": "--num-samples", "kind": "integer", "min": 1, "default": 1},
+    "argmax": {"option": "--argmax", "kind": "flag", "default": false, "excludes": ["temperature", "topK", "topP", "seed"]},
+    "stop": {"option": "--stop", "kind": "stop", "default": []},
+    "label": {"option": "--label", "kind": "label", "default": null}
+  } /* FIELDS */;
+
+  // Python's int() and float() grammars (ASCII digits; `_` between digits), which click's option
+  // types use; float's inf and nan parse, and the finite check refuses them, as the CLI does.
+  const DIGITS = "\\d+(?:_\\d+)*";
+  const INTEGER = new RegExp(`^[+-]?${DIGITS}$`);
+  const DECIMAL = new RegExp(`^[+-]?(?:(?:${DIGITS}(?:\\.(?:${DIGITS})?)?|\\.${DIGITS})(?:[eE][+-]?${DIGITS})?|inf|infinity|nan)$`, "i");
+
+  function rangeText(name, rule) {
+    const low = rule.min == null ? null : `${rule.min} ${rule.minOpen ? "<" : "<="} ${name}`;
+    if (rule.max == null) return low ? `${name} ${rule.minOpen ? ">" : ">="} ${rule.min}` : null;
+    return `${low || name} ${rule.maxOpen ? "<" : "<="} ${rule.max}`;
+  }
+
+  // The error of a refused option: `errors` maps each bad option to its message.
+  class OptionsError extends Error {
+    constructor(errors) {
+      super(Object.entries(errors).map(([name, message]) => `${name}: ${message}`).join("; "));
+      this.name = "OptionsError";
+      this.errors = errors;
+    }
+  }
+
+  function isEmpty(given) {
+    return given === undefined || given === null || (typeof given === "string" && given.trim() === "");
+  }
+
+  // One scalar option checked by its rule in FIELDS: `given` is a string as typed on the page (read
+  // as the CLI reads the option's text) or a value from a program; left out (or an empty string) it
+  // is the rule's default. Integers come back as numbers, the seed as a decimal string (any size).
+  // Throws an Error saying what the rule wants.
+  function checkField(name, given) {
+    const rule = FIELDS[name];
+    if (!rule) throw new Error(`unknown option ${name}; the options are: ${Object.keys(FIELDS).join(", ")}`);
+    const shown = `Received: ${rule.option.slice(2)}=${typeof given === "string" ? JSON.stringify(given) : String(given)}`;
+    const called = rule.option.slice(2);  // the CLI's name: top-p, num-samples
+    if (rule.kind === "flag") {
+      if (given == null) return rule.default;
+      if (typeof given !== "boolean") throw new Error(`Expected ${called} to be true or false. ${shown}`);
+      return given;
+    }
+    if (rule.kind === "text") {
+      if (given == null) return rule.default;
+      if (typeof given !== "string") throw new Error(`Expected ${called} to be a string. ${shown}`);
+      return given;
+    }
+    if (rule.kind !== "integer" && rule.kind !== "number") throw new Error(`${name} is checked with the model (checkOptions)`);
+    if (isEmpty(given)) return rule.default;
+    const integer = rule.kind === "integer";
+    let value;
+    if (typeof given === "string") {
+      const text = given.trim();
+      if (!(integer ? INTEGER : DECIMAL).test(text)) throw new Error(`Expected ${called} to be ${integer ? "an integer" : "a number"}. ${shown}`);
+      value = integer ? BigInt(text.replace(/_/g, "")) : Number(text.replace(/_/g, "").replace(/^([+-]?)inf(inity)?$/i, "$1Infinity"));
+    } else if (integer && (typeof given === "bigint" || Number.isInteger(given))) {
+      value = BigInt(given);
+    } else if (!integer && typeof given === "number") {
+      value = given;
+    } else {
+      throw new Error(`Expected ${called} to be ${integer ? "an integer" : "a number"}. ${shown}`);
+    }
+    if (!integer && !Number.isFinite(value)) throw new Error(`Expected ${called} to be a finite number. ${shown}`);
+    const number = integer ? (x) => BigInt(x) : (x) => x;
+    const below = rule.min != null && (rule.minOpen ? value <= number(rule.min) : value < number(rule.min));
+    const above = rule.max != null && (rule.maxOpen ? value >= number(rule.max) : value > number(rule.max));
+    if (below || above) throw new Error(`Expected ${rangeText(called, rule)}. ${shown}`);
+    if (!integer) return value;
+    return name === "seed" ? value.toString() : Number(value);
+  }
+
+  // The prime's symbols, or the message that refuses it: today a prime character outside the
+  // vocabulary is refused (the page shows the message beside the prime). The one place that rule
+  // lives on the JavaScript side.
+  function checkPrimeVocabulary(model, symbols) {
+    const missing = [...new Set(symbols.filter((s) => !model.index.has(s)))].sort();
+    if (!missing.length) return null;
+    return `the prime has characters not in the vocabulary: ${missing.map((s) => JSON.stringify(s)).join(", ")}`;
+  }
+
+  // The label id of a label name (null for an unlabelled model given none), as `charrnn sample
+  // --label` reads it; throws naming the labels.
+  function labelId(model, name) {
+    if (!model.labels.length) {
+      if (name != null) throw new Error("this model was trained without labels, so it takes no label");
+      return null;
+    }
+    if (name == null || name === "") throw new Error(`this model is labelled: give a label, one of: ${model.labels.join(", ")}`);
+    const id = model.labels.indexOf(name);
+    if (id < 0) throw new Error(`this model has no label ${JSON.stringify(name)}; its labels are: ${model.labels.join(", ")}`);
+    return id;
+  }
+
+  // A stop sequence as typed, read as `charrnn sample --stop` reads it (charrnn.generation.stops.
+  // parse_stop): \n, \r, \t and \\ are escapes, every other character stands for itself; an unknown
+  // escape, a lone backslash at the end or an empty stop throws.
+  const ESCAPES = { n: "\n", r: "\r", t: "\t", "\\": "\\" };
+  function parseStop(typed) {
+    const known = Object.keys(ESCAPES).map((name) => "\\" + name).join(", ");
+    let text = "";
+    for (let index = 0; index < typed.length; index++) {
+      if (typed[index] !== "\\") { text += typed[index]; continue; }
+      if (index + 1 >= typed.length) throw new Error(`the stop ${JSON.stringify(typed)} ends in a lone backslash; write \\\\ for a backslash (escapes: ${known})`);
+      const escape = typed[++index];
+      if (!(escape in ESCAPES)) throw new Error(`unknown escape \\${escape} in the stop ${JSON.stringify(typed)}; the escapes are ${known}`);
+      text += ESCAPES[escape];
+    }
+    if (!text) throw new Error("a stop sequence cannot be empty");
+    return text;
+  }
+
+  // Every option checked, with the model (its vocabulary, labels, items): the options `generate`
+  // runs with. Throws an OptionsError listing every bad option (nothing is generated).
+  function checkOptions(model, given = {}) {
+    const items = Boolean(model.meta.vocabulary.items), end = model.meta.vocabulary.end_symbol;
+    const errors = {}, checked = { items };
+    for (const name of Object.keys(given)) {
+      if (!(name in FIELDS) && name !== "signal") errors[name] = `unknown option; the options are: ${Object.keys(FIELDS).join(", ")}, signal`;
+    }
+    for (const [name, rule] of Object.entries(FIELDS)) {
+      if (rule.kind === "stop" || rule.kind === "label") continue;
+      try { checked[name] = checkField(name, given[name]); } catch (error) { errors[name] = error.message; }
+    }
+    if (items && !("length" in errors)) {
+      if (isEmpty(given.length)) checked.length = model.meta.max_item_length || 256;
+      else if (checked.length < FIELDS.length.itemsMin) errors.length = `length ${checked.length} leaves no room for an item; give at least ${FIELDS.length.itemsMin}`;
+    }
+    if (checked.argmax) {
+      for (const name of FIELDS.argmax.excludes) {
+        if (!isEmpty(given[name]) && !errors[name]) errors[name] = `argmax takes the most likely character and does not use ${FIELDS[name].option.slice(2)}; leave it empty, or untick argmax`;
+      }
+    }
+    if (!errors.prime) {
+      checked.prime = symbolsOfText(model, checked.prime);
+      const refused = checkPrimeVocabulary(model, checked.prime);
+      if (refused) errors.prime = refused;
+      else if (items && checked.prime.includes(end)) errors.prime = "the prime of an item cannot hold a newline (the end symbol)";
+    }
+    const stops = given.stop == null ? [] : typeof given.stop === "string" ? [given.stop] : given.stop;
+    if (!Array.isArray(stops) || !stops.every((stop) => typeof stop === "string" && stop.length > 0)) {
+      errors.stop = `Expected each stop to be a non-empty string. Received: stop=${JSON.stringify(given.stop)}`;
+    } else if (items && stops.some((stop) => symbolsOfText(model, stop).includes(end))) {
+      const stop = stops.find((text) => symbolsOfText(model, text).includes(end));
+      errors.stop = `the stop ${JSON.stringify(stop)} holds a newline, which ends every item: an item never holds one`;
+    } else {
+      checked.stop = stops.map((stop) => symbolsOfText(model, stop));
+      for (const [index, symbols] of checked.stop.entries()) {
+        const missing = [...new Set(symbols.filter((s) => !model.index.has(s)))].sort();
+        if (missing.length && !errors.stop) {
+          errors.stop = `the stop ${JSON.stringify(stops[index])} has characters not in the vocabulary: ` +
+            `${missing.map((s) => JSON.stringify(s)).join(", ")}, so it can never be generated`;
+        }
+      }
+    }
+    checked.label = given.label == null ? null : given.label;
+    try { checked.labelId = labelId(model, checked.label); } catch (error) { errors.label = error.message; }
+    if (Object.keys(errors).length) throw new OptionsError(errors);
+    if (checked.seed == null) checked.seed = String(crypto.getRandomValues(new Uint32Array(1))[0] >>> 1);
+    return checked;
+  }
+
+  // ------------------------------------------------------------ stop sequences
+  // charrnn.generation.stops.StopScanner's rule over one stream's generated symbols, fed one at a
+  // time: the stream ends at the first stop completed (of two completed by the same symbol, the
+  // longer); the symbols before it are kept, the stop is not; a tail that may be the beginning of
+  // a stop (at most the longest stop's length - 1 symbols) is held back until the next symbols
+  // show it is not. `feed` returns the symbols now known to come before any stop.
+  class StopScanner {
+    constructor(stops) {
+      this.stops = stops.map((stop) => Array.from(stop));
+      this.longest = Math.max(...this.stops.map((stop) => stop.length));
+      this.beginnings = new Set();
+      for (const stop of this.stops) for (let size = 1; size < stop.length; size++) this.beginnings.add(stop.slice(0, size).join(""));
+      this.held = [];
+      this.passed = 0;  // symbols let through
+      this.stopped = null;  // the stop that ended the stream (its symbols, joined)
+    }
+    feed(symbol) {
+      if (this.stopped !== null) return [];
+      const text = [...this.held, symbol];
+      let found = null;
+      for (const stop of this.stops) {
+        if (stop.length <= text.length && stop.every((s, i) => text[text.length - stop.length + i] === s) &&
+            (!found || stop.length > found.length)) found = stop;
+      }
+      if (found) {
+        const released = text.slice(0, text.length - found.length);
+        this.held = [];
+        this.passed += released.length;
+        this.stopped = found.join("");
+        return released;
+      }
+      let keep = 0;
+      for (let size = Math.min(text.length, this.longest - 1); size > 0; size--) {
+        if (this.beginnings.has(text.slice(text.length - size).join(""))) { keep = size; break; }
+      }
+      this.held = text.slice(text.length - keep);
+      const released = text.slice(0, text.length - keep);
+      this.passed += released.length;
+      return released;
+    }
+    finish() {
+      const held = this.held;
+      this.held = [];
+      this.passed += held.length;
+      return held;
+    }
+  }
+
+  // drawItem's draw (stream `index` of the seed) with stop sequences, by charrnn.items.sampling's
+  // rule: the item also ends before the first stop completed in its own characters (the prime is not
+  // searched). Returns {item (its symbols), stopped (the stop's symbols joined, or null)}, or null
+  // where neither the end symbol nor a stop came within the cap, or the item is empty. It must draw
+  // as drawItem does: a test checks that a stop that never comes gives drawItem's items.
+  function drawItemStopped(model, options, index, stops) {
+    const end = model.meta.vocabulary.end_symbol;
+    const prime = options.prime || [];
+    const cap = options.maxLength || model.meta.max_item_length || 256;
+    const source = stream(model, { ...options, prime: [end, ...prime], length: Math.max(1, cap - prime.length + 1), stream: index });
+    const scanner = new StopScanner(stops), text = [];
+    for (let symbol = source.next(); symbol !== null; symbol = source.next()) {
+      const ended = symbol === end;
+      text.push(...(ended ? scanner.finish() : scanner.feed(symbol)));
+      if (ended || scanner.stopped !== null) {
+        return prime.length + text.length ? { item: [...prime, ...text], stopped: scanner.stopped } : null;
+      }
+    }
+    return null;
+  }
+
+  // ------------------------------------------------------------ the library: generate, textStream
+  // Symbols -> text as they arrive: a bytes model's bytes decoded as UTF-8 across pieces.
+  function textDecoder(model) {
+    if (model.meta.vocabulary.encoding !== "bytes") return { decode: (symbols) => symbols.join(""), end: () => "" };
+    const decoder = new TextDecoder();
+    return {
+      decode: (symbols) => decoder.decode(Uint8Array.from(symbols, (s) => s.charCodeAt(0)), { stream: true }),
+      end: () => decoder.decode(),
+    };
+  }
+
+  // The pieces of text of checked options, as {sample, text} (a stream model: each sample's prime,
+  // then its generated text, cut at a stop; an items model: one whole item each); returns what
+  // the result adds ({stopped} or {draws}).
+  function* pieces(model, opts) {
+    const draws = { prime: opts.prime, temperature: opts.temperature, topK: opts.topK, topP: opts.topP,
+                    argmax: opts.argmax, seed: opts.seed, label: opts.labelId };
+    if (opts.items) {  // as charrnn.portable.sample_items: the first numSamples whole items in draw order
+      const limit = Math.max(1000, 20 * opts.numSamples), stopped = [];
+      let kept = 0, drawn = 0;
+      while (kept < opts.numSamples && drawn < limit) {
+        const options = { ...draws, maxLength: opts.length };
+        let item = null;
+        if (opts.stop.length) {
+          const found = drawItemStopped(model, options, drawn++, opts.stop);
+          if (found) { item = found.item; stopped.push(found.stopped === null ? null : textOfSymbols(model, Array.from(found.stopped))); }
+        } else {
+          item = drawItem(model, options, drawn++);
+        }
+        if (item) yield { sample: kept++, text: textOfSymbols(model, item) };
+      }
+      if (kept < opts.numSamples) {
+        throw new Error(`found ${kept} whole items of the ${opts.numSamples} asked for in ${drawn} draws; ask for fewer, or raise the temperature`);
+      }
+      return { draws: drawn, stopped };
+    }
+    const stopped = [];
+    for (let sample = 0; sample < opts.numSamples; sample++) {  // sample j: stream j of the seed
+      const source = stream(model, { ...draws, length: opts.length, stream: sample });
+      const decoder = textDecoder(model);
+      const scanner = opts.stop.length ? new StopScanner(opts.stop) : null;
+      yield { sample, text: textOfSymbols(model, opts.prime) };
+      for (let symbol = source.next(); symbol !== null; symbol = source.next()) {
+        const released = scanner ? scanner.feed(symbol) : [symbol];
+        const text = decoder.decode(released);
+        if (text) yield { sample, text };
+        if (scanner && scanner.stopped !== null) break;
+      }
+      const rest = decoder.decode(scanner && scanner.stopped === null ? scanner.finish() : []) + decoder.end();
+      if (rest) yield { sample, text: rest };
+      stopped.push(scanner && scanner.stopped !== null ? textOfSymbols(model, Array.from(scanner.stopped)) : null);
+    }
+    return { stopped };
+  }
+
+  const pause = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+  // Generates with `options` (as `charrnn sample MODEL.onnx`: prime, length, temperature, topK,
+  // topP, seed, argmax, numSamples, stop, label; and `signal`, an AbortSignal that ends it early),
+  // calling onText(text, sample) for each piece as it comes: a stream model's prime, then its
+  // characters (a stop ends a sample before it: the stop is never passed on); an items model's
+  // whole items, one call each. Yields to the event loop about every 30 ms, so a page stays
+  // responsive. Resolves to {texts} (one per sample, prime included) with {seed, stopped (the stop
+  // that ended each sample, or null), stopAt (its offset in the text, in characters, or null)}; an
+  // items model's to {items, seed, draws}; aborted: true where `signal` ended it. Options are
+  // checked first (checkOptions): a bad one rejects with an OptionsError and generates nothing.
+  async function generate(model, options = {}, onText = null) {
+    const opts = checkOptions(model, options);
+    const texts = [], source = pieces(model, opts);
+    let until = performance.now() + 30, aborted = false, extra;
+    for (;;) {
+      if (options.signal && options.signal.aborted) { aborted = true; break; }
+      const { value, done } = source.next();
+      if (done) { extra = value; break; }
+      texts[value.sample] = (texts[value.sample] || "") + value.text;
+      if (onText) onText(value.text, value.sample);
+      if (performance.now() > until) { await pause(); until = performance.now() + 30; }
+    }
+    const seed = opts.argmax ? null : opts.seed;
+    if (opts.items) {
+      const stops = opts.stop.length ? { stopped: texts.map((_, i) => extra ? extra.stopped[i] : null) } : {};
+      return { items: texts, seed, draws: extra ? extra.draws : null, ...stops, ...(aborted ? { aborted } : {}) };
+    }
+    const stopped = extra ? extra.stopped : [];
+    const result = { texts, seed, ...(aborted ? { aborted } : {}) };
+    if (opts.stop.length) {
+      result.stopped = texts.map((_, i) => stopped[i] === undefined ? null : stopped[i]);
+      result.stopAt = texts.map((text, i) => result.stopped[i] === null ? null : Array.from(text).length);
+    }
+    return result;
+  }
+
+  // An async iterator over the text of one sample as it is generated (a stream model: the prime,
+  // then its pieces; an items model: each whole item): `for await (const text of textStream(model,
+  // options))`. Options as `generate` (numSamples > 1 only for items); they are checked at once
+  // (an OptionsError is thrown by this call). After the loop, `.seed` and `.stopped` (the stop
+  // that ended the text, or null) are set on the iterator.
+  function textStream(model, options = {}) {
+    const opts = checkOptions(model, options);
+    if (!opts.items && opts.numSamples !== 1) throw new OptionsError({ numSamples: "textStream gives one text; use generate for several" });
+    const source = pieces(model, opts);
+    let until = performance.now() + 30;
+    const iterator = {
+      seed: opts.argmax ? null : opts.seed, stopped: null,
+      [Symbol.asyncIterator]() { return this; },
+      async next() {
+        if (performance.now() > until) { await pause(); until = performance.now() + 30; }
+        if (options.signal && options.signal.aborted) return { value: undefined, done: true };
+        const { value, done } = source.next();
+        if (done) {
+          if (value && value.stopped && !opts.items) iterator.stopped = value.stopped[0];
+          return { value: undefined, done: true };
+        }
+        return { value: value.text, done: false };
+      },
+      async return() { return { value: undefined, done: true }; },
+    };
+    return iterator;
+  }
+
+  // The model object weights.js describes, from that file's text (for Node, or a page that fetches
+  // it): `CharRNN.load(CharRNN.parseWeights(fs.readFileSync("site/weights.js", "utf8")))`.
+  function parseWeights(text) {
+    const found = /^window\.CHARRNN_MODEL = Object\.assign\(([\s\S]*), \{data: "([A-Za-z0-9+/=]*)"\}\);\s*$/.exec(text);
+    if (!found) throw new Error("not a weights.js written by `charrnn export --format web`");
+    return { ...JSON.parse(found[1]), data: found[2] };
+  }
+
+  return { load, zeroState, step, PCG32, filteredWeights, pick, draw, symbolsOfText, textOfSymbols, encode, stream, drawItem,
+           FIELDS, OptionsError, checkField, checkOptions, checkPrimeVocabulary, parseStop, StopScanner, drawItemStopped,
+           generate, textStream, parseWeights };
 })();
 
 if (typeof module !== "undefined") module.exports = CharRNN;
