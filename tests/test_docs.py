@@ -98,17 +98,25 @@ def test_the_link_checker_sees_a_broken_link(tmp_path):
     assert slug("Quality at a time budget (`bench/quality.py`)") == "quality-at-a-time-budget-benchqualitypy"
 
 
+def check_parses(args: list, where: str) -> None:
+    """`charrnn ARGS` names a command and parses whole against it: option names, types, ranges,
+    choices and required arguments (nothing runs)."""
+    result = CliRunner().invoke(main, [*args, "--help"])
+    assert result.exit_code == 0, f"{where}: charrnn {shlex.join(args)}: {result.output}"
+    name, command, rest = command_for(args)
+    assert not isinstance(command, click.Group), f"{where}: charrnn {shlex.join(args)} names no command"
+    try:
+        with command.make_context(name, list(rest)) as ctx:
+            assert ctx.params is not None
+    except click.ClickException as error:
+        raise AssertionError(f"{where}: charrnn {shlex.join(args)}: {error.format_message()}") from None
+
+
 def test_every_command_in_the_readme_parses_against_the_cli():
     shown = shown_commands(ROOT / "README.md")
     assert {args[0] for args in shown} >= {"train", "sample", "score", "serve", "export", "eval"}
     for args in shown:
-        result = CliRunner().invoke(main, [*args, "--help"])
-        assert result.exit_code == 0, f"charrnn {shlex.join(args)}: {result.output}"
-        name, command, rest = command_for(args)
-        assert not isinstance(command, click.Group), f"charrnn {shlex.join(args)} names no command"
-        # the whole parse: option names, types, ranges, choices and required arguments (nothing runs)
-        with command.make_context(name, list(rest)) as ctx:
-            assert ctx.params is not None
+        check_parses(args, "README.md")
 
 
 def unknown_inline_options(text: str) -> list:
@@ -125,10 +133,10 @@ def unknown_inline_options(text: str) -> list:
 
 @pytest.mark.parametrize("page", [page for page in PAGES if page.name != "cli.md"], ids=lambda page: page.name)
 def test_every_command_and_option_the_docs_name_exists(page):
-    """Fenced commands parse as in the README; inline `charrnn CMD ... --option` spans name real options."""
+    """Fenced commands parse whole, as the README's do; inline `charrnn CMD ... --option` spans name
+    real options."""
     for args in shown_commands(page):
-        result = CliRunner().invoke(main, [*args, "--help"])
-        assert result.exit_code == 0, f"{page.name}: charrnn {shlex.join(args)}: {result.output}"
+        check_parses(args, page.name)
     assert unknown_inline_options(page.read_text(encoding="utf-8")) == [], page.name
 
 
@@ -140,6 +148,10 @@ def test_the_command_checks_see_a_wrong_option():
     name, command, rest = command_for(["sample", "RUN", "--precision", "fast"])
     with pytest.raises(click.BadParameter):
         command.make_context(name, rest)
+    with pytest.raises(AssertionError, match="--top-p"):  # a value out of range fails the whole parse
+        check_parses(["sample", "RUN", "--top-p", "2"], "page.md")
+    with pytest.raises(AssertionError, match="Missing argument"):
+        check_parses(["score", "RUN"], "page.md")
 
 
 def test_cli_page_is_what_the_commands_generate():

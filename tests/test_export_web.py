@@ -274,7 +274,7 @@ def test_the_pages_rules_are_the_cli_options_rules():
     fields = _fields()
     options = {rule["option"] for rule in fields.values()}
     assert options == {"--prime", "--length", "--temperature", "--top-k", "--top-p", "--seed", "--num-samples",
-                       "--argmax", "--stop", "--label"}
+                       "--argmax", "--stop", "--label", "--unknown"}
     for name, rule in fields.items():
         param = _sample_option(rule["option"])
         kind = param.type
@@ -288,6 +288,8 @@ def test_the_pages_rules_are_the_cli_options_rules():
             assert param.is_flag
         elif rule["kind"] == "stop":
             assert isinstance(kind, StopText) and param.multiple
+        elif rule["kind"] == "choice":
+            assert isinstance(kind, click.Choice) and list(kind.choices) == rule["choices"]
         else:  # text, label
             assert kind == click.STRING and param.multiple == (rule["kind"] == "label")
         unset = param.default is None or type(param.default).__name__ == "Sentinel"  # click 8.2's UNSET
@@ -391,7 +393,7 @@ def test_the_page_with_a_width_not_a_multiple_of_4_runs_the_javascript_kernel(na
 
 
 @pytest.mark.parametrize("fields, field, message", [
-    ({"prime": "ROMEO:\u20ac"}, "prime", "the prime has characters not in the vocabulary: \"\u20ac\""),
+    ({"prime": "ROMEO:\u20ac", "unknown": "error"}, "prime", "the prime has characters not in the vocabulary: \"\u20ac\""),
     ({"length": "-1"}, "length", "Expected length >= 0. Received: length=\"-1\""),
     ({"length": "2.5"}, "length", "Expected length to be an integer"),
     ({"temperature": "0"}, "temperature", "Expected temperature > 0. Received: temperature=\"0\""),
@@ -416,6 +418,8 @@ def test_each_field_refuses_what_the_cli_refuses(fields, field, message, narrow,
     for name, value in fields.items():
         if name == "argmax":
             page.check("#argmax")
+        elif name == "unknown":
+            page.select_option("#unknown", value)
         else:
             page.fill(f"#{name}", value)
     _refused(page, field, message)
@@ -423,6 +427,8 @@ def test_each_field_refuses_what_the_cli_refuses(fields, field, message, narrow,
     for name in fields:
         if name == "argmax":
             page.uncheck("#argmax")
+        elif name == "unknown":
+            page.select_option("#unknown", "auto")
         else:
             page.fill(f"#{name}", "" if name != "prime" else "ROMEO:")
     page.click("#generate")
@@ -544,7 +550,7 @@ def test_the_library_in_node_writes_portables_and_charrnn_samples_text(narrow):
         {"prime": "ROMEO:", "length": 300, "seed": 5, "temperature": 0.9, "topP": 0.9},
         {"length": 600, "seed": "8", "numSamples": 3, "stop": stops},
         {"prime": "KING", "length": 80, "argmax": True},
-        {"prime": "\u20ac", "length": -1, "topK": 0}])
+        {"prime": "\u20ac", "length": -1, "topK": 0, "unknown": "error"}])
     plain, stopped, greedy, refused = answers
     assert plain["result"]["texts"] == [sampled.output[:-1]] == generate(model, prime="ROMEO:", length=300, seed=5,
                                                                           temperature=0.9, top_p=0.9)
@@ -655,3 +661,19 @@ def test_the_docs_library_examples_run_in_a_page_and_in_node(narrow, browser, se
     texts = [_stopped(model, text, "", ["\n\n"])[0] for text in generate(model, length=200, seed=7, num_samples=3)]
     shown = _node("console.log(JSON.parse(process.argv[1]))", json.dumps(texts))  # console.log's form of them
     assert out == generate(model, prime="ROMEO:", length=300, seed=1)[0] + shown
+
+
+def test_the_page_reads_an_unseen_prime_character_by_the_one_rule(narrow, browser, serve):
+    """A prime character the model never saw is skipped (this model has no unknown symbol), as
+    charrnn.portable and `charrnn sample` read it; the prime is shown as typed."""
+    _, model, web = narrow
+    from charrnn.portable import generate
+
+    page, errors, _ = _open(browser, serve(web))
+    _fill(page, prime="ROM\u20acEO:", length=120, seed=4)
+    page.click("#generate")
+    _wait_done(page)
+    expected = generate(model, prime="ROM\u20acEO:", length=120, seed=4)[0]
+    assert page.text_content("#output") == expected and expected.startswith("ROM\u20acEO:") and not errors
+    assert expected[len("ROM\u20acEO:"):] == generate(model, prime="ROMEO:", length=120, seed=4)[0][len("ROMEO:"):]
+    page.close()

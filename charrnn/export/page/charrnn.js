@@ -164,8 +164,10 @@ const CharRNN = (() => {
     const kernel = (options.kernel !== "js" && wasmKernel(products, units)) || jsKernel(products, units);
     const symbols = Array.from(meta.vocabulary.symbols);
     const index = new Map(symbols.map((s, i) => [s, i]));
+    // the symbol characters seen too rarely trained as (--min-char-count), or null: see readPrime
+    const unknownId = meta.vocabulary.unknown != null ? index.get(meta.vocabulary.unknown) : null;
     return {
-      meta, cell, units, gates, layers, symbols, index, kernel,
+      meta, cell, units, gates, layers, symbols, index, kernel, unknownId,
       vocab: symbols.length,
       inputTable: tensor("input_table"),
       // a labelled model's label names (in id order) and label part of layer 1's input, (labels, gates)
@@ -313,11 +315,24 @@ const CharRNN = (() => {
     return new TextDecoder().decode(Uint8Array.from(symbols, (s) => s.charCodeAt(0)));
   }
 
-  function encode(model, symbols) {
-    return symbols.map((s) => {
-      if (!model.index.has(s)) throw new Error(`the prime has a character not in the vocabulary: ${JSON.stringify(s)}`);
-      return model.index.get(s);
-    });
+  // New text's ids by the one rule every charrnn reader shares (docs/unknown-characters.md,
+  // charrnn.data.vocab.Vocabulary.read): a symbol outside the vocabulary becomes the model's unknown
+  // symbol under "auto" where it has one, else it is skipped; "error" throws naming it.
+  // Returns {ids, unknown, skipped}.
+  function readSymbols(model, symbols, unknown = "auto") {
+    const ids = [];
+    let unknownCount = 0, skipped = 0;
+    for (const s of symbols) {
+      if (model.index.has(s)) ids.push(model.index.get(s));
+      else if (unknown === "error") throw new Error(checkPrimeVocabulary(model, symbols));
+      else if (unknown === "auto" && model.unknownId != null) { ids.push(model.unknownId); unknownCount++; }
+      else skipped++;
+    }
+    return { ids, unknown: unknownCount, skipped };
+  }
+
+  function encode(model, symbols, unknown = "auto") {
+    return readSymbols(model, symbols, unknown).ids;
   }
 
   // ------------------------------------------------------------ generation
@@ -326,7 +341,8 @@ const CharRNN = (() => {
   // labelled model's under label id `options.label`. Returns {next(): symbol or null when done}.
   function stream(model, options) {
     const prime = options.prime || [];
-    const fed = encode(model, prime.length ? prime : Array.from(model.meta.vocabulary.default_prime));
+    const read = encode(model, prime, options.unknown);  // a prime skipped whole feeds the default prime
+    const fed = read.length ? read : encode(model, Array.from(model.meta.vocabulary.default_prime));
     const state = zeroState(model);
     const label = checkLabel(model, options.label == null ? null : options.label);
     let logits = null;
@@ -379,7 +395,8 @@ const CharRNN = (() => {
     "numSamples": {"option": "--num-samples", "kind": "integer", "min": 1, "default": 1},
     "argmax": {"option": "--argmax", "kind": "flag", "default": false, "excludes": ["temperature", "topK", "topP", "seed"]},
     "stop": {"option": "--stop", "kind": "stop", "default": []},
-    "label": {"option": "--label", "kind": "label", "default": null}
+    "label": {"option": "--label", "kind": "label", "default": null},
+    "unknown": {"option": "--unknown", "kind": "choice", "choices": ["auto", "skip", "error"], "default": "auto"}
   } /* FIELDS */;
 
   // Python's int() and float() grammars (ASCII digits; `_` between digits), which click's option
@@ -421,6 +438,11 @@ const CharRNN = (() => {
       if (typeof given !== "boolean") throw new Error(`Expected ${called} to be true or false. ${shown}`);
       return given;
     }
+    if (rule.kind === "choice") {
+      if (isEmpty(given)) return rule.default;
+      if (!rule.choices.includes(given)) throw new Error(`Expected ${called} in (${rule.choices.map((c) => `'${c}'`).join(", ")}). ${shown}`);
+      return given;
+    }
     if (rule.kind === "text") {
       if (given == null) return rule.default;
       if (typeof given !== "string") throw new Error(`Expected ${called} to be a string. ${shown}`);
@@ -450,9 +472,8 @@ const CharRNN = (() => {
     return name === "seed" ? value.toString() : Number(value);
   }
 
-  // The prime's symbols, or the message that refuses it: today a prime character outside the
-  // vocabulary is refused (the page shows the message beside the prime). The one place that rule
-  // lives on the JavaScript side.
+  // The message that refuses a prime with characters outside the vocabulary (null when it has
+  // none): used under unknown "error" only; otherwise readSymbols reads them by the one rule.
   function checkPrimeVocabulary(model, symbols) {
     const missing = [...new Set(symbols.filter((s) => !model.index.has(s)))].sort();
     if (!missing.length) return null;
@@ -513,7 +534,7 @@ const CharRNN = (() => {
     }
     if (!errors.prime) {
       checked.prime = symbolsOfText(model, checked.prime);
-      const refused = checkPrimeVocabulary(model, checked.prime);
+      const refused = checked.unknown === "error" ? checkPrimeVocabulary(model, checked.prime) : null;
       if (refused) errors.prime = refused;
       else if (items && checked.prime.includes(end)) errors.prime = "the prime of an item cannot hold a newline (the end symbol)";
     }
@@ -625,7 +646,7 @@ const CharRNN = (() => {
   // the result adds ({stopped} or {draws}).
   function* pieces(model, opts) {
     const draws = { prime: opts.prime, temperature: opts.temperature, topK: opts.topK, topP: opts.topP,
-                    argmax: opts.argmax, seed: opts.seed, label: opts.labelId };
+                    argmax: opts.argmax, seed: opts.seed, label: opts.labelId, unknown: opts.unknown };
     if (opts.items) {  // as charrnn.portable.sample_items: the first numSamples whole items in draw order
       const limit = Math.max(1000, 20 * opts.numSamples), stopped = [];
       let kept = 0, drawn = 0;
@@ -738,7 +759,7 @@ const CharRNN = (() => {
   }
 
   return { load, zeroState, step, PCG32, filteredWeights, pick, draw, symbolsOfText, textOfSymbols, encode, stream, drawItem,
-           FIELDS, OptionsError, checkField, checkOptions, checkPrimeVocabulary, parseStop, StopScanner, drawItemStopped,
+           FIELDS, OptionsError, checkField, checkOptions, checkPrimeVocabulary, readSymbols, parseStop, StopScanner, drawItemStopped,
            generate, textStream, parseWeights };
 })();
 
