@@ -42,7 +42,7 @@ def sweep(context, corpus, trials, time_budget, out, space_file, seed, items, cp
                  and context.get_parameter_source(name) == ParameterSource.COMMANDLINE]
         if given:
             raise click.UsageError(f"--plot reads a finished sweep's folder; drop {', '.join('--' + name.replace('_', '-') for name in given)}")
-        from charrnn.sweep.report import plot_sweep
+        from charrnn.sweep.plot import plot_sweep
 
         click.echo(str(plot_sweep(corpus)))
         return
