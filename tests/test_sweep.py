@@ -276,13 +276,15 @@ def test_a_killed_sweep_resumes_and_keeps_its_finished_trials(tmp_path, tiny_cor
         sweep.wait()
     first_metrics = (out / "trials" / "trial-000" / "metrics.jsonl").read_bytes()
     assert not (out / "results.json").exists()
-    resumed = subprocess.run(sweep_cli(*args, "--resume", "--json"), capture_output=True, text=True, timeout=600)
+    # the options not given are the sweep's own
+    resumed = subprocess.run(sweep_cli(tiny_corpus, "--out", out, "--resume", "--json"), capture_output=True,
+                             text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr
     summary = json.loads(resumed.stdout)
     states = {trial["trial"]: trial["state"] for trial in summary["ranked"]}
     assert states == {"trial-000": "done", "trial-001": "done", "trial-002": "done"}, summary
     # the finished trial was kept as it was, not trained again
     assert (out / "trials" / "trial-000" / "metrics.jsonl").read_bytes() == first_metrics
-    refused = subprocess.run(sweep_cli(*args[:-2], "--out", out, "--resume", "--seed", 9), capture_output=True,
+    refused = subprocess.run(sweep_cli(tiny_corpus, "--out", out, "--resume", "--seed", 9), capture_output=True,
                              text=True, timeout=600)
     assert refused.returncode == 2 and "cannot honour seed 9" in refused.stderr

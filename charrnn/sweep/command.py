@@ -19,7 +19,7 @@ from charrnn.cli.common import POSITIVE_FLOAT, POSITIVE_INT, SEED, reports_error
 @click.option("--threads-per-trial", "threads", type=POSITIVE_INT, default=1, show_default=True, help="CPU threads (Ray CPUs) each trial trains with; --cpus / this many trials run at once.")
 @click.option("--address", help="Join the Ray cluster at ray://HOST:PORT or HOST:PORT (or $RAY_ADDRESS) instead of starting a local instance; --out must then be a folder every node sees at the same path.")
 @click.option("--total-time", type=POSITIVE_FLOAT, help="Seconds for the whole sweep: then trials still running are stopped and no new one starts.")
-@click.option("--resume", is_flag=True, help="Continue the sweep in --out after a kill: finished trials are kept, unfinished ones start again.")
+@click.option("--resume", is_flag=True, help="Continue the sweep in --out after a kill: finished trials are kept, unfinished ones start again; options not given are the sweep's own, given ones must equal them.")
 @click.option("--force", is_flag=True, help="Start over in an --out that holds a sweep (its contents are removed).")
 @click.option("--quiet", "-q", is_flag=True, help="No live table or ranked table (errors still print).")
 @click.option("--json", "as_json", is_flag=True, help="Print the ranked trials and the best one's command as one JSON object on stdout.")
@@ -46,12 +46,26 @@ def sweep(context, corpus, trials, time_budget, out, space_file, seed, items, cp
 
         click.echo(str(plot_sweep(corpus)))
         return
+    space = None
+    if resume and out is not None and not force:  # what is not given is the sweep's own
+        from charrnn.sweep.sweep import read_record
+
+        record = read_record(out)
+        given = {name for name in context.params if context.get_parameter_source(name) == ParameterSource.COMMANDLINE}
+        trials = trials if "trials" in given else record["trials"]
+        time_budget = time_budget if "time_budget" in given else record["time_budget_per_trial"]
+        seed = seed if "seed" in given else record["seed"]
+        items = items if "items" in given else record["items"]
+        threads = threads if "threads" in given else record["threads_per_trial"]
+        space = None if "space_file" in given else record["space"]
+    elif resume and out is None:
+        raise click.UsageError("--resume needs --out DIR (the sweep to continue)")
     if time_budget is None:
         raise click.UsageError("give --time-budget-per-trial SECONDS (each trial's training time)")
     setup_logging(quiet)
     plan = plan_sweep(corpus, out, trials=trials, time_budget=time_budget, seed=seed, items=items,
                       space_file=space_file, cpus=cpus, threads=threads, address=address, total_time=total_time,
-                      resume=resume, force=force)
+                      resume=resume, force=force, space=space)
     log = None if quiet else (lambda line: click.echo(line, err=True))
     summary = run_sweep(plan, log)
     from charrnn.sweep.report import print_json, ranked_lines, train_command

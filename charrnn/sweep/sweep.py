@@ -88,7 +88,7 @@ def read_record(out: str | Path) -> dict:
 def plan_sweep(corpus: str, out: str | Path | None, *, trials: int, time_budget: float, seed: int = 0,
                items: str | None = None, space_file: str | Path | None = None, cpus: int | None = None,
                threads: int = 1, address: str | None = None, total_time: float | None = None,
-               resume: bool = False, force: bool = False) -> SweepPlan:
+               resume: bool = False, force: bool = False, space: dict | None = None) -> SweepPlan:
     """Checks a sweep's options, space, corpus, address and folder; starts and writes nothing.
 
     Args:
@@ -109,6 +109,7 @@ def plan_sweep(corpus: str, out: str | Path | None, *, trials: int, time_budget:
         resume: continue the sweep in `out` (its own options; the ones given must equal them).
             Defaults to False.
         force: start over in an `out` that holds a sweep (its contents are removed). Defaults to False.
+        space: a checked space to use instead of `space_file` (a resumed sweep's own). Defaults to None.
 
     Raises:
         OptionError: options that contradict each other or the sweep being resumed.
@@ -124,11 +125,7 @@ def plan_sweep(corpus: str, out: str | Path | None, *, trials: int, time_budget:
         raise OptionError("--cpus sizes the local Ray instance; a cluster (--address or RAY_ADDRESS) has its own CPUs: drop --cpus")
     if cpus is not None and threads > cpus:
         raise OptionError(f"--threads-per-trial {threads} is more than --cpus {cpus}: no trial could start")
-    space = load_space(space_file, items=items is not None)
-    if items is not None:
-        space_items = [name for name in ("seq_length",) if name in space]
-        if space_items:
-            raise OptionError("seq_length does not apply to --items lines")
+    space = load_space(space_file, items=items is not None) if space is None else space
     name, files = resolve_sources([corpus])
     if len(files) != 1:
         raise CharRNNError(f"{corpus} holds {len(files)} files; charrnn sweep trains on one text file or a named corpus")
