@@ -194,7 +194,7 @@ class TrialOutcome:
     name: str  # "trial-007"
     config: dict
     run_dir: Path
-    state: str  # "done" | "stopped" (ASHA or the sweep's total time) | "error" | "pending"
+    state: str  # "done" (its run ended by itself) | "stopped" (by ASHA or --total-time) | "error" | "pending" (never started)
     steps: int | None = None
     best_val_loss: float | None = None
     error: str | None = None
@@ -303,7 +303,7 @@ def _new_tuner(plan: SweepPlan, trainable, out: Path):
 def summarize(plan: SweepPlan, out: Path, results: dict) -> SweepSummary:
     """The trials as their run directories (metrics.jsonl) and Ray's results say, best first."""
     from charrnn import runs
-    from charrnn.sweep.trial import FINISHED, RUN_DIR, trial_folder
+    from charrnn.sweep.trial import DONE_SUFFIX, trial_folder
 
     by_folder = {}
     for trial_id, result in results.items():
@@ -318,21 +318,30 @@ def summarize(plan: SweepPlan, out: Path, results: dict) -> SweepSummary:
         outcome = TrialOutcome(name, config, run_dir, "pending", steps=rows[-1]["step"] if rows else None,
                                best_val_loss=min(losses) if losses else None)
         result = by_folder.get(name)
-        if result is not None:
-            metrics = result.metrics or {}
-            outcome.node = metrics.get("node")
-            if result.error is not None:
-                outcome.state, outcome.error = "error", _error_line(result.error)
-            elif metrics.get(FINISHED):
-                outcome.state = "done"
-            elif metrics.get(RUN_DIR):
-                outcome.state = "stopped"
+        metrics = (result.metrics or {}) if result is not None else {}
+        done_file = run_dir.with_name(name + DONE_SUFFIX)
+        if result is not None and result.error is not None:
+            outcome.state, outcome.error = "error", _error_line(result.error)
+        elif done_file.exists():  # its run ended by itself (written before Ray heard of it)
+            outcome.state = "done"
+            metrics = metrics or _read_json(done_file)
+        elif run_dir.exists():  # started, and ended by ASHA or the sweep's --total-time
+            outcome.state = "stopped"
+        outcome.node = metrics.get("node")
         outcomes.append(outcome)
     outcomes.sort(key=lambda item: (item.best_val_loss is None, item.best_val_loss or 0.0))
     summary = SweepSummary(plan, outcomes)
     if summary.best is not None:
         link_best(out, summary.best.run_dir)
     return summary
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _error_line(error: BaseException) -> str:
