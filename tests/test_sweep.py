@@ -21,8 +21,7 @@ from tests.conftest import require
 
 # A space of tiny GRUs (no native op to build), a report every 10 steps, a short validation
 TINY_SPACE = {"cell": "gru", "layers": 1, "units": {"choice": [8, 16]}, "embedding_dim": 8, "seq_length": 16,
-              "batch_size": 8, "eval_every": 10, "eval_window": 32, "max_val_chars": 400,
-              "learning_rate": {"loguniform": [3e-3, 1e-2]}}
+              "batch_size": 8, "eval_every": 10, "eval_window": 32, "learning_rate": {"loguniform": [3e-3, 1e-2]}}
 
 
 def invoke(*args):
@@ -47,6 +46,14 @@ def test_a_space_file_goes_over_the_default_in_json_and_toml(tmp_path):
         assert "dropout" not in space  # dropped: trials take charrnn train's default
         assert space["learning_rate"] == DEFAULT_SPACE["learning_rate"]  # the rest of the default stays
     assert "seq_length" not in load_space(None, items=True) and load_space(None, items=True) == ITEMS_SPACE
+
+
+def test_every_searchable_option_is_a_charrnn_train_option():
+    """The best trial's command reproduces it only if each option a space sets is one train takes."""
+    from charrnn.cli.main import train
+    from charrnn.sweep.space import SEARCHABLE
+
+    assert set(SEARCHABLE) <= {param.name for param in train.params}
 
 
 def test_the_same_seed_draws_the_same_configs_and_another_seed_others():
@@ -201,17 +208,20 @@ def test_a_local_sweep_ranks_trials_links_the_best_and_survives_a_failing_trial(
     require("ray.tune")
     space = {**TINY_SPACE, "seq_length": {"choice": [16, 100_000]}}  # a window longer than the text fails
     out = tmp_path / "sweep"
-    done = subprocess.run(sweep_cli(tiny_corpus, "--trials", 4, "--seed", 5, "--time-budget-per-trial", 4, "--cpus", 2,
+    loaded = load_space(write_space(tmp_path, space))
+    seed = next(seed for seed in range(100)  # one whose 4 draws hold both windows
+                if len({config["seq_length"] for config in sample_configs(loaded, 4, seed)}) == 2)
+    done = subprocess.run(sweep_cli(tiny_corpus, "--trials", 4, "--seed", seed, "--time-budget-per-trial", 4, "--cpus", 2,
                                     "--space", write_space(tmp_path, space), "--out", out, "--json"),
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     record = json.loads((out / "sweep.json").read_text(encoding="utf-8"))
-    assert record["configs"] == sample_configs(load_space(write_space(tmp_path, space)), 4, 5)  # the seed's configs
+    assert record["configs"] == sample_configs(loaded, 4, seed)  # the seed's configs, in trial order
     ranked = summary["ranked"]
     failed = [trial for trial in ranked if trial["config"]["seq_length"] == 100_000]
     trained = [trial for trial in ranked if trial["config"]["seq_length"] == 16]
-    assert failed and trained, record["configs"]  # seed 5 draws both
+    assert failed and trained, record["configs"]
     assert all(trial["state"] == "error" and "fewer than one window" in trial["error"] for trial in failed)
     assert all(trial["state"] in ("done", "stopped") and trial["best_val_loss"] for trial in trained)
     losses = [trial["best_val_loss"] for trial in ranked if trial["best_val_loss"] is not None]

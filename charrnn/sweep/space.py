@@ -51,15 +51,15 @@ DEFAULT_SPACE = {
 ITEMS_SPACE = {**{name: value for name, value in DEFAULT_SPACE.items() if name != "seq_length"},
                "dropout": {"uniform": [0.0, 0.6]}}
 
-# The `charrnn train` options a space may set: the model's shape and the optimizer's knobs. The
-# corpus, the run's mode (--items, --labels), its budget (--time-budget-per-trial), its seed and
-# its distribution are the sweep's own options.
+# The `charrnn train` options a space may set: the model's shape and the optimizer's knobs, each
+# one `charrnn train` has on its command line (so the best trial's command reproduces it; a test
+# holds them together). The corpus, the run's mode (--items, --labels), its budget
+# (--time-budget-per-trial), its seed and its distribution are the sweep's own options.
 SEARCHABLE = ("cell", "layers", "units", "embedding_dim", "dropout", "learning_rate", "seq_length", "batch_size",
               "lr_schedule", "anneal_fraction", "min_lr_ratio", "grad_clip", "weight_decay", "beta2",
-              "eval_every", "eval_window", "val_fraction", "max_val_chars", "precision", "buckets",
-              "max_item_length", "label_dim")
+              "eval_every", "eval_window", "val_fraction", "precision", "buckets", "max_item_length")
 INTEGER = {"layers", "units", "embedding_dim", "seq_length", "batch_size", "eval_every", "eval_window",
-           "max_val_chars", "buckets", "max_item_length", "label_dim"}
+           "buckets", "max_item_length"}
 KINDS = ("choice", "uniform", "loguniform", "randint")
 
 
