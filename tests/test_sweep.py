@@ -261,7 +261,8 @@ def test_a_sweep_runs_across_a_two_node_ray_cluster(tmp_path, tiny_corpus):
                                         "--json"), capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr
         summary = json.loads(done.stdout)
-        assert [trial["state"] for trial in summary["ranked"]] == ["done", "done"], summary
+        # ASHA may stop the worse of the two at a rung; both trained and evaluated
+        assert all(trial["state"] in ("done", "stopped") and trial["best_val_loss"] for trial in summary["ranked"]), summary
         # one CPU a node, one a trial, both running at once: one trial on each node
         assert len({trial["node"] for trial in summary["ranked"]}) == 2, summary
         assert f"the Ray cluster at {cluster.address}" in done.stderr
