@@ -299,3 +299,19 @@ def test_a_killed_sweep_resumes_and_keeps_its_finished_trials(tmp_path, tiny_cor
     refused = subprocess.run(sweep_cli(tiny_corpus, "--out", out, "--resume", "--seed", 9), capture_output=True,
                              text=True, timeout=600)
     assert refused.returncode == 2 and "cannot honour seed 9" in refused.stderr
+
+
+SHOW_THREADS = """
+from charrnn.models.char_model import configure_cpu_threads
+import tensorflow as tf
+print(configure_cpu_threads(1), tf.config.threading.get_intra_op_parallelism_threads())
+"""
+
+
+@pytest.mark.parametrize("share, expected", [("1", "True 1"), ("", f"True {os.cpu_count()}")])
+def test_a_trial_trains_with_its_share_of_the_cores(share, expected):
+    """CHARRNN_CPU_THREADS (what a sweep sets in each trial) sizes TensorFlow's pool; unset, all cores."""
+    env = {**os.environ, "CHARRNN_CPU_THREADS": share}
+    done = subprocess.run([sys.executable, "-c", SHOW_THREADS], capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == expected
