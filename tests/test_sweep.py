@@ -315,3 +315,20 @@ def test_a_trial_trains_with_its_share_of_the_cores(share, expected):
     done = subprocess.run([sys.executable, "-c", SHOW_THREADS], capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == expected
+
+
+LIST_HEAVY_MODULES = """
+import sys
+from charrnn.cli.main import main
+try:
+    main(["sweep", "--help"], prog_name="charrnn")
+except SystemExit as done:
+    assert done.code in (0, None), done.code
+print(sorted(name for name in sys.modules if name.split(".")[0] in ("tensorflow", "keras", "ray")))
+"""
+
+
+def test_sweep_help_imports_neither_tensorflow_nor_ray():
+    done = subprocess.run([sys.executable, "-c", LIST_HEAVY_MODULES], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "[]"

@@ -23,7 +23,7 @@ def plot_sweep(out: str | Path, image: str | Path | None = None) -> Path:
     """
     from charrnn import runs
     from charrnn.atomic import atomic_path
-    from charrnn.sweep.report import describe_config
+    from charrnn.sweep.report import constants, describe_config
     from charrnn.sweep.sweep import TRIALS_DIR, read_record
 
     out = Path(out)
@@ -49,9 +49,10 @@ def plot_sweep(out: str | Path, image: str | Path | None = None) -> Path:
     if not curves:
         raise CharRNNError(f"no trial in {out} has an evaluation to plot yet")
     curves.sort(key=lambda curve: min(loss for _, loss in curve[2]))
+    hide = constants(record.get("space", {}))  # what every trial shares is not told apart
     figure, axis = plt.subplots(figsize=(9, 5), dpi=120)
     for rank, (name, config, points) in enumerate(curves):
-        label = f"{name}: {describe_config(config)}" if rank < 10 else None  # the legend names the ten best
+        label = f"{name}: {describe_config(config, hide)}" if rank < 10 else None  # the legend names the ten best
         axis.plot(*zip(*points), marker="o", markersize=3, linewidth=2.2 if rank == 0 else 1.0,
                   alpha=1.0 if rank < 10 else 0.4, label=label)
     best_name, _, best_points = curves[0]
