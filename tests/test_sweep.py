@@ -126,6 +126,7 @@ def test_bad_input_is_one_error_line_before_ray_starts(tmp_path, tiny_corpus, mo
     (["--cpus", 2, "--address", "127.0.0.1:1"], "--cpus sizes the local Ray instance"),
     (["--cpus", 1, "--threads-per-trial", 2], "--threads-per-trial 2 is more than --cpus 1"),
     (["--resume", "--force"], "--resume and --force contradict each other"),
+    (["--resume", "--total-time", 60], "--total-time cannot change on --resume"),
     (["--items", "lines", "--space", "ITEMS_SPACE"], "seq_length does not apply to --items lines"),
     (["--address", "somewhere"], "expected ray://HOST:PORT or HOST:PORT"),
 ])

@@ -47,6 +47,8 @@ def sweep(context, corpus, trials, time_budget, out, space_file, seed, items, cp
         click.echo(str(plot_sweep(corpus)))
         return
     space = None
+    if resume and total_time is not None:
+        raise click.UsageError("--total-time cannot change on --resume (Ray Tune restores the sweep's own limit); drop it")
     if resume and out is not None and not force:  # what is not given is the sweep's own
         from charrnn.sweep.sweep import read_record
 

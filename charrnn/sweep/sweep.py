@@ -28,7 +28,7 @@ from typing import Callable
 from urllib.parse import urlsplit
 
 from charrnn.atomic import atomic_write_text
-from charrnn.errors import CharRNNError, ConfigError, OptionError
+from charrnn.errors import CharRNNError, OptionError
 from charrnn.sweep.space import load_space, sample_configs
 
 SWEEP_FILE, RESULTS_FILE, BEST_LINK = "sweep.json", "results.json", "best"
@@ -120,6 +120,8 @@ def plan_sweep(corpus: str, out: str | Path | None, *, trials: int, time_budget:
 
     if resume and force:
         raise OptionError("--resume and --force contradict each other; pick one")
+    if resume and total_time is not None:  # Tune restores the experiment with its own time limit
+        raise OptionError("--total-time cannot change on --resume (Ray Tune restores the sweep's own limit); drop it")
     address = address or os.environ.get("RAY_ADDRESS") or None
     if address is not None and cpus is not None:
         raise OptionError("--cpus sizes the local Ray instance; a cluster (--address or RAY_ADDRESS) has its own CPUs: drop --cpus")
