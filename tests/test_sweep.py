@@ -294,7 +294,9 @@ def test_a_killed_sweep_resumes_and_keeps_its_finished_trials(tmp_path, tiny_cor
     assert resumed.returncode == 0, resumed.stderr
     summary = json.loads(resumed.stdout)
     states = {trial["trial"]: trial["state"] for trial in summary["ranked"]}
-    assert states == {"trial-000": "done", "trial-001": "done", "trial-002": "done"}, summary
+    # every trial ran to its end or to ASHA's stop (three trials, one at a time: a worse one may stop at a rung)
+    assert states["trial-000"] == "done" and set(states) == {"trial-000", "trial-001", "trial-002"}, summary
+    assert {states["trial-001"], states["trial-002"]} <= {"done", "stopped"}, summary
     # the finished trial was kept as it was, not trained again
     assert (out / "trials" / "trial-000" / "metrics.jsonl").read_bytes() == first_metrics
     refused = subprocess.run(sweep_cli(tiny_corpus, "--out", out, "--resume", "--seed", 9), capture_output=True,
