@@ -737,9 +737,11 @@ def _register_optional_commands():
     """Commands that live in their own modules (demos, forecasting, benchmarks)."""
     from charrnn.cli import extra as cli_extra  # extra imports common, never this module: no cycle
     from charrnn.serve.command import serve  # likewise
+    from charrnn.sweep.command import sweep  # likewise
 
     cli_extra.register(main)
     main.add_command(serve)
+    main.add_command(sweep)
 
 
 _register_optional_commands()

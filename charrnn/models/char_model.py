@@ -17,15 +17,17 @@ def gpu_available() -> bool:
 def configure_cpu_threads(layers: int) -> bool:
     """On a machine without GPUs, gives each recurrent layer's chain of steps its own share of the
     cores: intra-op threads = cores // layers, inter-op threads = layers. The unrolled graph then
-    runs the layers' small per-step GEMMs side by side. Only possible before TensorFlow starts;
-    returns whether it was applied."""
+    runs the layers' small per-step GEMMs side by side. The cores are the machine's, or
+    $CHARRNN_CPU_THREADS where set (`charrnn sweep` gives each trial its share that way). Only
+    possible before TensorFlow starts; returns whether it was applied."""
     import os
 
     import tensorflow as tf
 
     if tf.config.list_physical_devices("GPU"):
         return False
-    cores = os.cpu_count() or 1
+    share = os.environ.get("CHARRNN_CPU_THREADS", "").strip()
+    cores = int(share) if share.isdigit() and int(share) > 0 else os.cpu_count() or 1
     try:
         tf.config.threading.set_intra_op_parallelism_threads(max(1, cores // max(layers, 1)))
         tf.config.threading.set_inter_op_parallelism_threads(max(layers, 2))

@@ -258,10 +258,13 @@ class Loop:
         self.state.step = step = first + counter.steps
         self.state.elapsed_s += train_seconds
         stop = watcher.reason() or (self.limit if step >= self.total_steps else None)
-        if step % config.eval_every == 0 or stop:
+        evaluated = step % config.eval_every == 0 or stop
+        if evaluated:
             stop = self._evaluate(counter, train_seconds, bar) or stop
         if self.chief and (step % checkpoint_every == 0 or stop):
             self._checkpoint()
+        if evaluated and self.on_evaluation is not None:  # the row, the best model and the checkpoint are saved
+            self.on_evaluation({**self.metrics[-1], **({"stopped_by": stop} if stop else {})})
         return stop
 
     def _evaluate(self, counter, train_seconds: float, bar: ProgressBar) -> str | None:

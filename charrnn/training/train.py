@@ -49,7 +49,7 @@ def split_options(options: dict) -> tuple[dict, dict]:
 def train(sources: str | Path | Sequence[str | Path], out: str | Path | None = None, *,
           resume: bool = False, force: bool = False, progress: bool = True,
           log: Callable[[str], None] | None = None, init_from: str | Path | None = None,
-          **options) -> TrainResult:
+          on_evaluation: Callable[[dict], None] | None = None, **options) -> TrainResult:
     """Trains a next-character model on a corpus and writes a run directory.
 
     Args:
@@ -63,6 +63,10 @@ def train(sources: str | Path | Sequence[str | Path], out: str | Path | None = N
         init_from: a trained run to start from (fine-tuning): its best weights and shape, its
             vocabulary grown by the corpus's new characters (see `charrnn.models.finetune`). Defaults
             to None (fresh weights).
+        on_evaluation: called with each evaluation's metrics row (as written to metrics.jsonl,
+            plus `stopped_by` when the run stops after it) once that row, the best model and the
+            step's checkpoint are on disk; `charrnn sweep` reports it to Ray Tune, whose
+            scheduler may end the process there. Defaults to None.
         **options: any `ModelConfig` field (cell, layers, units, embedding_dim, dropout) or
             `TrainConfig` field (seq_length, batch_size, epochs, max_steps, time_budget, ...).
 
@@ -85,6 +89,7 @@ def train(sources: str | Path | Sequence[str | Path], out: str | Path | None = N
         raise OptionError("--init-from starts a new run and --resume continues one; pick one")
     tune = FineTune.load(init_from) if init_from is not None else None
     session = _Session(sources, out, resume, force, model_options, train_options, log, tune)
+    session.on_evaluation = on_evaluation
     return session.run(progress)
 
 
@@ -260,6 +265,7 @@ class _Session(Loop):
         self.bucketed = None  # a BucketedFit: an items run's steps, one compiled step per bucket length
         self.tensorboard = None  # a TensorBoardLog under --tensorboard
         self.learning_rate = None  # the rate last assigned to the optimizer
+        self.on_evaluation = None  # called with each evaluation's metrics row (`train`'s argument)
         self.state = LoopState()
         self.metrics: list[dict] = []
 
