@@ -37,6 +37,10 @@ def test_export_runs_with_plain_tensorflow_and_matches_sample(tmp_path, tiny_run
     sampled = CliRunner().invoke(main, ["sample", str(tiny_run), "--prime", "All:", "--length", "600",
                                         "--temperature", "0.8", "--seed", "7", "--precision", "float32"])
     assert done.stdout == sampled.output.rstrip("\n")  # the export is XLA's float32 loop
+    # a prime character the run never saw is skipped by the one rule, and the prime returned as typed
+    done = subprocess.run([sys.executable, "-c", LOAD_WITHOUT_CHARRNN, str(out), "All:\u20ac", "600"],
+                          capture_output=True, text=True, env=env)
+    assert done.returncode == 0 and done.stdout == "All:\u20ac" + sampled.output.rstrip("\n")[len("All:"):]
     again = CliRunner().invoke(main, ["export", str(tiny_run), "--out", str(out)])
     assert again.exit_code == 1 and "already exists" in again.output
 

@@ -57,7 +57,8 @@ def export_saved_model(run, out: str | Path, shown: str | Path | None = None) ->
             """The prime and `length` drawn characters (a labelled run's under label name `label`)."""
             # the prime read by the one rule (docs/unknown-characters.md): a character outside the
             # vocabulary is the unknown symbol where the run has one, else skipped
-            read = self.table.lookup(tf.strings.unicode_decode(prime, "UTF-8"))
+            given = tf.strings.unicode_decode(prime, "UTF-8")  # returned as typed, before the drawn text
+            read = self.table.lookup(given)
             read = tf.boolean_mask(read, read >= 0)
             ids = tf.cond(tf.size(read) > 0, lambda: read, lambda: self.table.lookup(tf.constant([ord(start)], tf.int32)))
             checks = []
