@@ -259,7 +259,7 @@ def test_a_command_that_needs_tensorflow_names_the_extra_where_it_is_not_install
     found, texts, _ = models
     run, onnx = found["stream"]
     for args in (["train", "tinyshakespeare", "--out", tmp_path / "run"], ["sample", run], ["score", run, texts],
-                 ["export", run, "--format", "onnx"]):
+                 ["export", run, "--format", "onnx"], ["serve", run, "--port", "0"]):
         done = subprocess.run([sys.executable, "-c", NOT_INSTALLED, *map(str, args)], capture_output=True, text=True,
                               env=_env(), timeout=300)
         assert done.returncode == 1 and done.stdout == "", done.stderr

@@ -35,6 +35,11 @@ def serve(context, run, host, port, max_streams, precision):
         import uvicorn  # noqa: F401
     except ImportError:
         raise CharRNNError("charrnn serve needs the serve extra: pip install 'charrnn[serve]'") from None
+    if Path(run).suffix.lower() != ".onnx":  # a run directory: TensorFlow, quietly (or a line naming the extra)
+        from charrnn.cli.common import _verbose
+        from charrnn.tensorflow_setup import import_tensorflow
+
+        import_tensorflow(_verbose())
     from .server import run_server
 
     run_server(run, host, port, max_streams, log=lambda line: click.echo(line, err=True), precision=precision)

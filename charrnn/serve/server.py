@@ -20,10 +20,6 @@ def build_service(run, max_streams: int = 64, precision: str = "auto"):
 
     if not isinstance(run, runs.Run) and Path(run).suffix.lower() == ".onnx":
         return build_portable_service(run, max_streams)
-    from charrnn.cli.common import _verbose
-    from charrnn.tensorflow_setup import import_tensorflow
-
-    import_tensorflow(_verbose())
     from charrnn.generation.sampler import Sampler
     from .app import Service
     from .engine import Engine
