@@ -49,7 +49,7 @@ def test_the_tensorflow_free_install_runs_an_exported_model(tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     python, charrnn = venv / "bin" / "python", venv / "bin" / "charrnn"
-    assert INSTALL_COMMAND.startswith("pip install ")
+    assert INSTALL_COMMAND in (ROOT / "docs" / "export.md").read_text("utf-8")  # the documented command, tested
     extras = INSTALL_COMMAND.split('"')[1].removeprefix("charrnn")
     done = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
                            f"{source}{extras}"], capture_output=True, text=True, timeout=1800)
