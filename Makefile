@@ -3,8 +3,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# A machine with an NVIDIA driver also gets CUDA's libraries from PyPI (the `cuda` extra).
-EXTRAS := test,plot,tensorboard,serve,export,sweep$(shell command -v nvidia-smi >/dev/null 2>&1 && echo ,cuda)
+# TensorFlow comes with the `train` extra (the core installs without it); a machine with an NVIDIA
+# driver also gets CUDA's libraries from PyPI (the `cuda` extra).
+EXTRAS := train,test,plot,tensorboard,serve,export,sweep$(shell command -v nvidia-smi >/dev/null 2>&1 && echo ,cuda)
 # Tests and the demo find Tiny Shakespeare in ../shared/corpora when it is there; else it is downloaded.
 SHARED_CORPORA := $(abspath ../shared/corpora)
 export CHARRNN_CORPUS_PATH ?= $(if $(wildcard $(SHARED_CORPORA)),$(SHARED_CORPORA),)

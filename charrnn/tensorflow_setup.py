@@ -17,6 +17,7 @@ import sys
 from charrnn.errors import CharRNNError
 
 LOGS_VARIABLE = "CHARRNN_TF_LOGS"  # set to 1 to see TensorFlow's own log lines
+TRAIN_EXTRA = "charrnn[train]"  # the extra that installs TensorFlow (the core installs without it)
 _started = False
 
 
@@ -44,6 +45,17 @@ def _stderr_descriptor_silenced():
         os.close(devnull)
 
 
+def _command() -> str:
+    """The command being run, as typed ("charrnn train"), or "charrnn" outside the CLI."""
+    try:
+        import click
+
+        context = click.get_current_context(silent=True)
+    except ImportError:
+        context = None
+    return context.command_path if context is not None else "charrnn"
+
+
 def import_tensorflow(verbose: bool = False):
     """Imports TensorFlow and lists its devices once, quietly unless logs are asked for.
 
@@ -58,7 +70,8 @@ def import_tensorflow(verbose: bool = False):
         The `tensorflow` module.
 
     Raises:
-        CharRNNError: TensorFlow cannot be imported.
+        CharRNNError: TensorFlow cannot be imported; where it is not installed, the one line
+            naming the command and the extra to install (`pip install "charrnn[train]"`).
     """
     global _started
     loud = wants_tensorflow_logs(verbose)
@@ -71,6 +84,8 @@ def import_tensorflow(verbose: bool = False):
             if not _started:
                 tf.config.list_physical_devices()
     except ImportError as error:
+        if (getattr(error, "name", None) or "").split(".")[0] in ("tensorflow", "keras"):  # not installed
+            raise CharRNNError(f'{_command()} needs TensorFlow: pip install "{TRAIN_EXTRA}"') from None
         raise CharRNNError(f"TensorFlow could not be imported ({error}); rerun with --verbose "
                            "to see its own messages") from None
     _started = True

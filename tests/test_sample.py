@@ -456,6 +456,6 @@ def test_stops_a_sample_cannot_honour_are_refused(tiny_run, args, code, message)
     assert result.output.strip().splitlines()[-1].startswith("Error: ")
 
 
-def test_stop_with_an_onnx_file_is_refused_before_it_is_read(tmp_path):
-    result = sample_cli(tmp_path / "model.onnx", "--stop", "a")
-    assert result.exit_code == 2 and "--stop needs a run directory" in result.output, result.output
+def test_beam_with_an_onnx_file_is_refused_before_it_is_read(tmp_path):
+    result = sample_cli(tmp_path / "model.onnx", "--stop", "a", "--beam", "2")
+    assert result.exit_code == 2 and "--beam needs a run directory" in result.output, result.output

@@ -35,10 +35,10 @@ def _require(module: str):
 class Server:
     """A `charrnn serve` subprocess; `url` once it listens."""
 
-    def __init__(self, run, *options):
+    def __init__(self, run, *options, launcher=("-m", "charrnn"), env=None):
         _require("starlette"), _require("uvicorn")
-        self.process = subprocess.Popen([sys.executable, "-m", "charrnn", "serve", str(run), "--port", "0", *options],
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.process = subprocess.Popen([sys.executable, *launcher, "serve", str(run), "--port", "0", *options],
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         self.lines = []
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:

@@ -145,13 +145,11 @@ def sample(context, run, novel, tag, rank, beam, precision, as_json, **options):
 
     For an items run (--items lines) print --num-samples whole items, one a line. RUN may be an
     .onnx file from `charrnn export --format onnx`: it is sampled with numpy and onnxruntime
-    alone (charrnn.portable: its own seeded draws, not TensorFlow's; --beam, --rank, --novel,
-    --tag, --precision and --stop need a run directory).
+    alone (charrnn.portable: its own seeded draws, not TensorFlow's; --stop and --rank work as
+    for a run directory; --beam, --novel, --tag and --precision need one).
     """
-    from pathlib import Path
-
-    if Path(run).suffix.lower() == ".onnx":
-        _sample_portable(context, run, as_json, **options)
+    if _is_onnx(run):
+        _sample_portable(context, run, as_json, rank, **options)
         return
     from charrnn.cli.common import _verbose
     from charrnn.tensorflow_setup import import_tensorflow
@@ -241,18 +239,22 @@ def _label_options(names: tuple, where: str, labels: tuple, num_samples: int) ->
             "num_samples": num_samples * len(labels)}
 
 
-def _sample_portable(context, path, as_json, **options) -> None:
-    """`charrnn sample MODEL.onnx`: charrnn.portable's sampler (numpy and onnxruntime, no TensorFlow)."""
+def _sample_portable(context, path, as_json, rank, **options) -> None:
+    """`charrnn sample MODEL.onnx`: charrnn.portable's sampler (numpy and onnxruntime, no TensorFlow),
+    with stop sequences cut by the samplers' `StopScanner` and --rank scored by the same file."""
     import time
 
     from click.core import ParameterSource
 
+    from charrnn.errors import OptionError
+    from charrnn.generation.stops import all_stopped, check_vocabulary, scan_pieces, scanners_for
     from charrnn.portable import PortableModel, generate_chunks, sample_items
 
-    for name in ("novel", "tag", "rank", "beam", "precision", "stop"):
+    for name in ("novel", "tag", "beam", "precision"):
         if context.get_parameter_source(name) not in (None, ParameterSource.DEFAULT):
             raise click.UsageError(f"--{name} needs a run directory; an .onnx file takes --length, --temperature, "
-                                   "--top-k, --top-p, --argmax, --prime, --num-samples, --seed, --label and --json")
+                                   "--top-k, --top-p, --argmax, --prime, --num-samples, --seed, --label, --stop, "
+                                   "--rank, --unknown and --json")
     if options["argmax"]:
         _check_argmax_options(context)
     model = PortableModel(path)
@@ -260,6 +262,11 @@ def _sample_portable(context, path, as_json, **options) -> None:
     options.update(_label_options(model.labels, str(model.path), given, per_label))
     label = options.get("label")
     prime = model.symbols_of_text(options["prime"])
+    stops = tuple(model.symbols_of_text(stop) for stop in options["stop"])
+    if model.items and any(model.end_symbol in stop for stop in stops):
+        bad = next(stop for stop in stops if model.end_symbol in stop)
+        raise OptionError(f"the stop {bad!r} holds a newline, which ends every item: an item never holds one")
+    check_vocabulary(stops, model.vocab)
     if options["unknown"] != "error":
         read = model.read(prime, options["unknown"])
         note_outside(read.unknown, read.skipped, "the prime")
@@ -271,34 +278,71 @@ def _sample_portable(context, path, as_json, **options) -> None:
         for name in given or [None]:  # --num-samples items of each label, label by label
             texts += sample_items(model, per_label, prime, options["length"], label=name, **knobs)
             item_labels += [name] * per_label
+        stopped = [None] * len(texts)
+        if stops:  # an item ends before its first stop (only its own characters, after the prime, are searched)
+            for index, text in enumerate(texts):
+                scanner = scanners_for(stops, 1)[0]
+                texts[index] = prime + scanner.feed(text[len(prime):]) + scanner.finish()
+                stopped[index] = scanner.stopped
+        rows = [{**_stop_fields(model.text_of_symbols(text), stop, model.encoding, stops),
+                 **({"label": name} if name else {})} for text, stop, name in zip(texts, stopped, item_labels)]
+        if rank:
+            rows, texts = _ranked_portable(model, rows, texts, [name for name in item_labels] if given else None)
         if as_json:
-            click.echo(json.dumps({"items": [{"text": model.text_of_symbols(text), **({"label": name} if name else {})}
-                                             for text, name in zip(texts, item_labels)]}, ensure_ascii=False))
+            click.echo(json.dumps({"items": rows}, ensure_ascii=False))
             return
-        for text in texts:
-            _write_output(model.output_of_symbols(text + "\n"))
+        several = len(given) > 1
+        for text, row in zip(texts, rows):
+            _write_output(model.output_of_symbols((f"{row['label']}\t" if several else "") + text + "\n"))
         return
     length = SAMPLE_DEFAULTS["length"] if options["length"] is None else options["length"]
     chunks = generate_chunks(model, prime, length, num_samples=options["num_samples"], label=label, **knobs)
-    if as_json or options["num_samples"] > 1:
-        texts = None
+    scanners = scanners_for(stops, options["num_samples"])
+    if as_json or rank or options["num_samples"] > 1:
+        texts = next(chunks)  # the prime, not searched for stops
         for pieces in chunks:
-            texts = pieces if texts is None else [text + piece for text, piece in zip(texts, pieces)]
+            texts = [text + piece for text, piece in zip(texts, scan_pieces(scanners, pieces) if scanners else pieces)]
+            if all_stopped(scanners):
+                break
+        stopped = [None] * len(texts)
+        if scanners:
+            texts = [text + scanner.finish() for text, scanner in zip(texts, scanners)]
+            stopped = [scanner.stopped for scanner in scanners]
+        labels = [label] * len(texts) if isinstance(label, str) else label or [None] * len(texts)
+        rows = [{**_stop_fields(model.text_of_symbols(text), stop, model.encoding, stops),
+                 **({"label": name} if name else {})} for text, stop, name in zip(texts, stopped, labels)]
+        if rank:
+            rows, texts = _ranked_portable(model, rows, texts, label)
         if as_json:
-            labels = [label] * len(texts) if isinstance(label, str) else label or [None] * len(texts)
-            click.echo(json.dumps({"samples": [{"text": model.text_of_symbols(text), **({"label": name} if name else {})}
-                                               for text, name in zip(texts, labels)]}, ensure_ascii=False))
+            click.echo(json.dumps({"samples": rows}, ensure_ascii=False))
             return
         for index, text in enumerate(texts):
             _write_output(model.output_of_symbols(("\n" if index else "") + text + "\n"))
         return
-    pending, flushed = [], time.perf_counter()
+    scanner = scanners[0] if scanners else None
+    pending, flushed = [next(chunks)[0]], time.perf_counter()
     for pieces in chunks:  # written as generated, flushed at most every 20 ms
-        pending.append(pieces[0])
+        pending.append(scanner.feed(pieces[0]) if scanner else pieces[0])
+        if scanner is not None and scanner.stopped is not None:
+            break
         if time.perf_counter() - flushed > 0.02:
             _write_output(model.output_of_symbols("".join(pending)))
             pending, flushed = [], time.perf_counter()
-    _write_output(model.output_of_symbols("".join(pending) + "\n"))
+    _write_output(model.output_of_symbols("".join(pending) + (scanner.finish() if scanner else "") + "\n"))
+
+
+def _ranked_portable(model, rows: list[dict], texts: list[str], label) -> tuple[list[dict], list[str]]:
+    """`sample MODEL.onnx --rank`: the rows (with their score: chars, log_prob, nats_per_char,
+    bits_per_char) and texts most likely first, scored by the same .onnx file as `charrnn score`
+    scores them (an item with its end symbol)."""
+    from charrnn.portable.scoring import PortableScorer
+
+    scores = PortableScorer(model).score(texts, label=label)
+    fields = ("chars", "log_prob", "nats_per_char", "bits_per_char")
+    order = sorted(range(len(texts)), key=lambda index: (scores[index]["nats_per_char"] is None,
+                                                          scores[index]["nats_per_char"] or 0.0))
+    return ([{**rows[index], **{key: scores[index][key] for key in fields}} for index in order],
+            [texts[index] for index in order])
 
 
 def _write_output(output: str | bytes) -> None:
@@ -502,6 +546,7 @@ def eval_command(run, file, encoding, window, label, unknown, as_json):
 @click.option("--encoding", help="Codec of FILE (utf-8, latin-1, utf-16, ...; bytes for a bytes run).  [default: the run's]")
 @UNKNOWN_OPTION
 @reports_errors
+@without_tensorflow  # imported below, for a run directory only: MODEL.onnx scores without it
 def score(run, file, lines, as_json, sort, batch_size, label, encoding, unknown):
     """Score each FILE (or each line) under RUN: its log-probability in nats, nats/char and bits/char.
 
@@ -509,18 +554,17 @@ def score(run, file, lines, as_json, sort, batch_size, label, encoding, unknown)
     start symbol to the end symbol (which is counted). Columns: nats/char, bits/char, log-prob
     (nats), characters scored, and the file (or FILE:LINE and the line). Characters outside the
     model's vocabulary follow --unknown; a stderr note counts them (with --json, each result's
-    "unknown" and "skipped"), and nats/char is over the characters scored.
+    "unknown" and "skipped"), and nats/char is over the characters scored. RUN may be an .onnx
+    file from `charrnn export --format onnx`, scored with onnxruntime alone (no TensorFlow).
     """
-    from charrnn import runs
     from charrnn.data.corpus import text_of_symbols
     from charrnn.generation.score import read_texts
-    from charrnn.generation.score import score as score_texts
 
-    loaded = runs.load(run)
+    loaded, scorer = _scorer(run)
     sources = read_texts(loaded, list(file), lines, encoding)
     results = [{**source, **result, "text": text_of_symbols(source["text"], loaded.train_config.encoding)}
-               for source, result in zip(sources, score_texts(loaded, [source["text"] for source in sources], batch_size,
-                                                              label, unknown))]
+               for source, result in zip(sources, scorer.score([source["text"] for source in sources], batch_size,
+                                                               label, unknown))]
     if sort:
         results.sort(key=lambda result: (result["nats_per_char"] is None, result["nats_per_char"] or 0.0))
     if as_json:
@@ -543,21 +587,22 @@ def score(run, file, lines, as_json, sort, batch_size, label, encoding, unknown)
 @click.option("--encoding", help="Codec of FILE (utf-8, latin-1, utf-16, ...).  [default: the run's]")
 @UNKNOWN_OPTION
 @reports_errors
+@without_tensorflow  # imported below, for a run directory only: MODEL.onnx classifies without it
 def classify(run, file, lines, as_json, batch_size, encoding, unknown):
     """Tell which of a labelled RUN's labels each FILE (or line) is written in.
 
     Each text is scored under every label in one batched pass and the labels are ranked by
     log-probability: the best first, with its margin over the next in nats/char, then each
     label's nats/char. Characters outside the model's vocabulary follow --unknown (counted in a
-    stderr note, and in each JSON row's "unknown" and "skipped").
+    stderr note, and in each JSON row's "unknown" and "skipped"). RUN may be a labelled run's
+    .onnx file, classified with onnxruntime alone (no TensorFlow).
     """
-    from charrnn import runs
     from charrnn.generation.classify import classify as classify_texts
     from charrnn.generation.score import read_texts
 
-    loaded = runs.load(run)
+    loaded, scorer = _scorer(run)
     sources = read_texts(loaded, list(file), lines, encoding)
-    results = classify_texts(loaded, [source["text"] for source in sources], batch_size, unknown=unknown)
+    results = classify_texts(loaded, [source["text"] for source in sources], batch_size, scorer=scorer, unknown=unknown)
     if not as_json:
         note_outside(sum(row["unknown"] for row in results), sum(row["skipped"] for row in results), "the texts")
     for source, result in zip(sources, results):
@@ -573,6 +618,33 @@ def classify(run, file, lines, as_json, batch_size, encoding, unknown):
         margin = "" if result["margin"] is None else f" (by {result['margin']:.3f} nats/char)"
         ranked = "  ".join(f"{label} {nats:.3f}" for label, nats in result["scores"].items())
         click.echo(f"{name}	{result['label']}{margin}	{ranked}")
+
+
+def _is_onnx(path) -> bool:
+    """Whether a RUN argument names an exported .onnx file (sampled, scored and served without TensorFlow)."""
+    from pathlib import Path
+
+    return Path(path).suffix.lower() == ".onnx"
+
+
+def _scorer(run):
+    """(the run, or an .onnx file's stand-in for one, and its scorer) for `score` and `classify`:
+    an .onnx file is scored by charrnn.portable (no TensorFlow); a run directory by the compiled
+    `Scorer`, TensorFlow imported here."""
+    if _is_onnx(run):
+        from charrnn.portable.scoring import PortableScorer
+
+        scorer = PortableScorer(run)
+        return scorer.run, scorer
+    from charrnn.cli.common import _verbose
+    from charrnn.tensorflow_setup import import_tensorflow
+
+    import_tensorflow(_verbose())
+    from charrnn import runs
+    from charrnn.generation.score import Scorer
+
+    scorer = Scorer(runs.load(run))
+    return scorer.run, scorer
 
 
 @main.command()

@@ -57,7 +57,7 @@ class PortableModel:
         try:
             import onnxruntime
         except ImportError:
-            raise PortableError('sampling an .onnx file needs onnxruntime: pip install "charrnn[export]"') from None
+            raise PortableError('an .onnx file needs onnxruntime: pip install "charrnn[portable]"') from None
         self.path = Path(path)
         if not self.path.is_file():
             raise PortableError(f"no such file: {self.path}")

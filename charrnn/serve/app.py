@@ -29,14 +29,16 @@ KEEPALIVE_S = 2.0  # a stream waiting for room sends an SSE comment this often (
 
 
 class Service:
-    """What the routes share: the engine, the run's vocabulary and its `charrnn info` details."""
+    """What the routes share: the engine, the run's vocabulary and its `charrnn info` details; an
+    .onnx file's service has a `PortableEngine`, a stand-in for the run
+    (`charrnn.portable.scoring.model_as_run`) and its `PortableScorer` as `scorer`."""
 
-    def __init__(self, engine: Engine, details: dict, items: bool, run=None):
+    def __init__(self, engine: Engine, details: dict, items: bool, run=None, scorer=None):
         self.engine, self.details, self.items, self.run = engine, details, items, run
         # an `--encoding bytes` run's symbols are bytes: requests arrive and answers leave as text
         self.bytes = getattr(getattr(run, "train_config", None), "encoding", None) == "bytes"
         self.vocabulary = set(engine.sampler.vocab.symbols)
-        self._scorer = None  # built on the first POST /score (it compiles its own pass)
+        self._scorer = scorer  # else built on the first POST /score (it compiles its own pass)
         self._scoring = threading.Lock()  # one scoring pass at a time, off the event loop
 
     def score(self, texts: list, label=None, unknown: str = "auto") -> list[dict]:

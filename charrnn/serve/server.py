@@ -1,6 +1,6 @@
-"""Starting `charrnn serve`: load the run (TensorFlow is imported here, once), compile the
-loop, bind the socket, run uvicorn; on Ctrl-C or SIGTERM finish the requests in flight and
-return normally (exit code 0)."""
+"""Starting `charrnn serve`: load the run (TensorFlow is imported here, once; an .onnx file is
+served by charrnn.portable without it), compile the loop, bind the socket, run uvicorn; on
+Ctrl-C or SIGTERM finish the requests in flight and return normally (exit code 0)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,12 @@ GRACEFUL_S = 120  # at most this long to finish requests in flight after Ctrl-C 
 def build_service(run, max_streams: int = 64, precision: str = "auto"):
     """A started `Service` (engine running, loop compiled for small batches) for a run or its path;
     `precision` is the sampler's (see `charrnn.Sampler`)."""
+    from pathlib import Path
+
     from charrnn import runs
+
+    if not isinstance(run, runs.Run) and Path(run).suffix.lower() == ".onnx":
+        return build_portable_service(run, max_streams)
     from charrnn.generation.sampler import Sampler
     from .app import Service
     from .engine import Engine
@@ -24,6 +29,24 @@ def build_service(run, max_streams: int = 64, precision: str = "auto"):
     engine.warm_up()
     items = getattr(loaded.train_config, "items", None) == "lines"
     return Service(engine.start(), loaded.details(), items, loaded)
+
+
+def build_portable_service(path, max_streams: int = 64):
+    """A started `Service` for an exported .onnx file: charrnn.portable's model stepped by a
+    `PortableEngine`, scored by a `PortableScorer` (numpy and onnxruntime; no TensorFlow)."""
+    from charrnn.portable import PortableModel
+    from charrnn.portable.scoring import PortableScorer, model_as_run
+    from .app import Service
+    from .portable_engine import PortableEngine
+
+    model = PortableModel(path)
+    meta = model.metadata
+    details = {"run": str(model.path), "format": "onnx", "charrnn_version": meta.get("version"),
+               "model": meta.get("model", {}), "corpus": meta.get("corpus", {}), "vocab_size": model.vocab_size,
+               "vocabulary": "".join(model.symbols), "unknown_symbol": model.vocab.unknown,
+               "items": model.items, "max_item_length": model.max_item_length}
+    engine = PortableEngine(model, max_streams=max_streams)
+    return Service(engine.start(), details, model.items, model_as_run(model), scorer=PortableScorer(model))
 
 
 def _bind(host: str, port: int) -> socket.socket:

@@ -1,0 +1,238 @@
+"""The batching engine of `charrnn serve MODEL.onnx`: `Engine`'s interface (submit, stop, stats,
+`Job`s delivering pieces) over `charrnn.portable`, without TensorFlow.
+
+Every active request's streams are rows of one batch: each character is one onnxruntime call
+for all of them (ids (N, 1) and state (layers x parts, N, units) in, logits and new state out),
+then each request's rows are drawn with its own options. Requests join and leave between chunks
+of `CHUNK` characters. A stream's text is `charrnn sample MODEL.onnx`'s for the same seed and
+options: its prime is fed as `generate_chunks` feeds it (the request's streams together), and
+sample j of a request draws from stream j of its seed (`draw_rows`, `PCG32(seed, j)`), so it
+does not depend on the streams beside it (tested). onnxruntime is called from the scheduler
+thread only (POST /score runs its own calls in a worker thread; a session may run concurrently).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import types
+from collections import deque
+
+import numpy as np
+
+from charrnn.generation.stops import scan_pieces, scanners_for
+from charrnn.portable.model import PortableModel
+from charrnn.portable.rng import PCG32, draw_rows
+
+from .engine import Busy, Job
+
+CHUNK = 16  # characters per scheduling round: a join waits at most this many steps
+log = logging.getLogger("charrnn")
+
+
+class _Request:
+    """One job's streams in the batch: their rows' generators (None: argmax) and the text drawn
+    since the last delivery."""
+
+    def __init__(self, job: Job):
+        config = job.config
+        self.job = job
+        self.generators = [None if config.argmax else PCG32(job.seed, sample) for sample in range(config.num_samples)]
+        self.live = list(range(config.num_samples))  # samples still drawing (not stopped)
+        self.drawn = [[] for _ in range(config.num_samples)]
+
+
+def draw_request(rows: np.ndarray, generators: list, config) -> np.ndarray:
+    """One id per row of a request's logits, drawn as `charrnn.portable.generate_chunks` draws
+    (the one place this engine draws)."""
+    return draw_rows(rows, generators, config.temperature, config.top_k, config.top_p)
+
+
+class PortableEngine:
+    """Runs requests as rows of one batch stepped by onnxruntime, on a scheduler thread.
+
+    Args:
+        model: a `PortableModel`.
+        max_streams: streams generated at once; requests beyond wait their turn. Defaults to 64.
+        max_waiting: requests allowed to wait; `submit` raises `Busy` beyond. Defaults to 256.
+        chunk: characters per scheduling round. Defaults to 16.
+    """
+
+    def __init__(self, model: PortableModel, max_streams: int = 64, max_waiting: int = 256, chunk: int = CHUNK):
+        if max_streams < 1:
+            raise ValueError(f"Expected max_streams >= 1. Received: max_streams={max_streams}")
+        self.model = model
+        # what the routes and the start-up line read from `Engine.sampler`
+        self.sampler = types.SimpleNamespace(vocab=model.vocab, label_names=model.labels, precision="float32",
+                                             backend="onnxruntime")
+        self.max_streams, self.max_waiting, self.chunk = max_streams, max_waiting, chunk
+        self._waiting: deque[Job] = deque()
+        self._requests: list[_Request] = []
+        self._rows: list[tuple[_Request, int]] = []  # (request, sample) of each batch row
+        self._logits = np.zeros((0, model.vocab_size), np.float32)
+        self._state = model.zero_state(0)
+        self._labels = np.zeros(0, np.int64)
+        self._wake = threading.Condition()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="charrnn-serve-portable", daemon=True)
+        self.served_chars = 0
+        self.peak_streams = 0
+
+    # ------------------------------------------------------------ the public surface (as `Engine`'s)
+
+    def start(self) -> "PortableEngine":
+        self._thread.start()
+        return self
+
+    def submit(self, job: Job) -> None:
+        """Queues a job; its streams join the batch before the next round that has room.
+
+        Raises:
+            Busy: `max_waiting` requests are already waiting.
+        """
+        job.left = job.config.length
+        job.scanners = scanners_for(job.config.stop, job.config.num_samples) or []
+        with self._wake:
+            if len(self._waiting) >= self.max_waiting:
+                raise Busy(f"{len(self._waiting)} requests are already waiting; try again shortly")
+            self._waiting.append(job)
+            self._wake.notify()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Finishes every submitted job, then ends the scheduler thread."""
+        with self._wake:
+            self._stopping = True
+            self._wake.notify()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def stats(self) -> dict:
+        with self._wake:
+            return {"active_streams": len(self._rows), "waiting_requests": len(self._waiting),
+                    "max_streams": self.max_streams, "peak_streams": self.peak_streams,
+                    "served_chars": self.served_chars}
+
+    def warm_up(self) -> float:
+        """Nothing to compile: onnxruntime's session is ready once loaded. Returns 0.0."""
+        return 0.0
+
+    # ------------------------------------------------------------ the scheduler thread
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._waiting and not self._rows and not self._stopping:
+                    self._wake.wait()
+                if self._stopping and not self._waiting and not self._rows:
+                    return
+                joining = self._admit()
+            try:
+                for job in joining:
+                    self._join(job)
+                self._drop([request for request in self._requests if request.job.cancelled.is_set()])
+                if self._rows:
+                    self._round()
+            except Exception as error:  # a fault here must not leave clients waiting forever
+                log.warning("generation failed: %s", error)
+                self._fail_all(f"generation failed: {error}")
+
+    def _admit(self) -> list[Job]:
+        """Takes waiting jobs, in order, while their streams fit (call with the lock held)."""
+        joining, room = [], self.max_streams - len(self._rows)
+        while self._waiting and (self._waiting[0].config.num_samples <= room or self._waiting[0].cancelled.is_set()):
+            job = self._waiting.popleft()
+            if not job.cancelled.is_set():
+                joining.append(job)
+                room -= job.config.num_samples
+        return joining
+
+    def _join(self, job: Job) -> None:
+        """Feeds a job's prime (its streams together, as `generate_chunks` does) and adds its rows."""
+        config, model = job.config, self.model
+        try:
+            count = config.num_samples
+            labels = model.label_ids(config.label, count)
+            fed = model.read_prime(config.prime, config.unknown)
+            logits, state = model.run(np.repeat(fed[None, :], count, axis=0), model.zero_state(count), labels)
+        except Exception as error:  # the request was validated; this is a server fault, reported to it
+            log.warning("a request failed to start: %s", error)
+            job.deliver("error", f"generation failed: {error}")
+            return
+        job.deliver("piece", [config.prime] * count)
+        if job.left == 0:
+            job.deliver("done", None)
+            return
+        request = _Request(job)
+        with self._wake:
+            self._requests.append(request)
+            self._rows += [(request, sample) for sample in range(count)]
+            self._logits = np.concatenate([self._logits, logits[:, -1, :]])
+            self._state = np.concatenate([self._state, state], axis=1)
+            if labels is not None:
+                self._labels = np.concatenate([self._labels, labels.astype(np.int64)])
+            self.peak_streams = max(self.peak_streams, len(self._rows))
+
+    def _drop(self, requests: list[_Request], stopped: list[tuple[_Request, int]] = ()) -> None:
+        """Takes these requests' rows (and the single `stopped` rows) out of the batch."""
+        if not requests and not stopped:
+            return
+        gone, single = {id(request) for request in requests}, set(stopped)
+        kept = [index for index, (request, sample) in enumerate(self._rows)
+                if id(request) not in gone and (request, sample) not in single]
+        with self._wake:
+            self._requests = [request for request in self._requests if id(request) not in gone]
+            self._rows = [self._rows[index] for index in kept]
+            self._logits, self._state = self._logits[kept], self._state[:, kept]
+            if self.model.labels:
+                self._labels = self._labels[kept]
+
+    def _round(self) -> None:
+        """Draws up to `chunk` characters for every row (one onnxruntime call per character),
+        then delivers them."""
+        steps = min(self.chunk, max(request.job.left for request in self._requests))
+        for position in range(steps):
+            ids = np.zeros(len(self._rows), np.int64)
+            start = 0
+            for request in self._requests:  # a request's live rows are consecutive, in sample order
+                rows = len(request.live)
+                if position < request.job.left:
+                    generators = [request.generators[sample] for sample in request.live]
+                    drawn = draw_request(self._logits[start:start + rows], generators, request.job.config)
+                    ids[start:start + rows] = drawn
+                    for sample, index in zip(request.live, drawn):
+                        request.drawn[sample].append(int(index))
+                start += rows
+            if position + 1 < steps or any(request.job.left > steps for request in self._requests):
+                logits, self._state = self.model.run(ids[:, None], self._state,
+                                                     self._labels if self.model.labels else None)
+                self._logits = logits[:, 0, :]
+        self._deliver(steps)
+
+    def _deliver(self, steps: int) -> None:
+        """Hands each job its streams' new text; retires complete jobs and stopped streams."""
+        finished, stopped = [], []
+        for request in self._requests:
+            job = request.job
+            taken = min(steps, job.left)
+            job.left -= taken
+            self.served_chars += taken * len(request.live)
+            pieces = [""] * job.config.num_samples  # a stream that has stopped gets ""
+            for sample in request.live:
+                pieces[sample] = self.model.decode(request.drawn[sample])
+                request.drawn[sample] = []
+            if job.scanners:
+                pieces = scan_pieces(job.scanners, pieces, last=job.left == 0)
+                ended = [sample for sample in request.live if job.scanners[sample].stopped is not None]
+                stopped += [(request, sample) for sample in ended]
+                request.live = [sample for sample in request.live if sample not in ended]
+            job.deliver("piece", pieces)
+            if job.left == 0 or not request.live:
+                job.deliver("done", None)
+                finished.append(request)
+        self._drop(finished, stopped)
+
+    def _fail_all(self, message: str) -> None:
+        requests = list(self._requests)
+        self._drop(requests)
+        for request in requests:
+            request.job.deliver("error", message)
