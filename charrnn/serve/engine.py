@@ -124,37 +124,37 @@ def _concat(tensors: list, axis: int):
     return tensors[0] if len(tensors) == 1 else tf.concat(tensors, axis=axis)
 
 
-class Engine:
-    """Runs requests as streams of one batched compiled loop on a scheduler thread.
+class JobQueue:
+    """What every engine shares: requests wait in a bounded queue until the engine's scheduler
+    thread (its `_run`) takes their streams into the batch it steps.
 
     Args:
-        sampler: a `charrnn.Sampler`.
-        max_streams: streams generated at once; requests beyond wait their turn. Defaults to 64.
-        max_waiting: requests allowed to wait; `submit` raises `Busy` beyond. Defaults to 256.
-        chunk: characters per compiled call. Defaults to 64.
+        max_streams: streams stepped at once; requests beyond wait their turn.
+        max_waiting: requests allowed to wait; `submit` raises `Busy` beyond.
+        chunk: characters per scheduling round.
+        thread_name: the scheduler thread's name.
     """
 
-    def __init__(self, sampler, max_streams: int = 64, max_waiting: int = 256, chunk: int = CHUNK):
+    def __init__(self, max_streams: int, max_waiting: int, chunk: int, thread_name: str):
         if max_streams < 1:
             raise ValueError(f"Expected max_streams >= 1. Received: max_streams={max_streams}")
-        self.sampler = sampler
         self.max_streams, self.max_waiting, self.chunk = max_streams, max_waiting, chunk
         self._waiting: deque[Job] = deque()
-        self._groups: dict[str, _Group] = {}
         self._wake = threading.Condition()
         self._stopping = False
-        self._thread = threading.Thread(target=self._run, name="charrnn-serve-engine", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=thread_name, daemon=True)
         self.served_chars = 0
-        self.peak_streams = 0  # the most streams one chunk has run together
+        self.peak_streams = 0  # the most streams one round has run together
 
-    # ------------------------------------------------------------ the public surface
+    def _run(self) -> None:
+        raise NotImplementedError
 
-    def start(self) -> "Engine":
+    def start(self):
         self._thread.start()
         return self
 
     def submit(self, job: Job) -> None:
-        """Queues a job; its streams join the batch before the next chunk that has room.
+        """Queues a job; its streams join the batch before the next round that has room.
 
         Raises:
             Busy: `max_waiting` requests are already waiting.
@@ -172,7 +172,24 @@ class Engine:
         with self._wake:
             self._stopping = True
             self._wake.notify()
-        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+
+class Engine(JobQueue):
+    """Runs requests as streams of one batched compiled loop on a scheduler thread.
+
+    Args:
+        sampler: a `charrnn.Sampler`.
+        max_streams: streams generated at once; requests beyond wait their turn. Defaults to 64.
+        max_waiting: requests allowed to wait; `submit` raises `Busy` beyond. Defaults to 256.
+        chunk: characters per compiled call. Defaults to 64.
+    """
+
+    def __init__(self, sampler, max_streams: int = 64, max_waiting: int = 256, chunk: int = CHUNK):
+        super().__init__(max_streams, max_waiting, chunk, "charrnn-serve-engine")
+        self.sampler = sampler
+        self._groups: dict[str, _Group] = {}
 
     def stats(self) -> dict:
         with self._wake:

@@ -14,17 +14,15 @@ thread only (POST /score runs its own calls in a worker thread; a session may ru
 from __future__ import annotations
 
 import logging
-import threading
 import types
-from collections import deque
 
 import numpy as np
 
-from charrnn.generation.stops import scan_pieces, scanners_for
+from charrnn.generation.stops import scan_pieces
 from charrnn.portable.model import PortableModel
 from charrnn.portable.rng import PCG32, draw_rows
 
-from .engine import Busy, Job
+from .engine import Job, JobQueue
 
 CHUNK = 16  # characters per scheduling round: a join waits at most this many steps
 log = logging.getLogger("charrnn")
@@ -48,7 +46,7 @@ def draw_request(rows: np.ndarray, generators: list, config) -> np.ndarray:
     return draw_rows(rows, generators, config.temperature, config.top_k, config.top_p)
 
 
-class PortableEngine:
+class PortableEngine(JobQueue):
     """Runs requests as rows of one batch stepped by onnxruntime, on a scheduler thread.
 
     Args:
@@ -59,52 +57,18 @@ class PortableEngine:
     """
 
     def __init__(self, model: PortableModel, max_streams: int = 64, max_waiting: int = 256, chunk: int = CHUNK):
-        if max_streams < 1:
-            raise ValueError(f"Expected max_streams >= 1. Received: max_streams={max_streams}")
+        super().__init__(max_streams, max_waiting, chunk, "charrnn-serve-portable")
         self.model = model
         # what the routes and the start-up line read from `Engine.sampler`
         self.sampler = types.SimpleNamespace(vocab=model.vocab, label_names=model.labels, precision="float32",
                                              backend="onnxruntime")
-        self.max_streams, self.max_waiting, self.chunk = max_streams, max_waiting, chunk
-        self._waiting: deque[Job] = deque()
         self._requests: list[_Request] = []
         self._rows: list[tuple[_Request, int]] = []  # (request, sample) of each batch row
         self._logits = np.zeros((0, model.vocab_size), np.float32)
         self._state = model.zero_state(0)
         self._labels = np.zeros(0, np.int64)
-        self._wake = threading.Condition()
-        self._stopping = False
-        self._thread = threading.Thread(target=self._run, name="charrnn-serve-portable", daemon=True)
-        self.served_chars = 0
-        self.peak_streams = 0
 
-    # ------------------------------------------------------------ the public surface (as `Engine`'s)
-
-    def start(self) -> "PortableEngine":
-        self._thread.start()
-        return self
-
-    def submit(self, job: Job) -> None:
-        """Queues a job; its streams join the batch before the next round that has room.
-
-        Raises:
-            Busy: `max_waiting` requests are already waiting.
-        """
-        job.left = job.config.length
-        job.scanners = scanners_for(job.config.stop, job.config.num_samples) or []
-        with self._wake:
-            if len(self._waiting) >= self.max_waiting:
-                raise Busy(f"{len(self._waiting)} requests are already waiting; try again shortly")
-            self._waiting.append(job)
-            self._wake.notify()
-
-    def stop(self, timeout: float | None = None) -> None:
-        """Finishes every submitted job, then ends the scheduler thread."""
-        with self._wake:
-            self._stopping = True
-            self._wake.notify()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
+    # ------------------------------------------------------------ start, submit and stop: `JobQueue`'s
 
     def stats(self) -> dict:
         with self._wake:
