@@ -1,7 +1,7 @@
 """`charrnn export RUN --format web --out DIR`: a static folder that generates text in a browser.
 
 The folder holds `index.html` (the page), `charrnn.js` (the recurrent step for LSTM, GRU and
-SimpleRNN layers, the PCG32 generator and the draws of `charrnn.portable.rng`, in plain
+SimpleRNN layers and the draw rule of `charrnn.portable.rng`, in plain
 JavaScript with no dependency) and `weights.js` (the metadata and the float32 weights, base64,
 loaded by a <script> tag so that the page also works from file://). Given the same seed and
 options the page writes the text `charrnn.portable` writes for the same model.
