@@ -65,30 +65,50 @@ def kept_symbols(scaled: np.ndarray, weights: np.ndarray, top_k: int | None, top
 
     Args:
         scaled: float32 (streams, V), the logits over the temperature.
-        weights: float64 (streams, V), exp(scaled - max) (computed in float32).
+        weights: float32 or float64 (streams, V), exp(scaled - max) (computed in float32).
         top_k: fewer than k symbols may have a larger scaled value; None or 0: no limit.
-        top_p: the probability of the symbols with a larger scaled value, summed from the
-            highest (as float64, p rounded to float32 first), must be below p; None or 1.0: no limit.
+        top_p: the probability (weight / total, in float64) of the symbols with a larger scaled
+            value, summed from the highest (ties: lower id first), must be below p (rounded to
+            float32 first); None or 1.0: no limit.
+
+    Tied symbols share their rank and the mass above them, so a tie is kept or dropped whole:
+    the symbols kept are those at or above the lowest scaled value of a sorted prefix.
     """
     streams, size = scaled.shape
-    probabilities = weights / np.cumsum(weights, axis=-1)[:, -1:]  # the total, summed in id order
     order = np.argsort(-scaled, axis=-1, kind="stable")  # highest first (ties: lower id first)
     ordered = np.take_along_axis(scaled, order, axis=-1)
-    positions = np.arange(size)
-    # each sorted position's group of tied values starts at `start`: ties share its rank and mass
-    start = np.maximum.accumulate(np.where(np.concatenate([np.ones((streams, 1), bool),
-                                                           ordered[:, 1:] != ordered[:, :-1]], axis=-1),
-                                           positions, 0), axis=-1)
-    keep = np.ones((streams, size), bool)
-    if top_k:
-        keep &= start < top_k
+    floor = np.full((streams, 1), -np.inf, np.float32)
+    if top_k and top_k < size:  # fewer than k above: at or above the k-th largest value
+        floor = ordered[:, top_k - 1:top_k]
     if top_p is not None and float(np.float32(top_p)) < 1.0:
+        probabilities = np.asarray(weights, np.float64) / np.cumsum(weights, axis=-1, dtype=np.float64)[:, -1:]
         summed = np.cumsum(np.take_along_axis(probabilities, order, axis=-1), axis=-1)
-        above = np.concatenate([np.zeros((streams, 1)), summed[:, :-1]], axis=-1)  # mass ranked before
-        keep &= np.take_along_axis(above, start, axis=-1) < float(np.float32(top_p))
-    kept = np.empty_like(keep)
-    np.put_along_axis(kept, order, keep, axis=-1)
-    return kept
+        # sorted position r is kept when the mass before it, summed[r - 1], is below p (r = 0 always):
+        # a prefix, as the sums only grow
+        count = 1 + (summed[:, :-1] < float(np.float32(top_p))).sum(axis=-1, keepdims=True)
+        floor = np.maximum(floor, np.take_along_axis(ordered, count - 1, axis=-1))
+    return scaled >= floor
+
+
+def pick_rows(rows: np.ndarray, uniform: np.ndarray, temperature: float = 1.0, top_k: int | None = None,
+              top_p: float | None = None) -> np.ndarray:
+    """One symbol id per row of float32 logits (streams, V) for each row's uniform number (from
+    `uniforms`): the inverse CDF of the rule over the kept symbols' weights.
+
+    Returns:
+        int64 ids, (streams,).
+    """
+    rows = np.asarray(rows, np.float32)
+    scaled = rows if temperature == 1.0 else rows / np.float32(temperature)  # x / 1 is x: skip it
+    weights = np.exp(scaled - scaled.max(axis=-1, keepdims=True))  # float32
+    if top_k or (top_p is not None and float(np.float32(top_p)) < 1.0):
+        weights[~kept_symbols(scaled, weights, top_k, top_p)] = 0.0
+    cumulative = np.cumsum(weights, axis=-1, dtype=np.float64)  # float32 weights added in float64
+    last = rows.shape[-1] - 1
+    if len(rows) == 1:  # one stream: a binary search (the same first id whose sum passes the target)
+        return np.array([min(int(np.searchsorted(cumulative[0], uniform[0] * cumulative[0, -1], side="right")), last)])
+    targets = uniform * cumulative[:, -1]
+    return np.minimum((cumulative <= targets[:, None]).sum(axis=-1), last)
 
 
 def draw_rows(rows: np.ndarray, keys, positions, temperature: float = 1.0, top_k: int | None = None,
@@ -99,16 +119,9 @@ def draw_rows(rows: np.ndarray, keys, positions, temperature: float = 1.0, top_k
     Returns:
         int64 ids, (streams,).
     """
-    rows = np.asarray(rows, np.float32)
     if argmax:
-        return np.argmax(rows, axis=-1)
-    scaled = rows / np.float32(temperature)
-    weights = np.exp(scaled - scaled.max(axis=-1, keepdims=True)).astype(np.float64)
-    if top_k or (top_p is not None and float(np.float32(top_p)) < 1.0):
-        weights = np.where(kept_symbols(scaled, weights, top_k, top_p), weights, 0.0)
-    cumulative = np.cumsum(weights, axis=-1)
-    targets = uniforms(keys, positions) * cumulative[:, -1]
-    return np.minimum((cumulative <= targets[:, None]).sum(axis=-1), rows.shape[-1] - 1)
+        return np.argmax(np.asarray(rows, np.float32), axis=-1)
+    return pick_rows(rows, uniforms(keys, positions), temperature, top_k, top_p)
 
 
 def draw(logits: np.ndarray, seed: int | None, sample: int = 0, position: int = 0, temperature: float = 1.0,

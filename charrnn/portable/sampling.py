@@ -15,10 +15,11 @@ from typing import Iterator
 import numpy as np
 
 from charrnn.portable.model import PortableError, PortableModel
-from charrnn.portable.rng import draw_rows, stream_keys
+from charrnn.portable.rng import pick_rows, stream_keys, uniforms
 
 MAX_ITEM_DRAWS, DRAWS_PER_ITEM = 1000, 20  # items: give up after max(1000, 20 x N) draws
 ITEM_BATCH = 64  # item streams stepped side by side
+UNIFORM_BLOCK = 256  # positions whose uniform numbers are hashed in one numpy call
 
 
 def check_options(temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
@@ -117,8 +118,14 @@ def generate_chunks(model: PortableModel, prime: str = "", length: int = 500, te
         return
     stepper = _Stepper(model, rows, state, labels)
     symbols = model.symbols
+    block = np.zeros((num_samples, 0))
     for position in range(length):
-        ids = draw_rows(rows, keys, position, temperature, top_k, top_p, argmax)
+        if argmax:
+            ids = np.argmax(rows, axis=-1)
+        else:
+            if position % UNIFORM_BLOCK == 0:  # the next block of each stream's numbers, hashed at once
+                block = uniforms(keys[:, None], np.arange(position, min(position + UNIFORM_BLOCK, length))[None, :])
+            ids = pick_rows(rows, block[:, position % UNIFORM_BLOCK], temperature, top_k, top_p)
         yield [symbols[index] for index in ids]
         if position + 1 < length:
             rows = stepper.step(ids)
