@@ -386,10 +386,13 @@ def test_portable_and_sample_onnx_run_where_tensorflow_cannot_be_imported(lstm_r
 def test_portable_speed_prints_its_table():
     require("onnxruntime")
     script = Path(__file__).resolve().parents[1] / "bench" / "portable_speed.py"
-    done = subprocess.run([sys.executable, str(script), "--length", "40", "--streams-length", "8", "--starts", "1"],
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run([sys.executable, str(script), "--length", "40", "--streams-length", "8", "--starts", "1",
+                           "--draw-before", "HEAD"], capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     rows = [line for line in done.stdout.splitlines() if line.startswith(("charrnn.portable", "Sampler"))]
-    assert len(rows) == 6 and all(float(row.split()[-1].replace(",", "")) > 0 for row in rows)
+    # portable: 2 thread counts x 2 stream counts x (plain, top-k); the compiled loop: 2 stream
+    # counts x (plain, top-k, top-p) x (the draw of HEAD, this one)
+    assert len(rows) == 8 + 12 and all(float(row.split()[-1].replace(",", "")) > 0 for row in rows)
+    assert sum("draw of HEAD" in row for row in rows) == 6
     assert done.stdout.startswith("machine: ") and "flags: " in done.stdout.splitlines()[0]
     assert "time to the first character: charrnn sample MODEL.onnx" in done.stdout

@@ -143,8 +143,8 @@ def sample(context, run, novel, tag, rank, beam, precision, as_json, **options):
 
     For an items run (--items lines) print --num-samples whole items, one a line. RUN may be an
     .onnx file from `charrnn export --format onnx`: it is sampled with numpy and onnxruntime
-    alone (charrnn.portable: its own seeded draws, not TensorFlow's; --beam, --rank, --novel,
-    --tag, --precision and --stop need a run directory).
+    alone (charrnn.portable: the same draws, so a seed gives --precision float32's text; --beam,
+    --rank, --novel, --tag, --precision and --stop need a run directory).
     """
     from pathlib import Path
 
