@@ -270,34 +270,41 @@ def test_sample_refuses_a_corrupt_or_foreign_onnx_file(lstm_run, tmp_path):
 
 # ---------------------------------------------------------------- charrnn.portable
 
-def test_pcg32_matches_the_reference_generator():
-    from charrnn.portable.rng import PCG32
+def test_keys_and_uniforms_are_the_documented_hash():
+    from charrnn.portable.rng import mix, stream_keys, uniforms
 
-    generator = PCG32(42, 54)  # the PCG paper's demo: seed 42, stream 54
-    assert [generator.next_uint32() for _ in range(6)] == [0xa15c02b7, 0x7b47f409, 0xba1d3330, 0x83d2f293,
-                                                            0xbfa4784b, 0xcbed606e]
-    assert PCG32(7, 0).uniform() == (PCG32(7, 0).next_uint32() >> 8) / 2 ** 24
+    # the test vectors docs/export.md gives for re-implementations
+    assert [hex(word) for word in mix(np.array([0, 1, 0x9E3779B9], np.uint32))] == ["0x0", "0x514e28b7", "0x92ca2f0e"]
+    assert [hex(key) for key in stream_keys(1, [0, 1, 2])] == ["0x3c704353", "0xd1bd3342", "0x37c14f23"]
+    assert (uniforms(stream_keys(1, [0]), np.arange(4)) * 2 ** 24).tolist() == [5491887, 6008103, 1972157, 16727579]
+    # seeds are taken modulo 2^32, whatever their size or sign
+    assert stream_keys(-1, [0]) == stream_keys(2 ** 32 - 1, [0]) == stream_keys(2 ** 64 - 1, [0])
 
 
 def test_draws_follow_temperature_top_k_and_top_p():
-    from charrnn.portable.rng import PCG32, draw, draw_rows, filtered_weights, pick
+    from charrnn.portable.rng import draw, draw_rows, kept_symbols, stream_keys
 
-    logits = np.log(np.array([0.1, 0.4, 0.2, 0.3], np.float32))
-    assert np.flatnonzero(filtered_weights(logits, top_k=2)).tolist() == [1, 3]
-    assert np.flatnonzero(filtered_weights(logits, top_p=0.5)).tolist() == [1, 3]  # 0.4 < 0.5, then 0.7
-    assert np.flatnonzero(filtered_weights(logits, top_p=0.4)).tolist() == [1]
-    assert np.flatnonzero(filtered_weights(logits, top_k=3, top_p=0.95)).tolist() == [1, 2, 3]
-    weights = filtered_weights(logits)
-    assert pick(weights, 0.0) == 0 and pick(weights, 0.0999) == 0 and pick(weights, 0.1001) == 1
-    assert pick(weights, 1.0 - 2 ** -24) == 3 and draw(logits, None) == 1
-    generator = PCG32(1)
-    counts = np.bincount([draw(logits, generator) for _ in range(20_000)], minlength=4) / 20_000
+    logits = np.log(np.array([[0.1, 0.4, 0.2, 0.3]], np.float32))
+    weights = np.exp(logits - logits.max()).astype(np.float64)
+    kept = lambda k, p: np.flatnonzero(kept_symbols(logits, weights, k, p)).tolist()
+    assert kept(2, None) == [1, 3]
+    assert kept(None, 0.5) == [1, 3]  # 0.4 < 0.5, then 0.7
+    assert kept(None, 0.39) == [1]
+    assert kept(3, 0.95) == [1, 2, 3] and kept(None, 1.0) == [0, 1, 2, 3]
+    # tied symbols share their rank and the mass above them: top-k 1 keeps both of a tie
+    tied = np.array([[1.0, 3.0, 3.0, 0.0]], np.float32)
+    tied_weights = np.exp(tied - tied.max()).astype(np.float64)
+    assert np.flatnonzero(kept_symbols(tied, tied_weights, 1, None)).tolist() == [1, 2]
+    assert np.flatnonzero(kept_symbols(tied, tied_weights, None, 0.3)).tolist() == [1, 2]
+    assert draw(logits[0], None) == 1  # no seed: the argmax
+    counts = np.bincount(draw_rows(np.repeat(logits, 20_000, axis=0), stream_keys(1, np.arange(20_000)), 0),
+                         minlength=4) / 20_000
     assert np.abs(counts - [0.1, 0.4, 0.2, 0.3]).max() < 0.015
-    cold = np.bincount([draw(logits, generator, temperature=0.25) for _ in range(5_000)], minlength=4) / 5_000
+    cold = np.bincount([draw(logits[0], 1, sample, 0, temperature=0.25) for sample in range(5_000)], minlength=4) / 5_000
     assert cold[1] > 0.7  # 0.4^4 against 0.3^4, 0.2^4, 0.1^4: about 0.72
     rows = np.random.default_rng(0).normal(0, 3, (64, 65)).astype(np.float32)  # the streams' draws at once
-    together = draw_rows(rows, [PCG32(9, stream) for stream in range(64)], temperature=0.7)
-    assert together.tolist() == [draw(row, PCG32(9, stream), temperature=0.7) for stream, row in enumerate(rows)]
+    together = draw_rows(rows, stream_keys(9, np.arange(64)), 5, temperature=0.7, top_k=20)
+    assert together.tolist() == [draw(row, 9, stream, 5, temperature=0.7, top_k=20) for stream, row in enumerate(rows)]
 
 
 def test_portable_streams_do_not_depend_on_their_neighbours(lstm_run, tmp_path):
@@ -385,10 +392,13 @@ def test_portable_and_sample_onnx_run_where_tensorflow_cannot_be_imported(lstm_r
 def test_portable_speed_prints_its_table():
     require("onnxruntime")
     script = Path(__file__).resolve().parents[1] / "bench" / "portable_speed.py"
-    done = subprocess.run([sys.executable, str(script), "--length", "40", "--streams-length", "8", "--starts", "1"],
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run([sys.executable, str(script), "--length", "40", "--streams-length", "8", "--starts", "1",
+                           "--draw-before", "HEAD"], capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     rows = [line for line in done.stdout.splitlines() if line.startswith(("charrnn.portable", "Sampler"))]
-    assert len(rows) == 6 and all(float(row.split()[-1].replace(",", "")) > 0 for row in rows)
+    # portable: 2 thread counts x 2 stream counts x (plain, top-k); the compiled loop: 2 stream
+    # counts x (plain, top-k, top-p) x (the draw of HEAD, this one)
+    assert len(rows) == 8 + 12 and all(float(row.split()[-1].replace(",", "")) > 0 for row in rows)
+    assert sum("draw of HEAD" in row for row in rows) == 6
     assert done.stdout.startswith("machine: ") and "flags: " in done.stdout.splitlines()[0]
     assert "time to the first character: charrnn sample MODEL.onnx" in done.stdout

@@ -707,7 +707,7 @@ def test_novel_refuses_an_item_the_corpus_holds_under_another_label(labelled_run
     from charrnn.generation.sampler import Sampler
 
     drawn = [HARD[0], SOFT[1], "lalo", "lalo", "meno"]  # a hard name, a soft name, then new ones
-    monkeypatch.setattr(items_module.sampling, "_draw_items", lambda sampler, config, streams, seed, length:
+    monkeypatch.setattr(items_module.sampling, "_draw_items", lambda sampler, config, streams, seed, length, first=0:
                         [(text, None) for text in (drawn * streams)[:streams]])  # every batch draws the same, no stop
     config = charrnn.SampleConfig(num_samples=2, seed=0, label="soft")
     result = items_module.sample_items(Sampler(labelled_run), config, novel=True, tag=True)

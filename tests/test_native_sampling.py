@@ -254,3 +254,59 @@ def test_a_cpu_without_amx_samples_on_xla(tmp_path, monkeypatch, fresh_decision)
     assert (sampler.precision, sampler.backend) == ("float32", "xla-float32")
     text = sampler.generate(length=40, prime="ab", seed=3)[0]
     assert text.startswith("ab") and len(text) == 42
+
+
+DRAW_HARNESS = """
+#include "{source}"
+// the native loop's own draw (its anonymous namespace is this file's), one row per stream
+extern "C" void charrnn_test_draw(const float* logits, int streams, int vocab, int mode, float temperature,
+                                  int top_k, float top_p, int32_t seed, const int32_t* positions, int32_t* ids) {{
+  Scratch scratch(vocab);
+  for (int s = 0; s < streams; ++s)
+    ids[s] = draw(logits + s * vocab, vocab, mode, temperature, top_k, top_p,
+                  uniform(stream_key(seed, s), positions[s]), scratch);
+}}
+"""
+
+
+@pytest.mark.parametrize("mode,top_k,top_p,temperature", [(1, 0, 1.0, 1.0), (1, 0, 1.0, 0.7), (2, 20, 1.0, 0.8),
+                                                          (2, 0, 0.9, 0.8), (2, 5, 0.5, 1.0), (2, 1, 1.0, 1.0)])
+def test_the_native_draw_is_the_portable_draw_on_any_avx512_cpu(mode, top_k, top_p, temperature, tmp_path):
+    """The C++ draw of sample_amx.cc (compiled here without running a tile instruction, so it
+    runs on any AVX-512 CPU, AMX or not) against charrnn.portable.rng, the rule's numpy reference,
+    on the same logits: the keys, the uniform numbers, top-k/top-p with exact ties, the pick."""
+    import ctypes
+    import shutil
+    import subprocess
+
+    from charrnn.hardware import cpu_flags
+    from charrnn.portable.rng import draw_rows, stream_keys
+
+    if not {"avx512f", "avx512bw"} <= cpu_flags():  # hardware, not a test dependency
+        pytest.skip("the native draw needs an AVX-512 CPU")
+    if shutil.which(os.environ.get("CXX", "g++")) is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI must have g++ for the native loop's draw")
+        pytest.skip("no g++")
+    source = tmp_path / "harness.cc"
+    source.write_text(DRAW_HARNESS.format(source=sampling.SOURCE))
+    library = tmp_path / "harness.so"
+    command = sampling._build_command(library)
+    command[command.index(str(sampling.SOURCE))] = str(source)
+    subprocess.run(command, check=True, capture_output=True)
+    harness = ctypes.CDLL(str(library))
+    rng = np.random.default_rng(7)
+    streams, vocab = 4000, 65
+    logits = rng.normal(0, 2, (streams, vocab)).astype(np.float32)
+    logits[::5] = np.round(logits[::5])  # exact ties: shared ranks and masses
+    positions = rng.integers(0, 5000, streams).astype(np.int32)
+    ids = np.zeros(streams, np.int32)
+    pointer = lambda array, kind: array.ctypes.data_as(ctypes.POINTER(kind))
+    harness.charrnn_test_draw(pointer(logits, ctypes.c_float), streams, vocab, mode, ctypes.c_float(temperature),
+                              top_k, ctypes.c_float(top_p), 9, pointer(positions, ctypes.c_int32),
+                              pointer(ids, ctypes.c_int32))
+    expected = draw_rows(logits, stream_keys(9, np.arange(streams)), positions, temperature, top_k or None, top_p)
+    # the C++ exp (exp16) and numpy's may round one weight a float32 ulp apart, which moves a
+    # boundary by about 1e-7 of the total: a draw may differ only where its uniform lands that close
+    assert (ids != expected).sum() <= 1
+    assert len(np.unique(expected)) > (1 if top_k == 1 else 5)

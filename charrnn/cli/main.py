@@ -145,8 +145,8 @@ def sample(context, run, novel, tag, rank, beam, precision, as_json, **options):
 
     For an items run (--items lines) print --num-samples whole items, one a line. RUN may be an
     .onnx file from `charrnn export --format onnx`: it is sampled with numpy and onnxruntime
-    alone (charrnn.portable: its own seeded draws, not TensorFlow's; --stop and --rank work as
-    for a run directory; --beam, --novel, --tag and --precision need one).
+    alone (charrnn.portable: the same draws, so a seed gives --precision float32's text; --stop and
+    --rank work as for a run directory; --beam, --novel, --tag and --precision need one).
     """
     if _is_onnx(run):
         _sample_portable(context, run, as_json, rank, **options)

@@ -1,9 +1,12 @@
 """`charrnn export`: a TF SavedModel that generates text with plain TensorFlow (no charrnn).
 
-The serving signature is `generate(prime: string, length: int32, temperature: float32,
-seed: int32) -> string` (the prime followed by `length` characters); a labelled run's also takes
-`label: string` (one of its label names). It runs the same compiled recurrence and draws as
-`Sampler`, so the same seed (and label) gives the same text as `charrnn sample --precision float32`.
+Two signatures: `generate(prime: string, length: int32, temperature: float32, seed: int32) ->
+string` (the prime followed by `length` characters), and `sample(prime, length, temperature,
+top_k: int32, top_p: float32, seed, sample: int32)`, which adds top-k (0 = off), top-p (1.0 =
+off) and the sample index (text `sample` of the seed, as `charrnn sample --num-samples`
+numbers them; an items run's draw d). A labelled run's both also take `label: string` (one of
+its label names). They run the same compiled recurrence and draws as `Sampler`, so the same
+seed, options (and label) give the same text as `charrnn sample --precision float32`.
 """
 
 from __future__ import annotations
@@ -53,8 +56,9 @@ def export_saved_model(run, out: str | Path, shown: str | Path | None = None) ->
                     tf.lookup.KeyValueTensorInitializer(tf.constant(label_names),
                                                         np.arange(len(label_names), dtype=np.int32)), default_value=-1)
 
-        def generated(self, prime, length, temperature, seed, label=None):
-            """The prime and `length` drawn characters (a labelled run's under label name `label`)."""
+        def generated(self, prime, length, temperature, seed, label=None, top_k=None, top_p=None, sample=None):
+            """The prime and `length` drawn characters (a labelled run's under label name `label`),
+            as sample `sample` (None: 0) of the seed, with top-k / top-p (None: off)."""
             # the prime read by the one rule (docs/unknown-characters.md): a character outside the
             # vocabulary is the unknown symbol where the run has one, else skipped
             given = tf.strings.unicode_decode(prime, "UTF-8")  # returned as typed, before the drawn text
@@ -70,14 +74,22 @@ def export_saved_model(run, out: str | Path, shown: str | Path | None = None) ->
             with tf.control_dependencies(checks):
                 logits, states = sampler.feed(ids[None, :], sampler.zero_states(1, label_ids))
 
+            samples = tf.zeros([1], tf.int32) if sample is None else sample[None]
+            ks = tf.zeros([1], tf.int32) if top_k is None else tf.maximum(top_k, 0)[None]
+            ps = tf.ones([1]) if top_p is None else top_p[None]
+
             # chunks of up to CHUNK_CAPACITY characters through the one compiled loop, as `charrnn sample` does
             def chunk(done, logits, states, text):
                 size = tf.minimum(CHUNK_CAPACITY, length - done)
-                # one stream, sample 0 of the seed: the key `charrnn sample --seed` gives its first text
-                drawn, logits, states = sampler.draw_chunk(logits, states, done[None], size, seed[None],
-                                                          tf.zeros([1], tf.int32), temperature[None],
-                                                          tf.zeros([1], tf.int32), tf.ones([1]), "plain")
-                return done + size, logits, states, tf.concat([text, drawn[0, :size]], axis=0)
+                # one stream, sample `samples` of the seed: the key `charrnn sample --seed` gives that text
+                draw = lambda mode: sampler.draw_chunk(logits, states, done[None], size, seed[None], samples,
+                                                       temperature[None], ks, ps, mode)
+                if top_k is None:
+                    drawn, new_logits, new_states = draw("plain")
+                else:  # the truncated loop only where top-k or top-p is on, as `charrnn sample` picks
+                    drawn, new_logits, new_states = tf.cond(tf.logical_or(ks[0] > 0, ps[0] < 1.0),
+                                                            lambda: draw("truncated"), lambda: draw("plain"))
+                return done + size, new_logits, new_states, tf.concat([text, drawn[0, :size]], axis=0)
 
             _, _, _, drawn = tf.while_loop(
                 lambda done, *_: done < length, chunk, (tf.constant(0), logits, states, tf.zeros([0], tf.int32)),
@@ -86,13 +98,20 @@ def export_saved_model(run, out: str | Path, shown: str | Path | None = None) ->
             text = tf.gather(self.codepoints, drawn)
             return tf.strings.unicode_encode(tf.concat([given, text], axis=0), "UTF-8")
 
-    signature = [tf.TensorSpec([], tf.string, name="prime"), tf.TensorSpec([], tf.int32, name="length"),
-                 tf.TensorSpec([], tf.float32, name="temperature"), tf.TensorSpec([], tf.int32, name="seed")]
+    spec = lambda dtype, name: tf.TensorSpec([], dtype, name=name)
+    signature = [spec(tf.string, "prime"), spec(tf.int32, "length"), spec(tf.float32, "temperature"),
+                 spec(tf.int32, "seed")]
+    sample_signature = [*signature[:3], spec(tf.int32, "top_k"), spec(tf.float32, "top_p"), spec(tf.int32, "seed"),
+                        spec(tf.int32, "sample")]
     if label_names:
         class Labelled(Generator):
-            @tf.function(input_signature=[*signature, tf.TensorSpec([], tf.string, name="label")])
+            @tf.function(input_signature=[*signature, spec(tf.string, "label")])
             def generate(self, prime, length, temperature, seed, label):
                 return self.generated(prime, length, temperature, seed, label)
+
+            @tf.function(input_signature=[*sample_signature, spec(tf.string, "label")])
+            def sample(self, prime, length, temperature, top_k, top_p, seed, sample, label):
+                return self.generated(prime, length, temperature, seed, label, top_k, top_p, sample)
 
         generator = Labelled()
     else:
@@ -101,9 +120,14 @@ def export_saved_model(run, out: str | Path, shown: str | Path | None = None) ->
             def generate(self, prime, length, temperature, seed):
                 return self.generated(prime, length, temperature, seed)
 
+            @tf.function(input_signature=sample_signature)
+            def sample(self, prime, length, temperature, top_k, top_p, seed, sample):
+                return self.generated(prime, length, temperature, seed, None, top_k, top_p, sample)
+
         generator = Unlabelled()
     try:
-        tf.saved_model.save(generator, str(out), signatures={"generate": generator.generate})
+        tf.saved_model.save(generator, str(out), signatures={"generate": generator.generate,
+                                                              "sample": generator.sample})
     except (OSError, tf.errors.OpError) as error:
         shutil.rmtree(out, ignore_errors=True)  # it did not exist before: leave nothing half-written
         message = (getattr(error, "message", None) or str(error)).splitlines()[0]

@@ -151,3 +151,42 @@ def export_tflite(run, out: str | Path) -> Path:
 
     atomic_write_bytes(out, convert(read_weights(run), describe(run)))
     return Path(out)
+
+
+def generate(step, metadata: dict, prime: str = "", length: int = 200, temperature: float = 1.0,
+             top_k: int | None = None, top_p: float | None = None, seed: int = 0, sample: int = 0,
+             label: str | None = None) -> str:
+    """Text from a LiteRT `step` signature runner, drawn by the one draw rule (docs/export.md): the
+    same text as `charrnn sample RUN --precision float32` for the same seed and options. The loop
+    docs/export.md shows for LiteRT; it needs numpy and `charrnn.portable.rng` only.
+
+    Args:
+        step: the interpreter's `get_signature_runner("step")`.
+        metadata: the file's metadata (`read_metadata`).
+        prime: symbols to start from (returned first); "" feeds the default prime. Defaults to "".
+        length: characters to draw. Defaults to 200.
+        temperature, top_k, top_p: as `charrnn sample`. Defaults to 1.0, None, None.
+        seed: the seed. Defaults to 0.
+        sample: the sample index (text j of `charrnn sample --num-samples`). Defaults to 0.
+        label: a labelled model's label name. Defaults to None.
+
+    Example:
+
+    >>> step = Interpreter(model_path="model.tflite").get_signature_runner("step")
+    >>> print(generate(step, read_metadata(open("model.tflite", "rb").read()), "ROMEO:", 200, seed=1))
+    """
+    from charrnn.portable.rng import draw_rows, stream_keys
+
+    symbols, layout = metadata["vocabulary"]["symbols"], metadata["state"]
+    state = np.zeros((layout["layers"] * len(layout["parts"]), 1, layout["units"]), np.float32)
+    extra = {} if label is None else {"label": np.array([metadata["labels"].index(label)], np.int32)}
+    for symbol in prime or metadata["vocabulary"]["default_prime"]:  # the prime, one symbol a step
+        out = step(ids=np.array([symbols.index(symbol)], np.int32), state=state, **extra)
+        state = out["new_state"]
+    key, text = stream_keys(seed, [sample]), prime
+    for position in range(length):  # one draw a character: the key and the position give its number
+        index = int(draw_rows(out["logits"], key, position, temperature, top_k, top_p)[0])
+        text += symbols[index]
+        out = step(ids=np.array([index], np.int32), state=state, **extra)
+        state = out["new_state"]
+    return text

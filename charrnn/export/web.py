@@ -1,8 +1,8 @@
 """`charrnn export RUN --format web --out DIR`: a static folder that generates text in a browser.
 
 The folder holds `index.html` (the page), `charrnn.js` (the recurrent step for LSTM, GRU and
-SimpleRNN layers, the PCG32 generator and the draws of `charrnn.portable.rng`, the options' rules
-and a library API, `CharRNN.generate` / `textStream`, in plain JavaScript with no dependency) and `weights.js` (the metadata and the float32 weights, base64,
+SimpleRNN layers, the draw rule of `charrnn.portable.rng`, the options' rules and a library API,
+`CharRNN.generate` / `textStream`, in plain JavaScript with no dependency) and `weights.js` (the metadata and the float32 weights, base64,
 loaded by a <script> tag so that the page also works from file://). Given the same seed and
 options the page writes the text `charrnn.portable` writes for the same model.
 

@@ -58,7 +58,8 @@ class Streams:
 
         return label_ids(self.label_names, config.label, config.num_samples)
 
-    def chunks(self, config: SampleConfig | None = None, chunk_sizes=_STREAM_CHUNKS, **options) -> Iterator[list[str]]:
+    def chunks(self, config: SampleConfig | None = None, chunk_sizes=_STREAM_CHUNKS, first_sample: int = 0,
+               **options) -> Iterator[list[str]]:
         """Yields the prime, then the generated text in chunks: one string per stream each time.
 
         With stop sequences (`config.stop`) a stream's text ends before the first stop it
@@ -70,12 +71,14 @@ class Streams:
             config: a `SampleConfig`; or pass its fields as keyword options.
             chunk_sizes: characters per compiled call, in order; the last size repeats. Each is
                 at most 512. Defaults to (64, 128, 256, 512).
+            first_sample: the sample index of the first stream (stream i draws as sample
+                first_sample + i of the seed; an items run's draw d is sample d). Defaults to 0.
 
         Raises:
             VocabularyError: the prime or a stop has characters outside the vocabulary.
         """
         config = config or SampleConfig(**options)
-        yield from self._chunks(config, chunk_sizes, self._scanners(config))
+        yield from self._chunks(config, chunk_sizes, self._scanners(config), first_sample)
 
     def _scanners(self, config: SampleConfig) -> list[StopScanner] | None:
         """One `StopScanner` per stream for the config's stops (None without stops).
@@ -86,13 +89,14 @@ class Streams:
         check_vocabulary(config.stop, self.vocab)
         return scanners_for(config.stop, config.num_samples)
 
-    def _chunks(self, config: SampleConfig, chunk_sizes, scanners: list[StopScanner] | None) -> Iterator[list[str]]:
+    def _chunks(self, config: SampleConfig, chunk_sizes, scanners: list[StopScanner] | None,
+                first_sample: int = 0) -> Iterator[list[str]]:
         """`chunks`, each stream's text cut by its scanner (None: no stops)."""
         import tensorflow as tf
 
         logits, states = self.prime_states(config)
         seed = config.seed if config.seed is not None else secrets.randbits(31)
-        knobs = [tf.constant(vector) for vector in stream_knobs(config, seed)]
+        knobs = [tf.constant(vector) for vector in stream_knobs(config, seed, first_sample)]
         yield [config.prime] * config.num_samples
         done, sizes = 0, list(chunk_sizes)
         while done < config.length and not all_stopped(scanners):

@@ -8,8 +8,6 @@ import dataclasses
 import itertools
 import secrets
 
-import numpy as np
-
 from charrnn.errors import CharRNNError, OptionError, VocabularyError
 from charrnn.generation.stops import check_vocabulary, scanners_for
 from charrnn.items.reading import END
@@ -38,15 +36,18 @@ def sample_items(sampler, config, novel: bool = False, tag: bool = False, max_le
                  split: StoredSplit | None = None) -> SampledItems:
     """Draws `config.num_samples` whole items, each from the start symbol to the end symbol.
 
-    Items are drawn in batches of streams through the compiled sampler. A draw that reaches
-    `max_length` characters without the end symbol is dropped (it is not a whole item); with
-    `novel`, so is any item found in the corpus (training, validation or test split) or already
-    kept, so the N items are distinct. Drawing stops after max(1000, 20 x N) draws.
+    Items are drawn in batches of streams through the compiled sampler; draw d (from 0, counted
+    across batches) is sample d of the seed, so the items do not depend on the batch sizes and
+    are the ones `charrnn.portable.sample_items` and the exported page draw (docs/export.md,
+    "Items"). A draw that reaches `max_length` characters without the end symbol is dropped (it
+    is not a whole item); with `novel`, so is any item found in the corpus (training,
+    validation or test split) or already kept, so the N items are distinct. Drawing stops after
+    max(1000, 20 x N) draws.
 
     A labelled run's items are drawn under `config.label`: one label for all N, or one per item
     (`charrnn sample --label A --label B` gives N of A, then N of B). Each label's items are drawn
-    as a request of their own (its own draw limit; the first label's with `config.seed`, so the
-    items of a label do not depend on the labels asked for beside it). With `novel` an item is
+    as a request of their own with the same seed (its own draw limit; so the items of a label do
+    not depend on the labels asked for beside it). With `novel` an item is
     novel when it is in no split under any label: a name the corpus holds under another label
     is a copy, not a new name (and the split keeps hashes of the texts alone).
 
@@ -93,8 +94,7 @@ def sample_items(sampler, config, novel: bool = False, tag: bool = False, max_le
         # rounded up to a power of two, so the compiled loop sees few batch shapes
         wanted_now = max(missing * (2 if novel or batch else 1), 64 if batch else 1)
         streams = min(MAX_DRAW_BATCH, limit - draws, 1 << (wanted_now - 1).bit_length())
-        batch_seed = int(np.random.default_rng([seed, batch]).integers(0, 2 ** 31 - 1))
-        for text, stopped in _draw_items(sampler, config, streams, batch_seed, max_length):
+        for text, stopped in _draw_items(sampler, config, streams, seed, max_length, first=draws):
             if not text:  # reached the cap (None) or ended at once (""): not a whole item
                 capped += 1
                 continue
@@ -126,10 +126,9 @@ def _sample_each_label(sampler, config, novel: bool, tag: bool, max_length, spli
     if (novel or tag) and split is None:
         split = load_split(sampler.run.path)
     results = []
-    for index, (label, run) in enumerate(itertools.groupby(config.label)):
-        label_seed = seed if index == 0 else int(np.random.default_rng([seed, index, 0x1ABE1]).integers(0, 2 ** 31 - 1))
+    for label, run in itertools.groupby(config.label):
         results.append(sample_items(sampler, dataclasses.replace(config, label=label, num_samples=len(list(run)),
-                                                                 seed=label_seed),
+                                                                 seed=seed),
                                     novel, tag, max_length, split))
     return SampledItems([text for result in results for text in result.texts],
                         [found for result in results for found in result.tags] if tag else None,
@@ -138,16 +137,17 @@ def _sample_each_label(sampler, config, novel: bool, tag: bool, max_length, spli
                         [label for result in results for label in result.labels])
 
 
-def _draw_items(sampler, config, streams: int, seed: int, max_length: int) -> list[tuple[str | None, str | None]]:
-    """Draws one item per stream: (its text, or None where `max_length` characters passed without
-    the end symbol or a stop; the stop sequence that ended it, or None). Stops the compiled loop
-    as soon as every stream has ended."""
+def _draw_items(sampler, config, streams: int, seed: int, max_length: int,
+                first: int = 0) -> list[tuple[str | None, str | None]]:
+    """Draws one item per stream, draws `first` to `first + streams - 1` of the seed: (its text,
+    or None where `max_length` characters passed without the end symbol or a stop; the stop
+    sequence that ended it, or None). Stops the compiled loop as soon as every stream has ended."""
     prefix = config.prime
     draw = dataclasses.replace(config, num_samples=streams, seed=seed, prime=END + prefix, stop=(),
                                length=max(1, max_length - len(prefix) + 1))
     scanners = scanners_for(config.stop, streams)
     texts, ended = [""] * streams, [False] * streams
-    for index, pieces in enumerate(sampler.chunks(draw, chunk_sizes=_SAMPLE_CHUNKS)):
+    for index, pieces in enumerate(sampler.chunks(draw, chunk_sizes=_SAMPLE_CHUNKS, first_sample=first)):
         if index == 0:  # the first yield is the prime
             continue
         for stream, piece in enumerate(pieces):

@@ -189,7 +189,7 @@ void lstm_cell(const float* input_part, const float* recurrent_part, const float
   }
 }
 
-// ---------------------------------------------------------------- the draw (as the TF loop)
+// ---------------------------------------------------------------- the draw (docs/export.md's rule, as the TF loop)
 
 constexpr uint32_t kGolden = 0x9E3779B9u;
 
@@ -218,12 +218,13 @@ int first_max(const float* values, int size) {
   return best;
 }
 
-// Inverse-CDF pick over weights (0 = excluded): the first symbol whose running sum passes u x total.
+// Inverse-CDF pick over weights (0 = excluded): the first symbol whose running sum (float64, in
+// id order) passes u x total (docs/export.md, "The draw rule").
 int pick(const float* weights, int size, float u) {
-  float total = 0.0f;
+  double total = 0.0;
   for (int i = 0; i < size; ++i) total += weights[i];
-  const float target = std::min(u, 1.0f - 1.0f / 8388608.0f) * total;
-  float running = 0.0f;
+  const double target = static_cast<double>(u) * total;
+  double running = 0.0;
   int count = 0;
   for (int i = 0; i < size; ++i) {
     running += weights[i];
@@ -267,22 +268,23 @@ int draw(const float* logits, int vocab, int mode, float temperature, int top_k,
     return pick(weights, vocab, u);
   }
   // top-k / top-p: a symbol is kept when fewer than k symbols score above it and the
-  // probability of those above it is below p (ties share their rank and mass)
+  // probability of those above it (float64, summed from the highest) is below p (ties share
+  // their rank and mass; p >= 1 keeps every symbol)
   softmax_weights(scaled, nullptr, vocab, weights);
-  float total = 0.0f;
+  double total = 0.0;
   for (int i = 0; i < vocab; ++i) total += weights[i];
   int* order = scratch.order.data();
   for (int i = 0; i < vocab; ++i) order[i] = i;
   std::stable_sort(order, order + vocab, [scaled](int a, int b) { return scaled[a] > scaled[b]; });
   uint8_t* kept = scratch.kept.data();
-  float mass_above = 0.0f;
+  double mass_above = 0.0;
   for (int start = 0; start < vocab;) {
     int end = start + 1;
     while (end < vocab && scaled[order[end]] == scaled[order[start]]) ++end;
-    const bool keep = (top_k <= 0 || start < top_k) && mass_above < top_p;
+    const bool keep = (top_k <= 0 || start < top_k) && (top_p >= 1.0f || mass_above < top_p);
     for (int i = start; i < end; ++i) {
       kept[order[i]] = keep;
-      mass_above += weights[order[i]] / total;
+      mass_above += static_cast<double>(weights[order[i]]) / total;
     }
     start = end;
   }

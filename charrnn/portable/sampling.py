@@ -1,9 +1,10 @@
-"""Generating text from a `PortableModel`: streams and whole items, with the draws of
-`charrnn.portable.rng` (the same text for the same seed and options as the exported web page).
+"""Generating text from a `PortableModel`: streams and whole items, with the draw rule of
+`charrnn.portable.rng` (in float32 the same text for the same seed and options as `charrnn sample
+RUN --precision float32`, the exported web page and the SavedModel).
 
-Stream j of a seed (j = 0 for the first text) draws its characters from `PCG32(seed, j)`, one
-uniform number per character, so a text does not depend on how many streams run beside it.
-This is not `charrnn sample RUN`'s TensorFlow draw: the same seed gives another text there.
+Stream j of a seed (j = 0 for the first text) is sample j: its key is hashed from (seed, j) and
+its n-th character's uniform number from (key, n), so a text does not depend on how many
+streams run beside it.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from typing import Iterator
 import numpy as np
 
 from charrnn.portable.model import PortableError, PortableModel
-from charrnn.portable.rng import PCG32, draw_rows
+from charrnn.portable.rng import pick_rows, stream_keys, uniforms
 
 MAX_ITEM_DRAWS, DRAWS_PER_ITEM = 1000, 20  # items: give up after max(1000, 20 x N) draws
 ITEM_BATCH = 64  # item streams stepped side by side
+UNIFORM_BLOCK = 256  # positions whose uniform numbers are hashed in one numpy call
 
 
 def check_options(temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
@@ -92,8 +94,9 @@ def generate_chunks(model: PortableModel, prime: str = "", length: int = 500, te
         length: characters to generate after the prime. Defaults to 500.
         temperature, top_k, top_p, argmax: as `charrnn sample`. Defaults to 1.0, None, None, False.
         num_samples: streams generated side by side. Defaults to 1.
-        seed: seeds `PCG32(seed, first_stream + j)` for stream j; None = a random seed. Defaults to None.
-        first_stream: the stream number of the first stream. Defaults to 0.
+        seed: stream j is sample `first_stream + j` of this seed (taken modulo 2^32); None = a random
+            seed. Defaults to None.
+        first_stream: the sample index of the first stream. Defaults to 0.
         label: a labelled model's label: one name for every stream, or one per stream (the
             stream's draws do not depend on it: the same seed under another label differs only
             through the model). Needed for a labelled model, refused by another. Defaults to None.
@@ -107,19 +110,25 @@ def generate_chunks(model: PortableModel, prime: str = "", length: int = 500, te
     """
     check_options(temperature, top_k, top_p, length, num_samples)
     labels = model.label_ids(label, num_samples)
-    seed = secrets.randbits(63) if seed is None else seed
+    seed = secrets.randbits(31) if seed is None else seed
     fed = model.read_prime(prime, unknown)
     batch = np.repeat(fed[None, :], num_samples, axis=0)
     logits, state = model.run(batch, model.zero_state(num_samples), labels)  # the whole prime in one call
     rows = logits[:, -1, :]
-    generators = [None if argmax else PCG32(seed, first_stream + stream) for stream in range(num_samples)]
+    keys = stream_keys(seed, np.arange(first_stream, first_stream + num_samples))
     yield [prime] * num_samples
     if length == 0:
         return
     stepper = _Stepper(model, rows, state, labels)
     symbols = model.symbols
+    block = np.zeros((num_samples, 0))
     for position in range(length):
-        ids = draw_rows(rows, generators, temperature, top_k, top_p)
+        if argmax:
+            ids = np.argmax(rows, axis=-1)
+        else:
+            if position % UNIFORM_BLOCK == 0:  # the next block of each stream's numbers, hashed at once
+                block = uniforms(keys[:, None], np.arange(position, min(position + UNIFORM_BLOCK, length))[None, :])
+            ids = pick_rows(rows, block[:, position % UNIFORM_BLOCK], temperature, top_k, top_p)
         yield [symbols[index] for index in ids]
         if position + 1 < length:
             rows = stepper.step(ids)
@@ -165,7 +174,7 @@ def sample_items(model: PortableModel, num_samples: int = 1, prime: str = "", ma
     check_options(temperature, top_k, top_p, 0, num_samples)
     model.label_ids(label, 1)  # a missing or unknown label fails before any draw
     max_length = max_length or model.max_item_length or 256
-    seed = secrets.randbits(63) if seed is None else seed
+    seed = secrets.randbits(31) if seed is None else seed
     limit = max(MAX_ITEM_DRAWS, DRAWS_PER_ITEM * num_samples)
     kept, first = [], 0
     while len(kept) < num_samples and first < limit:

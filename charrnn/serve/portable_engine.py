@@ -6,8 +6,8 @@ for all of them (ids (N, 1) and state (layers x parts, N, units) in, logits and 
 then each request's rows are drawn with its own options. Requests join and leave between chunks
 of `CHUNK` characters. A stream's text is `charrnn sample MODEL.onnx`'s for the same seed and
 options: its prime is fed as `generate_chunks` feeds it (the request's streams together), and
-sample j of a request draws from stream j of its seed (`draw_rows`, `PCG32(seed, j)`), so it
-does not depend on the streams beside it (tested). onnxruntime is called from the scheduler
+sample j of a request draws from stream j of its seed (`draw_rows` with `stream_keys(seed, [j])`, by
+the draw rule of docs/export.md), so it does not depend on the streams beside it (tested). onnxruntime is called from the scheduler
 thread only (POST /score runs its own calls in a worker thread; a session may run concurrently).
 """
 
@@ -20,7 +20,7 @@ import numpy as np
 
 from charrnn.generation.stops import scan_pieces
 from charrnn.portable.model import PortableModel
-from charrnn.portable.rng import PCG32, draw_rows
+from charrnn.portable.rng import draw_rows, stream_keys
 
 from .engine import Job, JobQueue
 
@@ -29,21 +29,26 @@ log = logging.getLogger("charrnn")
 
 
 class _Request:
-    """One job's streams in the batch: their rows' generators (None: argmax) and the text drawn
-    since the last delivery."""
+    """One job's streams in the batch: their keys (stream j of the seed for sample j), how many
+    characters each has drawn (its position in the draw rule) and the text drawn since the last
+    delivery."""
 
     def __init__(self, job: Job):
         config = job.config
         self.job = job
-        self.generators = [None if config.argmax else PCG32(job.seed, sample) for sample in range(config.num_samples)]
+        self.keys = None if config.argmax else stream_keys(job.seed, np.arange(config.num_samples))
+        self.position = 0  # characters drawn by each live stream so far
         self.live = list(range(config.num_samples))  # samples still drawing (not stopped)
         self.drawn = [[] for _ in range(config.num_samples)]
 
 
-def draw_request(rows: np.ndarray, generators: list, config) -> np.ndarray:
-    """One id per row of a request's logits, drawn as `charrnn.portable.generate_chunks` draws
-    (the one place this engine draws)."""
-    return draw_rows(rows, generators, config.temperature, config.top_k, config.top_p)
+def draw_request(rows: np.ndarray, request: _Request, samples: list[int]) -> np.ndarray:
+    """One id per row of a request's logits (the rows of `samples`, its live streams), drawn as
+    `charrnn.portable.generate_chunks` draws (the one place this engine draws)."""
+    config = request.job.config
+    if config.argmax:
+        return draw_rows(rows, None, None, argmax=True)
+    return draw_rows(rows, request.keys[samples], request.position, config.temperature, config.top_k, config.top_p)
 
 
 class PortableEngine(JobQueue):
@@ -160,8 +165,8 @@ class PortableEngine(JobQueue):
             for request in self._requests:  # a request's live rows are consecutive, in sample order
                 rows = len(request.live)
                 if position < request.job.left:
-                    generators = [request.generators[sample] for sample in request.live]
-                    drawn = draw_request(self._logits[start:start + rows], generators, request.job.config)
+                    drawn = draw_request(self._logits[start:start + rows], request, request.live)
+                    request.position += 1
                     ids[start:start + rows] = drawn
                     for sample, index in zip(request.live, drawn):
                         request.drawn[sample].append(int(index))

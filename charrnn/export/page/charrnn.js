@@ -1,7 +1,7 @@
-// charrnn's page: the recurrent step of an exported model (LSTM, GRU, SimpleRNN layers), the PCG32
-// generator and the draws of charrnn.portable (docs/export.md), in plain JavaScript (and a small
-// WebAssembly product kernel assembled below). Written by
-// `charrnn export RUN --format web`; the same seed and options give the text charrnn.portable gives.
+// charrnn's page: the recurrent step of an exported model (LSTM, GRU, SimpleRNN layers) and the
+// draw rule of every charrnn sampler (docs/export.md), in plain JavaScript (and a small
+// WebAssembly product kernel assembled below). Written by `charrnn export RUN --format web`; the
+// same seed and options give the text charrnn.portable and `charrnn sample RUN` give.
 "use strict";
 
 const CharRNN = (() => {
@@ -240,49 +240,62 @@ const CharRNN = (() => {
     return model.logits;
   }
 
-  // ------------------------------------------------------------ PCG32 and the draws
-  const M64 = (1n << 64n) - 1n, M32 = (1n << 32n) - 1n, MULTIPLIER = 6364136223846793005n;
+  // ------------------------------------------------------------ the draw rule (docs/export.md)
+  // Every charrnn sampler draws this way (the compiled TensorFlow loop, the native loop, numpy's
+  // charrnn.portable.rng, the SavedModel), so one seed gives one text: a counter-based hash of
+  // 32-bit words gives each draw its uniform number; the draw is an inverse CDF over float32
+  // weights summed in float64.
+  const GOLDEN = 0x9E3779B9;
 
-  class PCG32 {
-    constructor(seed, stream = 0) {
-      this.state = 0n;
-      this.increment = ((BigInt(stream) << 1n) | 1n) & M64;
-      this.nextUint32();
-      this.state = (this.state + BigInt.asUintN(64, BigInt(seed))) & M64;
-      this.nextUint32();
-    }
-    nextUint32() {
-      const old = this.state;
-      this.state = (old * MULTIPLIER + this.increment) & M64;
-      const xorshifted = Number((((old >> 18n) ^ old) >> 27n) & M32);
-      const rotation = Number(old >> 59n);
-      return ((xorshifted >>> rotation) | (xorshifted << ((-rotation) & 31))) >>> 0;
-    }
-    uniform() { return (this.nextUint32() >>> 8) * 2 ** -24; }
+  // murmur3's 32-bit finaliser (all arithmetic modulo 2^32)
+  function mix(value) {
+    value = (value ^ (value >>> 16)) >>> 0;
+    value = Math.imul(value, 0x85EBCA6B) >>> 0;
+    value = (value ^ (value >>> 13)) >>> 0;
+    value = Math.imul(value, 0xC2B2AE35) >>> 0;
+    return (value ^ (value >>> 16)) >>> 0;
   }
 
-  function filteredWeights(logits, temperature, topK, topP) {
-    const n = logits.length, scaled = new Float64Array(n), weights = new Float64Array(n);
-    let max = -Infinity;
-    for (let i = 0; i < n; i++) { scaled[i] = logits[i] / temperature; if (scaled[i] > max) max = scaled[i]; }
-    for (let i = 0; i < n; i++) weights[i] = Math.exp(scaled[i] - max);
-    const k = topK || 0, p = topP == null ? 1 : topP;
-    if (k <= 0 && p >= 1) return weights;
-    const order = Array.from({ length: n }, (_, i) => i)
-      .sort((a, b) => (scaled[b] - scaled[a]) || (a - b));  // highest first, ties by lower id
+  // An integer (a Number, a BigInt or a string of digits) modulo 2^32.
+  function word(value) {
+    if (typeof value === "bigint" || typeof value === "string") return Number(BigInt.asUintN(32, BigInt(value)));
+    return ((Math.trunc(value) % 4294967296) + 4294967296) % 4294967296;
+  }
+
+  // The draws of sample `sample` of `seed` (the sample-th text of a request, from 0): key =
+  // mix(mix(seed + G) ^ mix(sample + 2G)); the draw at position n (the n-th character generated,
+  // from 0) uses (mix(key ^ mix(n + 3G)) >>> 8) * 2^-24. uniform() takes the next position's.
+  class DrawStream {
+    constructor(seed, sample = 0) {
+      this.key = mix((mix((word(seed) + GOLDEN) >>> 0) ^ mix((word(sample) + 2 * GOLDEN) >>> 0)) >>> 0);
+      this.position = 0;
+    }
+    uniformAt(position) { return (mix((this.key ^ mix((word(position) + 3 * GOLDEN) >>> 0)) >>> 0) >>> 8) * 2 ** -24; }
+    uniform() { return this.uniformAt(this.position++); }
+  }
+
+  // Which symbols top-k / top-p keep (k 0: no limit; p >= 1: no limit): a symbol is kept when
+  // fewer than k symbols have a larger scaled value and the probability of those (each weight /
+  // the total, summed in float64 from the highest; tied symbols share their rank and mass) is
+  // below p. `scaled`: float32 logits / temperature; `weights`: float64 of float32 exp(scaled - max).
+  function keptSymbols(scaled, weights, k, p) {
+    const n = scaled.length, kept = new Uint8Array(n);
     let total = 0;
     for (let i = 0; i < n; i++) total += weights[i];
-    const kept = new Uint8Array(n);
-    let before = 0;
-    for (let j = 0; j < n; j++) {
-      const id = order[j];
-      if (j === 0 || (before < p && (k <= 0 || j < k))) kept[id] = 1;
-      before += weights[id] / total;
+    const order = Array.from({ length: n }, (_, i) => i)
+      .sort((a, b) => (scaled[b] - scaled[a]) || (a - b));  // highest first, ties by lower id
+    let above = 0;
+    for (let start = 0; start < n;) {
+      let end = start + 1;
+      while (end < n && scaled[order[end]] === scaled[order[start]]) end++;
+      const keep = (k <= 0 || start < k) && (p >= 1 || above < p);
+      for (let j = start; j < end; j++) { kept[order[j]] = keep ? 1 : 0; above += weights[order[j]] / total; }
+      start = end;
     }
-    for (let i = 0; i < n; i++) if (!kept[i]) weights[i] = 0;
-    return weights;
+    return kept;
   }
 
+  // The first id whose running sum of weights (float64, id order) is greater than uniform x total.
   function pick(weights, uniform) {
     const n = weights.length, cumulative = new Float64Array(n);
     let sum = 0;
@@ -298,10 +311,22 @@ const CharRNN = (() => {
     return best;
   }
 
-  // options: {temperature, topK, topP, argmax}; generator null takes the argmax
+  // options: {temperature, topK, topP, argmax}; generator (a DrawStream) null takes the argmax.
+  // The logits are rounded to float32 first, as every runtime's are.
   function draw(logits, generator, options) {
     if (!generator || options.argmax) return argmax(logits);
-    return pick(filteredWeights(logits, options.temperature, options.topK, options.topP), generator.uniform());
+    const n = logits.length, temperature = Math.fround(options.temperature == null ? 1 : options.temperature);
+    const scaled = new Float32Array(n);
+    let max = -Infinity;
+    for (let i = 0; i < n; i++) { scaled[i] = Math.fround(logits[i]) / temperature; if (scaled[i] > max) max = scaled[i]; }
+    const weights = new Float64Array(n);
+    for (let i = 0; i < n; i++) weights[i] = Math.fround(Math.exp(Math.fround(scaled[i] - max)));
+    const k = options.topK || 0, p = options.topP == null ? 1 : Math.fround(options.topP);
+    if (k > 0 || p < 1) {
+      const kept = keptSymbols(scaled, weights, k, p);
+      for (let i = 0; i < n; i++) if (!kept[i]) weights[i] = 0;
+    }
+    return pick(weights, generator.uniform());
   }
 
   // ------------------------------------------------------------ text <-> symbols
@@ -347,7 +372,7 @@ const CharRNN = (() => {
     const label = checkLabel(model, options.label == null ? null : options.label);
     let logits = null;
     for (const id of fed) logits = step(model, id, state, label);
-    const generator = options.argmax ? null : new PCG32(options.seed, options.stream || 0);
+    const generator = options.argmax ? null : new DrawStream(options.seed, options.stream || 0);
     let done = 0;
     return {
       next() {
@@ -758,7 +783,7 @@ const CharRNN = (() => {
     return { ...JSON.parse(found[1]), data: found[2] };
   }
 
-  return { load, zeroState, step, PCG32, filteredWeights, pick, draw, symbolsOfText, textOfSymbols, encode, stream, drawItem,
+  return { load, zeroState, step, DrawStream, keptSymbols, pick, draw, symbolsOfText, textOfSymbols, encode, stream, drawItem,
            FIELDS, OptionsError, checkField, checkOptions, checkPrimeVocabulary, readSymbols, parseStop, StopScanner, drawItemStopped,
            generate, textStream, parseWeights };
 })();
