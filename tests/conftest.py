@@ -76,6 +76,20 @@ def a_stop_some_streams_meet(texts: list[str], skip: int) -> str:
     raise AssertionError(f"no such stop in {texts}")
 
 
+def under_ci() -> bool:
+    """The one rule for "this is CI" across the suite: CI set to 1, true or yes (any case). Under CI
+    a missing test dependency fails a test instead of skipping it."""
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def native_blocker_is_hardware(reason: str | None) -> bool:
+    """Whether a native kernel's blocker is the machine's hardware or platform (a skip anywhere),
+    not a missing install step (g++, the oneDNN wheels), which fails under CI."""
+    if reason is None:
+        return False
+    return not any(word in reason for word in ("g++", "compiler", "wheels are not installed"))
+
+
 def shakespeare_or_skip() -> Path:
     """The shared Tiny Shakespeare; skipped only when it is absent and CI is not set."""
     for folder in filter(None, os.environ.get("CHARRNN_CORPUS_PATH", "").split(os.pathsep)):

@@ -27,12 +27,11 @@ AVX512 = {"avx512f", "avx512bw", "avx512vl"}
 CLASSES = {
     "amx": (BASE | AVX512 | {"avx512_bf16", "amx_tile", "amx_bf16"}, "x86_64", (True, True),
             "mixed_bfloat16", "chunked", None),
-    "avx512_bf16": (BASE | AVX512 | {"avx512_bf16"}, "x86_64", (True, True), "mixed_bfloat16", "chunked",
-                    "this CPU lacks amx_tile, amx_bf16"),
+    "avx512_bf16": (BASE | AVX512 | {"avx512_bf16"}, "x86_64", (True, True), "mixed_bfloat16", "chunked", None),
     "avx512": (BASE | AVX512, "x86_64", (True, True), "float32", "chunked",
-               "this CPU lacks amx_tile, amx_bf16, avx512_bf16"),
+               "this CPU has no AMX tiles and lacks avx512_bf16"),
     "avx2": (BASE, "x86_64", (False, True), "float32", "chunked",
-             "this CPU lacks amx_tile, amx_bf16, avx512_bf16, avx512bw"),
+             "this CPU has no AMX tiles and lacks avx512_bf16, avx512bw, avx512f"),
     "arm64": ({"fp", "asimd", "bf16"}, "aarch64", (False, False), "float32", "chunked",
               "it is built only on Linux x86-64"),
 }
@@ -61,7 +60,7 @@ def cpu(request, monkeypatch):
         return tf.concat(chunks, axis=0)
 
     monkeypatch.setattr(fused_lstm, "native_lstm_layer", same_math)
-    # the AMX sampling loop is not built here (a compile of minutes that could not run on this CPU)
+    # the native sampling loop is not built here (a compile of minutes that could not run on this CPU)
     monkeypatch.setattr(sampling, "loop_library", lambda: sampling._loaded.update(library=None, reason="faked CPU"))
     yield request.param, row, calls
     native.reset()
