@@ -4,9 +4,11 @@
 
 Each round times, for each stream count, XLA's float32 loop (`Sampler(run, precision="float32")`)
 then the native loop (`precision="bfloat16"`: AMX tiles, or vdpbf16ps on AVX512-BF16), each the
-best of 3 `generate` calls after a warm-up (`charrnn bench sample`'s measure). Runs alternate
-A/B/A/B so a shared, loaded machine slows both alike; the rows are medians over rounds, with every
-round's figure and the ratio. `--threads` times the native loop once per OpenMP thread count
+best of 3 `generate` calls after a warm-up (`charrnn bench sample`'s measure), and the
+process's characters per CPU-second over the same calls (on a loaded machine the scheduler gives a
+process with more threads more of the CPUs; CPU time does not depend on that). Runs alternate
+A/B/A/B so a shared machine slows both alike; the rows are medians over rounds, with every round's
+figures printed. `--threads` times the native loop once per OpenMP thread count
 (0: its default, `NativeLoop.default_threads`; the text is the same for any count).
 Exits 1 where this CPU has no native loop.
 """
@@ -14,6 +16,7 @@ Exits 1 where this CPU has no native loop.
 import argparse
 import statistics
 import sys
+import time
 
 
 def main():
@@ -36,22 +39,40 @@ def main():
     counts = [int(count) for count in args.streams.split(",")]
     rule = native._native.default_threads  # the loop's own choice, for --threads 0
     rates = {(name, count): [] for name in names for count in counts}
+    cpu_rates = {(name, count): [] for name in names for count in counts}
+
+    def timed(count, sampler):
+        """`sample_speed`'s chars/s, and the process's chars per CPU-second over the whole call
+        (warm-up and repeats): on a shared machine the second does not depend on how many
+        threads the scheduler lets run."""
+        started = time.process_time()
+        result = sample_speed(streams=count, length=args.length, sampler=sampler)
+        generated = count * (min(args.length, 64) + 3 * args.length)
+        return result["chars_per_s"], generated / (time.process_time() - started)
+
     for round_number in range(args.rounds):
         for count in counts:
-            rates["xla-float32", count].append(sample_speed(streams=count, length=args.length, sampler=xla)["chars_per_s"])
+            for name, rate in zip(("xla-float32",), [timed(count, xla)]):
+                rates[name, count].append(rate[0])
+                cpu_rates[name, count].append(rate[1])
             for thread_count in threads:
                 native._native.default_threads = lambda streams, fixed=thread_count: fixed or rule(streams)
-                rates[f"native t{thread_count or 'default'}", count].append(
-                    sample_speed(streams=count, length=args.length, sampler=native)["chars_per_s"])
+                name = f"native t{thread_count or 'default'}"
+                wall, cpu = timed(count, native)
+                rates[name, count].append(wall)
+                cpu_rates[name, count].append(cpu)
         print(f"round {round_number + 1}: " + ", ".join(f"{name} x{count} {rates[name, count][-1]:,.0f}"
                                                          for count in counts for name in names), flush=True)
-    print("| streams | loop | chars/s (median of rounds) | ratio to XLA float32 (median of per-round ratios) |")
-    print("|---|---|---|---|")
+    print("| streams | loop | chars/s | ratio to XLA float32 | chars per CPU-second | ratio |")
+    print("|---|---|---|---|---|---|")
+    ratio = lambda table, name, count: statistics.median(
+        value / reference for value, reference in zip(table[name, count], table["xla-float32", count]))
     for count in counts:
-        base = rates["xla-float32", count]
         for name in names:
-            ratios = [value / reference for value, reference in zip(rates[name, count], base)]
-            print(f"| {count} | {name} | {statistics.median(rates[name, count]):,.0f} | {statistics.median(ratios):.2f}x |")
+            print(f"| {count} | {name} | {statistics.median(rates[name, count]):,.0f} | "
+                  f"{ratio(rates, name, count):.2f}x | {statistics.median(cpu_rates[name, count]):,.0f} | "
+                  f"{ratio(cpu_rates, name, count):.2f}x |")
+    print("(medians of rounds; a ratio is the median of the rounds' ratios)")
 
 
 if __name__ == "__main__":

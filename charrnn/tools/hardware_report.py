@@ -92,7 +92,8 @@ def format_report(report: dict) -> list[str]:
                  f"compute ({report['budget']['why']})")
     lines.append(f"native      kernels cached in {report['native']['cache']} (CHARRNN_NATIVE=0 turns them off)")
     for name, row in report["roof"].items():
-        lines.append(f"roof        {name.replace('_', ', ') + (' streams' if name != 'training' else ''):<22}"
+        label = {"training": "training", "sampling_1": "sampling, 1 stream"}.get(name, name.replace("_", ", ") + " streams")
+        lines.append(f"roof        {label:<22}"
                      f"{row['flops_per_char'] / 1e6:.2f} MFLOP/char; tf.matmul at its shapes "
                      f"{row['float32_gflops']:.1f} GFLOP/s float32, {row['bfloat16_gflops']:.1f} bf16 "
                      f"(2 x LSTM 256; achieved: charrnn bench train / sample)")
