@@ -7,7 +7,7 @@ the TF-tutorial way (one compiled step per character, called from Python, carryi
 here Sampler with chunk_size=1, whose text the script checks equals the compiled loop's),
 and Sampler's compiled loop, for 1 and 64 streams, plain and with --top-k 20, with float32
 weights (XLA's loop) and with bfloat16 ones (`Sampler(run, precision="bfloat16")`:
-the native AMX loop where the CPU has AMX; and, for comparison, the same bf16 weights on the
+the native loop where the CPU has AMX tiles or AVX512-BF16; and, for comparison, the same bf16 weights on the
 XLA loop). The Sampler rows are
 `charrnn bench sample`'s measure: the best of 3 timed calls after a warm-up.
 """
@@ -56,7 +56,7 @@ def main():
             text = each.generate(length=length, num_samples=streams, seed=1)
             assert text == each.generate(length=length, num_samples=streams, seed=1, chunk_size=1), "paths differ"
     print(f"machine: {machine()}")
-    if half.backend != "native-amx-bf16":
+    if not half.backend.startswith("native-"):
         print(f"the native loop is not used here: {sampling.unavailable_reason()}")
     print(f"{'method':<50}{'streams':>8}{'chars/s':>12}")
     for label, streams, rate in rows:

@@ -79,7 +79,7 @@ def main():
                 rows.setdefault(("torch", precision), []).append(
                     run([args.torch_python, str(HERE / "torch_twin.py"), *shared]))
     first = next(iter(rows.values()))[0]
-    print(f"machine: {first['machine']}; tf.matmul 1024^3 fp32 roof {first['matmul_gflops']} GFLOP/s")
+    print(f"machine: {first['machine']}")
     print(f"config: {first['config']}; {args.steps} steps in intervals of {args.eval_every}, {args.rounds} "
           f"round(s); {first['flops_per_char'] / 1e6:.2f} MFLOP per trained char")
     print(f"{'what':<38}{'median chars/s':>15}  {'val loss':>8}  each run: median [every interval]")
@@ -102,6 +102,10 @@ def main():
             label = (f"charrnn {precision.split('/')[0]}[{result_kernel(results)}]" if framework == "charrnn" else
                      f"{results[0]['framework']} nn.LSTM " + ("fp32" if precision == "float32" else "bf16 autocast"))
             print(f"{label:<38}{medians[(framework, precision)]:>15,.0f}  {loss:>8}  {'; '.join(runs)}")
+            if framework == "charrnn" and "roof_share" in results[0]:  # the roofline, per run
+                print(" " * 4 + "; ".join(f"{result['gflops']:.1f} GFLOP/s = {result['roof_share']:.1%} of the "
+                                          f"{result['roof_precision']} matmul roof at the model's shapes "
+                                          f"({result['roof_gflops']:.1f})" for result in results))
     for (framework, name), median in medians.items():
         precision = name.split("/")[0]
         if framework == "charrnn" and ("torch", precision) in medians:

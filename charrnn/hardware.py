@@ -117,16 +117,19 @@ def describe() -> str:
             f"{os.cpu_count()} cores")
 
 
-def matmul_gflops(m: int = 1024, k: int = 1024, n: int = 1024, seconds: float = 1.0) -> float:
-    """Measured float32 GFLOP/s of `tf.matmul` for an (m x k) @ (k x n) product."""
+def matmul_gflops(m: int = 1024, k: int = 1024, n: int = 1024, seconds: float = 1.0,
+                  dtype: str = "float32") -> float:
+    """Measured GFLOP/s of `tf.matmul` for an (m x k) @ (k x n) product in `dtype` ("float32" or
+    "bfloat16": oneDNN's bf16 kernels where the CPU has bf16 units, else TensorFlow's emulation)."""
     import tensorflow as tf
 
-    a = tf.random.normal((m, k))
-    b = tf.random.normal((k, n))
+    kind = tf.dtypes.as_dtype(dtype)
+    a = tf.cast(tf.random.normal((m, k)), kind)
+    b = tf.cast(tf.random.normal((k, n)), kind)
 
     @tf.function
     def repeat(count):
-        total = tf.zeros((m, n))
+        total = tf.zeros((m, n), kind)
         for _ in tf.range(count):
             total += tf.matmul(a, b)
         return total
@@ -140,3 +143,19 @@ def matmul_gflops(m: int = 1024, k: int = 1024, n: int = 1024, seconds: float = 
         if elapsed >= seconds:
             return 2.0 * m * k * n * count / elapsed / 1e9
         count *= 2
+
+
+def roof_gflops(shapes, dtype: str = "float32", seconds: float = 0.3) -> float:
+    """This machine's matmul roof for a model's products: each (m, k, n) of `shapes` timed with
+    `matmul_gflops` in `dtype`, combined as the rate of doing all of them once (their FLOPs over
+    the sum of their times), so the largest products weigh most.
+
+    Args:
+        shapes: (m, k, n) products, e.g. `charrnn.tools.bench.train_shapes(...)`.
+        dtype: "float32" or "bfloat16", the precision the measured run used.
+        seconds: the least time spent timing each shape. Defaults to 0.3.
+    """
+    shapes = list(dict.fromkeys(tuple(shape) for shape in shapes))
+    work = [2.0 * m * k * n for m, k, n in shapes]
+    rates = [matmul_gflops(m, k, n, seconds, dtype) for m, k, n in shapes]
+    return sum(work) / sum(flops / rate for flops, rate in zip(work, rates))

@@ -426,7 +426,10 @@ def test_sample_precision_bfloat16(tiny_run):
     timed = json.loads(invoke("bench", "sample", "--run", tiny_run, "--length", 20, "--precision", "bfloat16",
                               "--json").output)
     assert timed["precision"] == "bfloat16" and timed["chars_per_s"] > 0
-    assert timed["backend"] in ("native-amx-bf16", "xla-bf16")
+    assert timed["backend"] in ("native-amx-bf16", "native-avx512-bf16", "xla-bf16")
+    assert timed["gflops"] == pytest.approx(timed["chars_per_s"] * timed["flops_per_char"] / 1e9, rel=1e-3)
+    assert timed["roof_precision"] == ("bfloat16" if timed["backend"].startswith("native") else "float32")
+    assert timed["roof_share"] == pytest.approx(timed["gflops"] / timed["roof_gflops"], rel=2e-3)
 
 
 def test_anneal_shape_options_reach_the_schedule_or_are_refused(tmp_path, tiny_corpus):

@@ -27,12 +27,11 @@ AVX512 = {"avx512f", "avx512bw", "avx512vl"}
 CLASSES = {
     "amx": (BASE | AVX512 | {"avx512_bf16", "amx_tile", "amx_bf16"}, "x86_64", (True, True),
             "mixed_bfloat16", "chunked", None),
-    "avx512_bf16": (BASE | AVX512 | {"avx512_bf16"}, "x86_64", (True, True), "mixed_bfloat16", "chunked",
-                    "this CPU lacks amx_tile, amx_bf16"),
+    "avx512_bf16": (BASE | AVX512 | {"avx512_bf16"}, "x86_64", (True, True), "mixed_bfloat16", "chunked", None),
     "avx512": (BASE | AVX512, "x86_64", (True, True), "float32", "chunked",
-               "this CPU lacks amx_tile, amx_bf16, avx512_bf16"),
+               "this CPU has no AMX tiles and lacks avx512_bf16"),
     "avx2": (BASE, "x86_64", (False, True), "float32", "chunked",
-             "this CPU lacks amx_tile, amx_bf16, avx512_bf16, avx512bw"),
+             "this CPU has no AMX tiles and lacks avx512_bf16, avx512bw, avx512f"),
     "arm64": ({"fp", "asimd", "bf16"}, "aarch64", (False, False), "float32", "chunked",
               "it is built only on Linux x86-64"),
 }
@@ -61,7 +60,7 @@ def cpu(request, monkeypatch):
         return tf.concat(chunks, axis=0)
 
     monkeypatch.setattr(fused_lstm, "native_lstm_layer", same_math)
-    # the AMX sampling loop is not built here (a compile of minutes that could not run on this CPU)
+    # the native sampling loop is not built here (a compile of minutes that could not run on this CPU)
     monkeypatch.setattr(sampling, "loop_library", lambda: sampling._loaded.update(library=None, reason="faked CPU"))
     yield request.param, row, calls
     native.reset()
@@ -215,3 +214,30 @@ def test_a_bad_float32_kernel_setting_is_one_error_line(tmp_path, tiny_corpus, m
     assert result.exit_code == 1
     assert result.output.strip().splitlines()[-1] == "Error: CHARRNN_LSTM_FLOAT32 must be 'onednn' or 'chunked', not 'bogus'"
     assert not (tmp_path / "run").exists()
+
+
+def test_info_hardware_reports_the_roofs_at_the_reference_shapes(monkeypatch):
+    """`charrnn info --hardware`'s roof lines: the reference model's FLOPs per character and the
+    tf.matmul roof at its shapes, float32 and bf16 (per shape the faster of the two)."""
+    from charrnn.tools import bench, hardware_report
+
+    seen = []
+
+    def fake_roof(shapes, dtype, seconds=0.3):
+        seen.append((tuple(shapes[0]), dtype))
+        return {"float32": 100.0, "bfloat16": 50.0 if shapes[0][0] == 1 else 300.0}[dtype]
+
+    monkeypatch.setattr(hardware, "roof_gflops", fake_roof)
+    roofs = hardware_report.reference_roofs()
+    assert set(roofs) == {"training", "sampling_1", "sampling_64"}
+    assert roofs["training"]["flops_per_char"] == bench.flops_per_char(65)
+    assert roofs["sampling_64"]["flops_per_char"] == bench.sample_flops_per_char(65)
+    assert roofs["training"]["float32_gflops"] == 100.0 and roofs["training"]["bfloat16_gflops"] == 300.0
+    assert roofs["sampling_1"]["bfloat16_gflops"] == 100.0  # one row: bf16 slower than float32 in tf.matmul
+    assert {shape for shape, _ in seen} == set(bench.train_shapes(65) + bench.sample_shapes(65, 1) + bench.sample_shapes(65, 64))
+    report = {"machine": "m", "training": {"precision": "float32", "why": "w", "lstm_kernels": {}},
+              "sampling": {"loop": "xla-float32", "why": "w"}, "budget": {"scale": 1.0, "why": "w"},
+              "native": {"cache": "c"}, "roof": roofs}
+    lines = [line for line in hardware_report.format_report(report) if line.startswith("roof")]
+    assert len(lines) == 3 and "sampling, 1 stream " in lines[1] and "5.21 MFLOP/char" in lines[0]
+    assert "100.0 GFLOP/s float32, 300.0 bf16" in lines[0]

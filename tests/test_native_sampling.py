@@ -1,5 +1,6 @@
-"""The native AMX sampling loop (charrnn/native/sampling.py): its tile layout, its arithmetic
-against a numpy LSTM, its draws, its text in any chunking or batch, and the fallback."""
+"""The native sampling loop (charrnn/native/sampling.py), on AMX tiles or on AVX512-BF16's
+vdpbf16ps, whichever this CPU has: its tile layout, its arithmetic against a numpy LSTM, its draws,
+its text in any chunking or batch, its check on each model, and the fallbacks."""
 
 import os
 
@@ -19,13 +20,22 @@ def fresh_decision():
     sampling.reset()
 
 
-def needs_amx():
-    """Skips where the CPU has no AMX tiles (hardware, not a test dependency: the loop is never used
-    there, and `test_a_cpu_without_amx_samples_on_xla` covers that path on every machine). On a CPU
-    with them, any other reason (no g++, say) skips locally and fails under CI=true."""
+def needs_native():
+    """Skips where the CPU has neither AMX tiles nor AVX512-BF16 (hardware, not a test dependency:
+    the loop is never used there, and `test_a_cpu_without_bf16_units_samples_on_xla` covers that
+    path on every machine). On a CPU with them, any other reason (no g++, say) skips locally and
+    fails under CI=true."""
+    from tests.conftest import native_blocker_is_hardware, under_ci
+
     reason = sampling.why_not_native()
-    if reason is not None and (not sampling.has_amx() or not under_ci()):
+    if reason is not None:
+        if under_ci() and not native_blocker_is_hardware(reason):
+            pytest.fail(f"CI must build the native sampling loop: {reason}")
         pytest.skip(f"no native sampling loop here: {reason}")
+
+
+def is_native(backend: str) -> bool:
+    return backend == sampling.backend_name() and backend.startswith("native-")
 
 
 def test_tiles_hold_the_kernel_in_bf16():
@@ -80,10 +90,10 @@ def random_model(layers=2, units=40, symbols="abcdefghijklmnopqrstuvwxyz \n"):
 
 @pytest.mark.parametrize("layers,units", [(1, 40), (2, 10), (2, 32), (3, 40)])
 def test_native_logits_match_a_numpy_lstm(layers, units, fresh_decision):
-    needs_amx()
+    needs_native()
     model, vocab, config = random_model(layers, units)
     sampler = Sampler.from_model(model, vocab, config, precision="bfloat16")
-    assert sampler.backend == "native-amx-bf16"
+    assert is_native(sampler.backend)
     # 20 streams of different texts: rows in the first and in the second block of 16 tile rows
     texts = np.random.default_rng(2).integers(0, vocab.size, (20, 8)).astype(np.int32)
     states = sampler._native.zero_states(20)
@@ -97,7 +107,7 @@ def test_native_logits_match_a_numpy_lstm(layers, units, fresh_decision):
 
 
 def test_thread_count_does_not_change_a_bit(fresh_decision):
-    needs_amx()
+    needs_native()
     model, vocab, config = random_model(2, 40)
     loop = Sampler.from_model(model, vocab, config, precision="bfloat16")._native
     texts = np.random.default_rng(4).integers(0, vocab.size, (19, 6)).astype(np.int32)
@@ -118,7 +128,7 @@ def test_thread_count_does_not_change_a_bit(fresh_decision):
 def test_native_draw_is_the_tf_draw(mode, top_k, top_p, fresh_decision):
     """The C draw against the TF loop's `_draw` on the same logits and keys: integer logits give
     exact ties (ranks and masses shared), and a top-p of 0.5 or 0.3 lands on group boundaries."""
-    needs_amx()
+    needs_native()
     import tensorflow as tf
 
     from charrnn.generation.sampler import _draw, _stream_keys
@@ -145,7 +155,7 @@ def test_native_draw_is_the_tf_draw(mode, top_k, top_p, fresh_decision):
 
 
 def test_bad_states_and_ids_are_refused_before_the_c_loop(fresh_decision):
-    needs_amx()
+    needs_native()
     model, vocab, config = random_model(1, 32)
     loop = Sampler.from_model(model, vocab, config, precision="bfloat16")._native
     states = loop.zero_states(2)
@@ -157,10 +167,10 @@ def test_bad_states_and_ids_are_refused_before_the_c_loop(fresh_decision):
 
 
 def test_native_text_is_the_same_in_any_chunking_batch_and_after_new_weights(tmp_path, fresh_decision):
-    needs_amx()
+    needs_native()
     run, model = make_run(tmp_path)
     sampler = Sampler(run, precision="bfloat16")
-    assert sampler.backend == "native-amx-bf16"
+    assert is_native(sampler.backend)
     for options in (dict(temperature=0.9, top_k=5), dict(temperature=1.3), dict(argmax=True), dict(top_p=0.7)):
         options.update(length=150, prime="abc", seed=11)
         many = sampler.generate(num_samples=20, **options)  # 20 streams: two row blocks of tiles
@@ -176,12 +186,12 @@ def test_native_text_is_the_same_in_any_chunking_batch_and_after_new_weights(tmp
 
 @pytest.mark.parametrize("options", [dict(temperature=0.9), dict(temperature=0.8, top_k=4), dict(top_p=0.6)])
 def test_native_draws_follow_the_float32_probabilities(tmp_path, options, fresh_decision):
-    needs_amx()
+    needs_native()
     run, model = make_run(tmp_path)
     model = scaled_up(run, model)
     exact = Sampler.from_model(model, run.vocab, run.model_config)
     half = Sampler.from_model(model, run.vocab, run.model_config, precision="bfloat16")
-    assert half.backend == "native-amx-bf16"
+    assert is_native(half.backend)
     prime = "abcfa"
 
     def probabilities(text):
@@ -219,7 +229,7 @@ def test_forced_fallback_keeps_the_xla_loop_and_says_why(tmp_path, monkeypatch, 
 
 
 def test_a_failing_compiler_falls_back_and_leaves_no_file(tmp_path, monkeypatch, fresh_decision):
-    needs_amx()
+    needs_native()
     monkeypatch.setenv("CHARRNN_NATIVE_CACHE", str(tmp_path / "native"))
     monkeypatch.setenv("CXX", "false")
     assert sampling.loop_library() is None
@@ -228,12 +238,12 @@ def test_a_failing_compiler_falls_back_and_leaves_no_file(tmp_path, monkeypatch,
 
 
 def test_auto_picks_the_native_loop_for_an_lstm_only(tmp_path, fresh_decision):
-    needs_amx()
+    needs_native()
     (tmp_path / "lstm").mkdir()
     (tmp_path / "gru").mkdir()
     run, _ = make_run(tmp_path / "lstm")
     sampler = Sampler(run)
-    assert (sampler.precision, sampler.backend) == ("bfloat16", "native-amx-bf16")
+    assert sampler.precision == "bfloat16" and is_native(sampler.backend)
     options = dict(length=200, temperature=0.9, top_k=5, prime="abc", seed=11)
     whole = sampler.generate(**options)[0]
     pieces = list(sampler.stream(**options))
@@ -242,18 +252,57 @@ def test_auto_picks_the_native_loop_for_an_lstm_only(tmp_path, fresh_decision):
     assert (Sampler(gru).precision, Sampler(gru).backend) == ("float32", "xla-float32")
 
 
-def test_a_cpu_without_amx_samples_on_xla(tmp_path, monkeypatch, fresh_decision):
-    from charrnn import hardware
+def test_a_cpu_without_bf16_units_samples_on_xla(tmp_path, monkeypatch, capsys, fresh_decision):
+    """A CPU faked without AVX512-BF16 (and so without the AMX loop's flags): no native loop, auto
+    picks XLA's float32 loop and says why in one status line."""
+    from charrnn.generation import sampler as sampler_module
 
-    monkeypatch.setattr(hardware, "cpu_flags", lambda *args: {"avx512f", "avx512bw", "avx512_bf16"})
-    assert not sampling.has_amx()
+    monkeypatch.setenv("CHARRNN_CPU_FLAGS", "-avx512_bf16")
+    monkeypatch.setattr(sampler_module, "_said", set())
+    assert sampling.variant() is None
     assert sampling.loop_library() is None
-    assert sampling.unavailable_reason() == "this CPU lacks amx_tile, amx_bf16"
+    assert sampling.unavailable_reason().startswith("this CPU has no AMX tiles and lacks avx512_bf16")
     run, _ = make_run(tmp_path)
     sampler = Sampler(run)
     assert (sampler.precision, sampler.backend) == ("float32", "xla-float32")
+    err = capsys.readouterr().err
+    assert err.count("sample: the XLA float32 loop (this CPU has no AMX tiles and lacks avx512_bf16") == 1
     text = sampler.generate(length=40, prime="ab", seed=3)[0]
     assert text.startswith("ab") and len(text) == 42
+
+
+@pytest.mark.parametrize("flags,variant,backend", [
+    ("+amx_tile +amx_bf16 +avx512_bf16 +avx512bw", "amx", "native-amx-bf16"),
+    ("-amx_tile -amx_bf16 +avx512_bf16 +avx512bw +avx512f", "avx512_bf16", "native-avx512-bf16"),
+    ("-amx_tile +avx512_bf16 +avx512bw -avx512f", None, None)])
+def test_the_cpu_flags_pick_the_loop(flags, variant, backend, monkeypatch):
+    monkeypatch.setenv("CHARRNN_CPU_FLAGS", flags)
+    assert sampling.variant() == variant
+    if variant is not None:
+        assert sampling.backend_name() == backend
+        command = sampling._build_command(sampling.library_path())
+        assert ("-mamx-tile" in command) == (variant == "amx") and ("-DCHARRNN_DPBF16" in command) != (variant == "amx")
+        assert sampling.library_path().name == sampling.VARIANTS[variant][2] + ".so"
+    else:
+        assert "lacks avx512f" in sampling.why_not_native()
+
+
+def test_a_loop_that_fails_its_check_is_not_used(monkeypatch, capsys, fresh_decision):
+    """The check compares the loop's logits with `reference_logits`: moved by 1, the loop no
+    longer matches, and the sampler keeps XLA's loop after one status line."""
+    needs_native()
+    from charrnn.generation import sampler as sampler_module
+
+    model, vocab, config = random_model(2, 40)
+    loop = Sampler.from_model(model, vocab, config, precision="bfloat16")._native
+    assert loop.check() is None
+    reference = sampling.NativeLoop.reference_logits
+    monkeypatch.setattr(sampling.NativeLoop, "reference_logits", lambda self, *args: reference(self, *args) + 1.0)
+    assert loop.check().startswith("its logits were 1 from the reference's")
+    monkeypatch.setattr(sampler_module, "_said", set())
+    sampler = Sampler.from_model(model, vocab, config, precision="auto")
+    assert (sampler.precision, sampler.backend) == ("float32", "xla-float32")
+    assert f"sample: the {sampling.backend_name()} loop failed its check on this model" in capsys.readouterr().err
 
 
 DRAW_HARNESS = """

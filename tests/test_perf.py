@@ -12,6 +12,7 @@ from click.testing import CliRunner
 import charrnn
 from charrnn import hardware
 from charrnn.training import precision
+from charrnn.tools import bench
 from charrnn.tools.bench import slow_intervals, steady_median, train_intervals
 from charrnn.cli.main import main
 
@@ -30,12 +31,50 @@ def test_slow_intervals_flags_half_speed_but_not_noise_or_the_first():
 
 def test_train_intervals_reads_every_interval_of_a_real_run(tiny_corpus):
     options = {key: value for key, value in TINY_OPTIONS.items() if key != "eval_every"}
-    result = train_intervals(str(tiny_corpus), steps=6, eval_every=2, roof=False, **options)
+    result = train_intervals(str(tiny_corpus), steps=6, eval_every=2, roof=True, **options)
     assert result["steps"] == 6 and len(result["intervals"]) == 3
+    # the roofline: achieved = FLOPs per character x chars/s, against the roof in the precision that ran
+    flops = bench.flops_per_char(result["config"]["vocab_size"], "lstm", 1, TINY_OPTIONS["units"], TINY_OPTIONS["embedding_dim"])
+    assert result["flops_per_char"] == flops
+    assert result["gflops"] == pytest.approx(result["median_chars_per_s"] * flops / 1e9, rel=1e-3)
+    assert result["roof_precision"] == ("bfloat16" if result["precision"] == "mixed_bfloat16" else "float32")
+    assert result["roof_gflops"] > 0
+    assert result["roof_share"] == pytest.approx(result["gflops"] / result["roof_gflops"], rel=2e-3)
     assert all(rate > 0 for rate in result["intervals"])
     assert result["median_chars_per_s"] == pytest.approx(steady_median(result["intervals"]), abs=0.1)
     assert result["precision"] in ("float32", "mixed_bfloat16") and np.isfinite(result["val_loss"])
     assert result["config"]["units"] == TINY_OPTIONS["units"] and result["config"]["seq_length"] == 20
+
+
+def test_flop_counts_match_a_hand_count():
+    # 1 x LSTM(2), embedding 3, 5 symbols. Forward: gates 8 x (3 + 2) = 40 multiply-adds, head
+    # 2 x 5 = 10: 100 FLOPs; training is 3 x that (backward ~ 2 x forward)
+    assert bench.flops_per_char(5, "lstm", layers=1, units=2, embedding_dim=3) == 300
+    # 2 x GRU(2): layer 1 6 x (3 + 2) = 30, layer 2 6 x (2 + 2) = 24, head 10: 64 multiply-adds
+    assert bench.flops_per_char(5, "gru", layers=2, units=2, embedding_dim=3) == 3 * 2 * 64
+    # sampling: layer 1's input part is a table row, so per step 8 x 2 (recurrent) + head 2 x 5
+    assert bench.sample_flops_per_char(5, "lstm", layers=1, units=2) == 2 * (16 + 10)
+    # 2 layers: layer 1 recurrent 16, layer 2 input 16 + recurrent 16, head 10
+    assert bench.sample_flops_per_char(5, "lstm", layers=2, units=2) == 2 * (16 + 16 + 16 + 10)
+    assert bench.sample_shapes(5, 64, "lstm", 2, 2) == [(64, 2, 16), (64, 2, 13)]
+    assert bench.train_shapes(5, 64, 100, "lstm", 2, 2, 3) == [(64, 5, 8), (64, 4, 8), (6400, 2, 5)]
+    # the reference model: about 5.2 MFLOP per trained character, 1.6 per sampled one
+    assert bench.flops_per_char(65) == pytest.approx(5.21e6, rel=1e-3)
+    assert bench.sample_flops_per_char(65) == pytest.approx(1.606e6, rel=1e-3)
+
+
+def test_roofline_is_the_rate_over_the_shapes_roof(monkeypatch):
+    rates = {("float32", (4, 8, 16)): 10.0, ("float32", (2, 8, 8)): 20.0,
+             ("bfloat16", (4, 8, 16)): 40.0, ("bfloat16", (2, 8, 8)): 5.0}
+    monkeypatch.setattr(bench, "roof_gflops", lambda shapes, dtype: rates[dtype, tuple(shapes[0])])
+    shapes = [(4, 8, 16), (2, 8, 8)]  # 1024 and 256 FLOPs
+    float32 = bench.roofline(1e9, 10.0, shapes, "float32")  # 10 GFLOP/s achieved
+    assert float32["roof_gflops"] == pytest.approx(1280 / (1024 / 10 + 256 / 20), rel=1e-3)
+    assert float32["gflops"] == 10.0 and float32["roof_share"] == pytest.approx(10 / float32["roof_gflops"], rel=1e-3)
+    # bf16: each shape at the faster of its bf16 and float32 rates
+    bf16 = bench.roofline(1e9, 10.0, shapes, "bfloat16")
+    assert bf16["roof_gflops"] == pytest.approx(1280 / (1024 / 40 + 256 / 20), rel=1e-3)
+    assert bf16["roof_precision"] == "bfloat16"
 
 
 def test_bench_train_refuses_fewer_than_two_intervals():

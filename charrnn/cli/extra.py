@@ -134,8 +134,9 @@ def bench_train(steps, eval_every, precision, corpus, as_json):
         click.echo(json.dumps(result))
     else:
         click.echo(f"median train_chars_per_s {result['median_chars_per_s']:,.0f} ({result['precision']})  "
-                   f"flops_per_char {result['flops_per_char'] / 1e6:.2f} M  matmul_gflops "
-                   f"{result['matmul_gflops']:.1f}  utilization {result['utilization']:.1%}  val_loss "
+                   f"flops_per_char {result['flops_per_char'] / 1e6:.2f} M  {result['gflops']:.1f} GFLOP/s, "
+                   f"{result['roof_share']:.1%} of the {result['roof_precision']} matmul roof "
+                   f"{result['roof_gflops']:.1f}  val_loss "
                    f"{result['val_loss']:.4f} after {result['steps']} steps  ({result['machine']})")
         click.echo("intervals (chars/s; the first builds the graphs): "
                    + " / ".join(f"{rate:,.0f}" for rate in result["intervals"]))
@@ -155,9 +156,12 @@ def bench_sample(streams, length, run, precision, as_json):
     """Sampling chars/s of Sampler, N streams at once."""
     from charrnn.tools.bench import sample_speed
 
-    result = sample_speed(streams, length, run, precision=precision)
+    result = sample_speed(streams, length, run, precision=precision, roof=True)
     if as_json:
         click.echo(json.dumps(result))
         return
     click.echo(f"chars_per_s {result['chars_per_s']:,.0f}  ({streams} streams x {length} chars in "
                f"{result['seconds']} s, {result['precision']} weights on the {result['backend']} loop, {result['machine']})")
+    click.echo(f"flops_per_char {result['flops_per_char'] / 1e6:.2f} M  {result['gflops']:.1f} GFLOP/s, "
+               f"{result['roof_share']:.1%} of the {result['roof_precision']} matmul roof {result['roof_gflops']:.1f} "
+               f"(tf.matmul at the step's shapes)")

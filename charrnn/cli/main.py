@@ -134,7 +134,7 @@ def train(corpus, out, resume, force, quiet, **options):
 @click.option("--tag", is_flag=True, help="Items run: tag each item in-train, in-val, in-test or new (after a tab).")
 @click.option("--rank", is_flag=True, help="Print the samples most likely first (by log-probability per character).")
 @click.option("--beam", type=POSITIVE_INT, help="Beam search of this width: the most likely continuation (items run: whole items, --length caps each), deterministic; --num-samples N gives the N best.")
-@click.option("--precision", type=click.Choice(["auto", "float32", "bfloat16"]), default="auto", show_default=True, help="The sampler's weights. bfloat16: for an LSTM on a CPU with AMX, the native AMX loop (about 3x float32's speed; a seed gives a different text than float32). float32: XLA's loop. auto: bfloat16 where the native loop runs the model, else float32 (--beam: float32).")
+@click.option("--precision", type=click.Choice(["auto", "float32", "bfloat16"]), default="auto", show_default=True, help="The sampler's weights. bfloat16: for an LSTM on a CPU with AMX tiles or AVX512-BF16, the native bf16 loop (2-5x float32's speed; a seed gives a different text than float32). float32: XLA's loop. auto: bfloat16 where the native loop runs the model, else float32 (--beam: float32).")
 @UNKNOWN_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object {\"samples\": [{\"text\": ...}, ...]}; with --beam or --rank each has its log_prob; for a stream run each has the longest span copied from the training corpus; for an items run (without --beam/--rank) {\"items\": [{\"text\", \"log_prob\", \"chars\", \"nats_per_char\"}]}.")
 @click.pass_context

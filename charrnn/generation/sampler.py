@@ -79,14 +79,15 @@ class Sampler(Streams):
         self.vocab = vocab
         self.config = config
         self.cell, self.layers, self.units = config.cell, config.layers, config.units
-        if self.precision == "auto":
-            from charrnn.native import sampling
-
-            native = self.cell == "lstm" and not self.label_names and sampling.loop_library() is not None
-            self.precision = "bfloat16" if native else "float32"
+        arrays = self._arrays(model)
+        native_loop = None
+        if self.precision == "auto":  # bfloat16 where a native loop builds and proves itself on this model
+            native_loop = self._native_loop(arrays)
+            self.precision = "bfloat16" if native_loop is not None else "float32"
+        elif self.precision == "bfloat16":
+            native_loop = self._native_loop(arrays)
         # Variables, not constants (same speed here), so `update_weights` reuses the compiled loop
         variable = lambda array: None if array is None else tf.Variable(array, trainable=False)
-        arrays = self._arrays(model)
         layers, head, joints = self._weight_arrays(arrays)
         layers = [tuple(map(variable, layer)) for layer in layers]
         self._input_parts = [layer[:2] for layer in layers]
@@ -100,7 +101,7 @@ class Sampler(Streams):
         # vs 7.2-8.1k for one, against the same loop as a plain tf.function (2-core CPU, November 2026)
         self._compiled_chunk = tf.function(self._loop, jit_compile=True, reduce_retracing=True)
         self._run_prime = tf.function(self.feed, reduce_retracing=True)
-        self._native = self._native_loop(arrays) if self.precision == "bfloat16" else None
+        self._native = native_loop
 
     @property
     def label_names(self) -> tuple[str, ...]:
@@ -119,28 +120,37 @@ class Sampler(Streams):
         kernel = recurrent_weights(model, self.layers)[0][0]
         return np.ascontiguousarray(label_embedding @ kernel[-label_embedding.shape[1]:])
 
-    def _native_loop(self, arrays):
-        """The native AMX loop over this model's weights (bfloat16 LSTM samplers where the CPU
-        and compiler allow), else None: `chunks` then runs the XLA loop."""
+    def _native_loop(self, arrays, check: bool = True):
+        """The native loop (AMX tiles, or vdpbf16ps on AVX512-BF16) over this model's weights, for
+        an LSTM where the CPU and compiler allow and the loop proves itself on this model's shapes
+        (`NativeLoop.check`), else None after one status line: `chunks` then runs the XLA loop."""
         from charrnn.native import sampling
 
         if self.cell != "lstm" or self.label_names:
             return None
         library = sampling.loop_library()
         if library is None:
-            _say_once(f"sample: bf16 weights on the XLA loop ({sampling.unavailable_reason()})")
+            said = "bf16 weights on the XLA loop" if self.precision == "bfloat16" else "the XLA float32 loop"
+            _say_once(f"sample: {said} ({sampling.unavailable_reason()})")
             return None
         layers, (head_kernel, head_bias) = arrays
-        return sampling.NativeLoop(library, table=layers[0][0], input_biases=[layer[1] for layer in layers[1:]],
+        loop = sampling.NativeLoop(library, table=layers[0][0], input_biases=[layer[1] for layer in layers[1:]],
                                    recurrent_kernels=[layer[2].T for layer in layers],
                                    input_kernels=[layer[0].T for layer in layers[1:]],
                                    head_kernel=head_kernel.T, head_bias=head_bias)
+        failure = loop.check() if check else None
+        if failure is not None:
+            _say_once(f"sample: the {loop.backend} loop failed its check on this model ({failure}); "
+                      "sampling on the XLA loop")
+            return None
+        return loop
 
     @property
     def backend(self) -> str:
-        """Which loop `chunks` / `generate` / `stream` run: "native-amx-bf16", "xla-bf16" or "xla-float32"."""
+        """Which loop `chunks` / `generate` / `stream` run: "native-amx-bf16", "native-avx512-bf16",
+        "xla-bf16" or "xla-float32"."""
         if self._native is not None:
-            return "native-amx-bf16"
+            return self._native.backend
         return "xla-bf16" if self.precision == "bfloat16" else "xla-float32"
 
     def update_weights(self, model) -> None:
@@ -153,7 +163,7 @@ class Sampler(Streams):
         for variable, array in zip(self.variables, _flat(layers, [head]) + joints + labels, strict=True):
             variable.assign(array)
         if self._native is not None:
-            self._native = self._native_loop(arrays)
+            self._native = self._native_loop(arrays, check=False)
 
     def _weight_arrays(self, arrays) -> tuple:
         """`_arrays`' result as XLA's loop stores it: for "float32" (layers, head, []); for

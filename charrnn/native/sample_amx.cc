@@ -4,6 +4,12 @@
 // Plain C ABI (loaded with ctypes; no TensorFlow inside). Compiled on first use by
 // charrnn/native/sampling.py with g++ -O2 -mamx-tile -mamx-bf16 -mavx512f -mavx512bw -mavx512bf16.
 //
+// The same file, compiled with -DCHARRNN_DPBF16 and without the AMX flags, is the loop for CPUs
+// with AVX512-BF16 but no tiles (AMD Zen 4/5, Intel Cooper Lake): the products run on vdpbf16ps
+// over the same packed kernels (a B tile's row is 16 columns' (k, k+1) pairs, exactly the operand
+// vdpbf16ps multiplies by a broadcast pair of a stream's inputs); the cell, the draw and the loop
+// are shared, so both loops draw by one rule.
+//
 // Layout. A stream is a row. Layer l's joint kernel J_l (K x N_l, bf16, packed into AMX tiles) is
 // [recurrent_kernel_l | kernel_{l+1}] (the head's kernel for the last layer): one product of the
 // layer's new output h_l gives both its recurrent part for the next step and the next layer's
@@ -34,6 +40,7 @@ constexpr int kTileK = 32;        // bf16 values of K per tile row
 constexpr int kTileCols = 16;     // float32 columns of a C tile
 constexpr int kTileElems = 512;   // bf16 values in one packed B tile (16 x 16 x 2)
 
+#ifndef CHARRNN_DPBF16
 struct TileConfig {
   uint8_t palette_id;
   uint8_t start_row;
@@ -72,7 +79,7 @@ void load_tile_config(int rows) {
 // columns blocks [first, last) of 16 only (a thread's share; both even). w holds tile (nb, kb) at
 // ((nb * k/32) + kb) * 512; row r of a tile is k pair 2r, 2r+1 of 16 columns, each pair adjacent
 // (the layout TDPBF16PS reads). n is a multiple of 32.
-void product(const uint16_t* x, int mblocks, int k, const uint16_t* w, int n, float* y, int first, int last) {
+void product(const uint16_t* x, int mblocks, int, int k, const uint16_t* w, int n, float* y, int first, int last) {
   const int kblocks = k / kTileK;
   const long xstride = static_cast<long>(k) * 2, ystride = static_cast<long>(n) * 4;
   const long b_step = static_cast<long>(kblocks) * kTileElems;
@@ -131,6 +138,79 @@ void product(const uint16_t* x, int mblocks, int k, const uint16_t* w, int n, fl
     }
   }
 }
+#else
+// ---------------------------------------------------------------- products on vdpbf16ps (no tiles)
+
+// y rows [0, R) x column blocks [nb, nb + C) (float32, row stride n) = x's R rows (bf16, row
+// stride k) @ w's blocks. Each output value is summed over k pairs in the same order whatever R,
+// C or the thread, so a stream's numbers do not depend on the batch or the thread count.
+template <int R, int C>
+inline void dp_block(const uint16_t* x, int k, const uint16_t* w, long b_step, float* y, long n, int nb) {
+  // the accumulators stay in registers only when every loop over R and C is unrolled
+  __m512 acc[R][C];
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 16
+    for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
+  const uint16_t* base = w + nb * b_step;
+  for (int kb = 0; kb < k / kTileK; ++kb) {
+    const uint16_t* tile = base + kb * kTileElems;
+    const uint16_t* inputs = x + kb * kTileK;
+    for (int pair = 0; pair < kTileRows; ++pair) {
+      __m512bh b[C];
+#pragma GCC unroll 16
+      for (int c = 0; c < C; ++c)
+        b[c] = reinterpret_cast<__m512bh>(_mm512_loadu_si512(tile + c * b_step + pair * 2 * kTileCols));
+#pragma GCC unroll 16
+      for (int r = 0; r < R; ++r) {
+        uint32_t both;
+        memcpy(&both, inputs + static_cast<long>(r) * k + 2 * pair, 4);
+        const __m512bh a = reinterpret_cast<__m512bh>(_mm512_set1_epi32(static_cast<int>(both)));
+#pragma GCC unroll 16
+        for (int c = 0; c < C; ++c) acc[r][c] = _mm512_dpbf16_ps(acc[r][c], a, b[c]);
+      }
+    }
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 16
+    for (int c = 0; c < C; ++c) _mm512_storeu_ps(y + r * n + (nb + c) * kTileCols, acc[r][c]);
+}
+
+// Column blocks [first, last) (both even) of R rows, C blocks at a time, then pairs.
+template <int R, int C>
+void dp_rows(const uint16_t* x, int k, const uint16_t* w, long b_step, float* y, long n, int first, int last) {
+  int nb = first;
+  for (; nb + C <= last; nb += C) dp_block<R, C>(x, k, w, b_step, y, n, nb);
+  for (; nb < last; nb += 2) dp_block<R, 2>(x, k, w, b_step, y, n, nb);
+}
+
+// As the AMX product, for the `rows` rows that hold streams (no padding rows are computed). One
+// row: eight column blocks at a time (independent sums hide vdpbf16ps's latency). More: for each
+// pair of column blocks (16 KB of kernel for 256 units, kept in L1), every block of 8, 4, 2 and
+// 1 rows, so the kernel is read from L2/L3 once a call however many streams run.
+void product(const uint16_t* x, int, int rows, int k, const uint16_t* w, int n, float* y, int first, int last) {
+  const long b_step = static_cast<long>(k / kTileK) * kTileElems;
+  if (rows == 1) {
+    dp_rows<1, 8>(x, k, w, b_step, y, n, first, last);
+    return;
+  }
+  for (int nb = first; nb < last; nb += 2) {
+    int r = 0;
+    for (; r + 8 <= rows; r += 8)
+      dp_block<8, 2>(x + static_cast<long>(r) * k, k, w, b_step, y + static_cast<long>(r) * n, n, nb);
+    if (r + 4 <= rows) {
+      dp_block<4, 2>(x + static_cast<long>(r) * k, k, w, b_step, y + static_cast<long>(r) * n, n, nb);
+      r += 4;
+    }
+    if (r + 2 <= rows) {
+      dp_block<2, 2>(x + static_cast<long>(r) * k, k, w, b_step, y + static_cast<long>(r) * n, n, nb);
+      r += 2;
+    }
+    if (r < rows) dp_block<1, 2>(x + static_cast<long>(r) * k, k, w, b_step, y + static_cast<long>(r) * n, n, nb);
+  }
+}
+#endif
 
 // ---------------------------------------------------------------- elementwise math (AVX-512)
 
@@ -316,11 +396,13 @@ struct CharrnnSampleModel {
   const float* head_bias;        // (vocab)
 };
 
+#ifndef CHARRNN_DPBF16
 // Asks Linux for the AMX tile state; 0 when granted.
 int charrnn_amx_init() {
   const long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
   return static_cast<int>(syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata));
 }
+#endif
 
 // Runs `steps` characters for `streams` streams. Each step takes one id per stream (from
 // `forced` (streams x steps) when it is given, else drawn from `logits`), writes it to `ids`
@@ -343,6 +425,11 @@ int charrnn_sample_run(const CharrnnSampleModel* model, int streams, int steps, 
   for (int s = 0; s < streams; ++s) keys[s] = stream_key(seeds[s], samples[s]);
   std::vector<int32_t> current(streams);
   const long state = static_cast<long>(streams) * units;
+#ifdef CHARRNN_DPBF16
+  const bool own_rows = streams >= 8 * std::max(threads, 1);
+#else
+  const bool own_rows = false;  // AMX tiles take blocks of 16 rows: threads share columns
+#endif
 
   // Each thread owns a share of every product's column-block pairs and a share of the streams
   // (their draws and cells); a barrier follows each product and each layer's cells. Every output
@@ -357,20 +444,38 @@ int charrnn_sample_run(const CharrnnSampleModel* model, int streams, int steps, 
     };
     const auto [first_stream, last_stream] = share(streams, 1);
     auto columns = [&](int l) { return share(model->widths[l] / kTileCols, 2); };
+    // layer l's product: each thread's share of the column-block pairs for all streams (then a
+    // barrier before and after it), or, on the vdpbf16ps loop with 8 streams or more a thread,
+    // all columns for the thread's own streams: no thread then waits for another within a call
+    // (a loaded machine deschedules threads, and each barrier waited for the slowest)
+    auto multiply = [&](int l, bool own_rows) {
+      const int width = model->widths[l];
+      if (own_rows) {
+        product(inputs[l].data() + static_cast<size_t>(first_stream) * k, 0, last_stream - first_stream, k,
+                model->joints[l], width, products[l].data() + static_cast<size_t>(first_stream) * width, 0,
+                width / kTileCols);
+      } else {
+        const auto [first, last] = columns(l);
+        product(inputs[l].data(), mblocks, streams, k, model->joints[l], width, products[l].data(), first, last);
+      }
+    };
     Scratch scratch(vocab);
+#ifndef CHARRNN_DPBF16
     load_tile_config(std::min(streams, kTileRows));
+#endif
     // every layer's recurrent part for the first step, from the states as they came in
     for (int l = 0; l < layers; ++l) {
       for (int s = first_stream; s < last_stream; ++s)
         for (int j = 0; j < units; ++j)
           inputs[l][static_cast<size_t>(s) * k + j] = to_bf16(hidden[l * state + static_cast<long>(s) * units + j]);
     }
+    if (!own_rows) {
 #pragma omp barrier
-    for (int l = 0; l < layers; ++l) {
-      const auto [first, last] = columns(l);
-      product(inputs[l].data(), mblocks, k, model->joints[l], model->widths[l], products[l].data(), first, last);
     }
+    for (int l = 0; l < layers; ++l) multiply(l, own_rows);
+    if (!own_rows) {
 #pragma omp barrier
+    }
     for (int t = 0; t < steps; ++t) {
       for (int s = first_stream; s < last_stream; ++s) {
         const float* row = logits + static_cast<long>(s) * vocab;
@@ -388,10 +493,13 @@ int charrnn_sample_run(const CharrnnSampleModel* model, int streams, int steps, 
                     units, hidden + l * state + static_cast<long>(s) * units, carry + l * state + static_cast<long>(s) * units,
                     inputs[l].data() + static_cast<size_t>(s) * k);
         }
+        if (!own_rows) {
 #pragma omp barrier
-        const auto [first, last] = columns(l);
-        product(inputs[l].data(), mblocks, k, model->joints[l], width, products[l].data(), first, last);
+        }
+        multiply(l, own_rows);
+        if (!own_rows) {
 #pragma omp barrier
+        }
       }
       const int last_layer = layers - 1;
       for (int s = first_stream; s < last_stream; ++s) {
@@ -400,7 +508,9 @@ int charrnn_sample_run(const CharrnnSampleModel* model, int streams, int steps, 
         for (int v = 0; v < vocab; ++v) row[v] = head[v] + model->head_bias[v];
       }
     }
+#ifndef CHARRNN_DPBF16
     _tile_release();
+#endif
   }
   return 0;
 }

@@ -1,11 +1,14 @@
-"""charrnn's native sampling loop: an LSTM's whole generation loop on the CPU's AMX tiles in bf16.
+"""charrnn's native sampling loop: an LSTM's whole generation loop in bf16, on the CPU's AMX tiles
+or, on a CPU with AVX512-BF16 but no tiles (AMD Zen 4/5), on vdpbf16ps.
 
 `sample_amx.cc` (plain C, no TensorFlow inside) runs the step, the draw and the loop for any
-number of streams. It is compiled on first use with g++ into `<folder>/<hash>/sample_amx.so`
+number of streams. It is compiled on first use with g++ into `<folder>/<hash>/<variant>.so`
 (the folder as for the training op: $CHARRNN_NATIVE_CACHE, else `<cache>/native`), written
-atomically, and loaded with ctypes. Where the CPU has no AMX tiles, there is no g++, the compile
-or load fails, or CHARRNN_NATIVE=0 is set, `loop_library` returns None with the reason and the
-sampler keeps its XLA loop.
+atomically, and loaded with ctypes; the variant is "sample_amx" where the CPU has AMX tiles, else
+"sample_avx512_bf16" (the same source with -DCHARRNN_DPBF16) where it has AVX512-BF16. Where it
+has neither, there is no g++, the compile or load fails, or CHARRNN_NATIVE=0 is set,
+`loop_library` returns None with the reason and the sampler keeps its XLA loop. A loop that loads
+must still prove itself on each model (`NativeLoop.check`) before a sampler uses it.
 
 Why native: one stream is bound by reading the weights once a character (3.2 MB in float32 for
 2 x LSTM(256), through a 2 MB L2); bf16 tiles read half, and XLA's CPU dot has no bf16 kernel,
@@ -28,6 +31,31 @@ MAX_THREADS = 2  # measured on a 2-core machine only
 _loaded: dict = {}  # "library": the loaded CDLL or None, "reason": why not
 
 
+# variant: (the flags it needs, extra g++ flags, the library's name, the sampler's backend name)
+VARIANTS = {
+    "amx": (("amx_tile", "amx_bf16", "avx512_bf16", "avx512bw"), ["-mamx-tile", "-mamx-bf16"], "sample_amx",
+            "native-amx-bf16"),
+    "avx512_bf16": (("avx512_bf16", "avx512bw", "avx512f"), ["-DCHARRNN_DPBF16"], "sample_avx512_bf16",
+                    "native-avx512-bf16"),
+}
+
+
+def variant() -> str | None:
+    """Which native loop this CPU runs: "amx", "avx512_bf16", or None (neither set of units)."""
+    from charrnn.hardware import cpu_flags
+
+    flags = cpu_flags()
+    for name, (needed, *_) in VARIANTS.items():
+        if all(flag in flags for flag in needed):
+            return name
+    return None
+
+
+def backend_name() -> str:
+    """The sampler's backend name for this CPU's native loop ("native-amx-bf16" or "native-avx512-bf16")."""
+    return VARIANTS[variant() or "amx"][3]
+
+
 class _Model(ctypes.Structure):
     _fields_ = [("layers", ctypes.c_int32), ("units", ctypes.c_int32), ("padded_units", ctypes.c_int32),
                 ("vocab", ctypes.c_int32), ("table", ctypes.c_void_p), ("biases", ctypes.c_void_p),
@@ -43,19 +71,23 @@ def has_amx() -> bool:
 
 def why_not_native() -> str | None:
     """Why this machine cannot run the native sampling loop (a short phrase), or None."""
-    from charrnn.hardware import missing_amx_flags
+    from charrnn.hardware import cpu_flags
     from charrnn.native import build_blocker
 
     def missing_units():
-        missing = missing_amx_flags()
-        return f"this CPU lacks {', '.join(missing)}" if missing else None
+        if variant() is not None:
+            return None
+        flags = cpu_flags()
+        missing = [flag for flag in VARIANTS["avx512_bf16"][0] if flag not in flags]
+        return f"this CPU has no AMX tiles and lacks {', '.join(missing)}"
 
     return build_blocker(missing_units)
 
 
 def _build_command(output: Path) -> list[str]:
-    return [os.environ.get("CXX", "g++"), "-shared", "-fPIC", "-O2", "-w", "-std=c++17", "-mamx-tile",
-            "-mamx-bf16", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512bf16", "-mfma", "-fopenmp",
+    extra = VARIANTS[variant() or "amx"][1]
+    return [os.environ.get("CXX", "g++"), "-shared", "-fPIC", "-O2", "-w", "-std=c++17", *extra,
+            "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512bf16", "-mfma", "-fopenmp",
             str(SOURCE), "-o", str(output)]
 
 
@@ -64,7 +96,7 @@ def library_path() -> Path:
     from charrnn.native import cache_folder
 
     key = hashlib.sha256(SOURCE.read_bytes() + b"\0" + " ".join(_build_command(Path("out"))).encode())
-    return cache_folder() / key.hexdigest()[:16] / "sample_amx.so"
+    return cache_folder() / key.hexdigest()[:16] / f"{VARIANTS[variant() or 'amx'][2]}.so"
 
 
 def loop_library():
@@ -78,7 +110,7 @@ def loop_library():
     def load(path: Path):
         library = ctypes.CDLL(str(path))
         library.charrnn_sample_run.restype = ctypes.c_int
-        if library.charrnn_amx_init() != 0:
+        if variant() == "amx" and library.charrnn_amx_init() != 0:
             raise RuntimeError("Linux refused the AMX tile state (arch_prctl)")
         return library
 
@@ -138,6 +170,8 @@ class NativeLoop:
 
     def __init__(self, library, table, input_biases, recurrent_kernels, input_kernels, head_kernel, head_bias):
         self.library = library
+        self.backend = backend_name()
+        self._reference = (table, input_biases, recurrent_kernels, input_kernels, head_kernel, head_bias)
         self.threads = max(1, min(MAX_THREADS, len(os.sched_getaffinity(0))))
         self.layers = len(recurrent_kernels)
         self.units = recurrent_kernels[0].shape[0]
@@ -160,6 +194,52 @@ class NativeLoop:
                              ctypes.addressof(self._joint_pointers), self._widths.ctypes.data,
                              self._head_bias.ctypes.data)
 
+    def check(self, streams: int = 9) -> str | None:
+        """Proves the loop on this model's shapes: one step of `streams` streams (a block of eight
+        rows and a single row on the vdpbf16ps loop) from random states and characters, every
+        product included, its logits against `reference_logits` from the same states.
+
+        Returns:
+            None when every logit is within 1% of (1 + the largest logit) of the reference, else
+            a phrase saying how far it was (the sampler then keeps the XLA loop).
+        """
+        rng = np.random.default_rng(0)
+        ids = rng.integers(0, self.vocab, (streams, 1)).astype(np.int32)
+        states = self.zero_states(streams)
+        states["hidden"][:] = rng.uniform(-1, 1, states["hidden"].shape)
+        states["carry"][:] = rng.normal(0, 1, states["carry"].shape)
+        expected = self.reference_logits(ids, states["hidden"].copy(), states["carry"].copy())
+        self.run(states, 1, forced=ids)
+        error = float(np.max(np.abs(states["logits"] - expected)))
+        allowed = 1e-2 * (1.0 + float(np.max(np.abs(expected))))
+        if not error <= allowed:  # NaN fails too
+            return f"its logits were {error:.3g} from the reference's (allowed {allowed:.3g})"
+        return None
+
+    def reference_logits(self, ids: np.ndarray, hidden=None, carry=None) -> np.ndarray:
+        """float64 logits after feeding `ids` (streams, steps) to streams in states `hidden` and
+        `carry` (layers, streams, units; zeros when None), in numpy, with every product's kernel
+        and input rounded to bf16 (what the loop computes, but for the order of its sums)."""
+        as_bf16 = lambda array: (to_bf16_bits(array).astype(np.uint32) << 16).view(np.float32).astype(np.float64)
+        sigmoid = lambda value: 1.0 / (1.0 + np.exp(-value))
+        table, input_biases, recurrent_kernels, input_kernels, head_kernel, head_bias = self._reference
+        recurrent = [as_bf16(kernel) for kernel in recurrent_kernels]
+        inputs = [as_bf16(kernel) for kernel in input_kernels]
+        shape = (self.layers, ids.shape[0], self.units)
+        hidden = list(np.zeros(shape) if hidden is None else np.asarray(hidden, np.float64))
+        carry = list(np.zeros(shape) if carry is None else np.asarray(carry, np.float64))
+        for step in range(ids.shape[1]):
+            below = None
+            for layer in range(self.layers):
+                from_input = (np.asarray(table, np.float64)[ids[:, step]] if layer == 0 else
+                              as_bf16(below) @ inputs[layer - 1] + np.asarray(input_biases[layer - 1]).reshape(-1))
+                gates = from_input + as_bf16(hidden[layer]) @ recurrent[layer]
+                gate_in, forget, candidate, out = np.split(gates, 4, axis=1)
+                carry[layer] = sigmoid(forget) * carry[layer] + sigmoid(gate_in) * np.tanh(candidate)
+                hidden[layer] = sigmoid(out) * np.tanh(carry[layer])
+                below = hidden[layer]
+        return as_bf16(below) @ as_bf16(head_kernel) + np.asarray(head_bias, np.float64).reshape(-1)
+
     def zero_states(self, streams: int) -> dict:
         """Fresh states for `streams` streams: hidden and carry (layers, streams, units), logits (streams, V)."""
         shape = (self.layers, streams, self.units)
@@ -179,7 +259,7 @@ class NativeLoop:
             mode: "argmax", "plain" or "truncated" (see `sampler.draw_mode`).
             positions: (streams,) each stream's count of characters drawn so far. Defaults to 0.
             threads: OpenMP threads sharing the work (the ids are the same for any number).
-                Defaults to `self.threads`: the CPUs this process may use, at most 2.
+                Defaults to `default_threads(streams)`.
 
         Returns:
             (streams, steps) int32 ids, fed or drawn.
@@ -209,5 +289,16 @@ class NativeLoop:
             ctypes.byref(self._model), ctypes.c_int(streams), ctypes.c_int(steps), pointer(forced),
             pointer(states["hidden"]), pointer(states["carry"]), pointer(states["logits"]), pointer(seeds),
             pointer(samples), pointer(positions), pointer(temperature), pointer(top_k), pointer(top_p),
-            ctypes.c_int(MODES[mode]), pointer(ids), ctypes.c_int(threads or self.threads))
+            ctypes.c_int(MODES[mode]), pointer(ids), ctypes.c_int(threads or self.default_threads(streams)))
         return ids
+
+    def default_threads(self, streams: int) -> int:
+        """Threads for `streams` streams: `self.threads` (the CPUs this process may use, at most
+        2) on the AMX loop; on the vdpbf16ps loop as many as give each thread 8 streams or more
+        (each then runs its own streams with no barrier), else one. Threads that share a
+        product's columns wait for each other at four barriers a character: on a loaded 2-core
+        Zen 4 EPYC one stream ran at 1,800 chars/s on two threads against 14,800 on one
+        (bench/native_sample_ab.py, December 2026)."""
+        if self.backend == VARIANTS["amx"][3]:
+            return self.threads
+        return max(1, min(self.threads, streams // 8))

@@ -47,11 +47,36 @@ def hardware_report(log=None) -> dict:
         "machine": hardware.describe(),
         "class": hardware.cpu_class(),
         "training": {"precision": precision, "why": why_precision, "lstm_kernels": kernels},
-        "sampling": {"loop": "native-amx-bf16" if loop is None else "xla-float32",
-                     "why": "this CPU has AMX tiles" if loop is None else loop},
+        "sampling": {"loop": sampling.backend_name() if loop is None else "xla-float32",
+                     "why": loop or ("this CPU has AMX tiles" if sampling.variant() == "amx" else
+                                     "this CPU has AVX512-BF16 (vdpbf16ps), no AMX tiles")},
         "budget": {"scale": round(scale, 3), "why": how},
         "native": {"cache": str(native.cache_folder()), native.ENV: os.environ.get(native.ENV, "1")},
+        "roof": reference_roofs(),
     }
+
+
+def reference_roofs(seconds: float = 0.2) -> dict:
+    """The reference model's (2 x LSTM(256), emb 64, 65 symbols) FLOPs per character and the
+    tf.matmul roof at its shapes in float32 and in bf16 (GFLOP/s; the bf16 roof per shape is the
+    faster of the two types, as `charrnn.tools.bench.roofline` counts it): training (batch 64,
+    seq 100) and sampling 1 and 64 streams."""
+    from charrnn.hardware import roof_gflops
+    from charrnn.tools import bench
+
+    vocab = 65
+    rows = {"training": (bench.flops_per_char(vocab), bench.train_shapes(vocab))}
+    for streams in (1, 64):
+        rows[f"sampling_{streams}"] = (bench.sample_flops_per_char(vocab), bench.sample_shapes(vocab, streams))
+    report = {}
+    for name, (flops, shapes) in rows.items():
+        float32 = [roof_gflops([shape], "float32", seconds) for shape in shapes]
+        bfloat16 = [max(rate, roof_gflops([shape], "bfloat16", seconds)) for rate, shape in zip(float32, shapes)]
+        work = [2.0 * m * k * n for m, k, n in shapes]
+        combined = lambda rates: round(sum(work) / sum(w / rate for w, rate in zip(work, rates)), 1)
+        report[name] = {"flops_per_char": flops, "float32_gflops": combined(float32),
+                        "bfloat16_gflops": combined(bfloat16)}
+    return report
 
 
 def format_report(report: dict) -> list[str]:
@@ -66,4 +91,10 @@ def format_report(report: dict) -> list[str]:
     lines.append(f"budget      a --time-budget second buys {report['budget']['scale']:.2f} of the tuned CPUs' "
                  f"compute ({report['budget']['why']})")
     lines.append(f"native      kernels cached in {report['native']['cache']} (CHARRNN_NATIVE=0 turns them off)")
+    for name, row in report["roof"].items():
+        label = {"training": "training", "sampling_1": "sampling, 1 stream"}.get(name, name.replace("_", ", ") + " streams")
+        lines.append(f"roof        {label:<22}"
+                     f"{row['flops_per_char'] / 1e6:.2f} MFLOP/char; tf.matmul at its shapes "
+                     f"{row['float32_gflops']:.1f} GFLOP/s float32, {row['bfloat16_gflops']:.1f} bf16 "
+                     f"(2 x LSTM 256; achieved: charrnn bench train / sample)")
     return lines
