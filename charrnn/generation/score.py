@@ -72,6 +72,19 @@ def score(run, texts: Sequence[str], batch_size: int = 256, label=None, unknown:
     return Scorer(run).score(texts, batch_size, label, unknown)
 
 
+def score_with(scorer, texts: Sequence[str], batch_size: int, label, unknown: str) -> list[dict]:
+    """Each text scored by `scorer` (a `Scorer` or a `charrnn.portable.PortableScorer`: its `run`,
+    `label_ids` and `log_probs`), read by the one rule for unseen characters; see `score`."""
+    if batch_size < 1:
+        raise ValueError(f"Expected batch_size >= 1. Received: batch_size={batch_size}")
+    texts = list(texts)
+    labels = scorer.label_ids(label, len(texts))
+    sequences, reads = encode_texts(scorer.run, texts, unknown)
+    log_probs = scorer.log_probs(sequences, batch_size, labels)
+    return [_result(text, len(ids) - 1, log_prob, read)
+            for text, ids, log_prob, read in zip(texts, sequences, log_probs, reads)]
+
+
 def _result(text: str, chars: int, log_prob: float, read=None) -> dict:
     nats = -log_prob / chars if chars else None
     return {"text": text, "chars": chars, "log_prob": log_prob, "nats_per_char": nats,
@@ -168,14 +181,7 @@ class Scorer:
     def score(self, texts: Sequence[str], batch_size: int = 256, label=None, unknown: str = "auto") -> list[dict]:
         """Scores each text; see `score` for the arguments, results and errors. A labelled run's
         texts are scored under `label` (one name for all, or one per text)."""
-        if batch_size < 1:
-            raise ValueError(f"Expected batch_size >= 1. Received: batch_size={batch_size}")
-        texts = list(texts)
-        labels = self.label_ids(label, len(texts))
-        sequences, reads = encode_texts(self.run, texts, unknown)
-        log_probs = self.log_probs(sequences, batch_size, labels)
-        return [_result(text, len(ids) - 1, log_prob, read)
-                for text, ids, log_prob, read in zip(texts, sequences, log_probs, reads)]
+        return score_with(self, texts, batch_size, label, unknown)
 
     def zero_states(self, rows: int) -> list:
         """One zero (rows, units) tensor per state: (h, c) per LSTM layer, (h,) per GRU/RNN layer."""

@@ -79,16 +79,9 @@ class PortableScorer:
             OptionError: a label missing, unknown or not wanted.
             ValueError: `batch_size` below 1, or a text that is not a str.
         """
-        from charrnn.generation.score import _result, encode_texts
+        from charrnn.generation.score import score_with
 
-        if batch_size < 1:
-            raise ValueError(f"Expected batch_size >= 1. Received: batch_size={batch_size}")
-        texts = list(texts)
-        labels = self.label_ids(label, len(texts))
-        sequences, reads = encode_texts(self.run, texts, unknown)
-        log_probs = self.log_probs(sequences, batch_size, labels)
-        return [_result(text, len(ids) - 1, log_prob, read)
-                for text, ids, log_prob, read in zip(texts, sequences, log_probs, reads)]
+        return score_with(self, texts, batch_size, label, unknown)
 
     def log_probs(self, sequences: Sequence[np.ndarray], batch_size: int = 256, labels=None) -> list[float]:
         """The summed log-probability (nats) of ids[1:] given ids[:-1] for each id sequence (a

@@ -149,6 +149,20 @@ class JobQueue:
     def _run(self) -> None:
         raise NotImplementedError
 
+    def _active(self) -> int:
+        """The streams now in the batch."""
+        raise NotImplementedError
+
+    def _admit(self) -> list[Job]:
+        """Takes waiting jobs, in order, while their streams fit (call with the lock held)."""
+        joining, room = [], self.max_streams - self._active()
+        while self._waiting and (self._waiting[0].config.num_samples <= room or self._waiting[0].cancelled.is_set()):
+            job = self._waiting.popleft()
+            if not job.cancelled.is_set():
+                joining.append(job)
+                room -= job.config.num_samples
+        return joining
+
     def start(self):
         self._thread.start()
         return self
@@ -244,16 +258,6 @@ class Engine(JobQueue):
                 group.keep([])
         for job in jobs.values():
             job.deliver("error", message)
-
-    def _admit(self) -> list[Job]:
-        """Takes waiting jobs, in order, while their streams fit (call with the lock held)."""
-        joining, room = [], self.max_streams - self._active()
-        while self._waiting and (self._waiting[0].config.num_samples <= room or self._waiting[0].cancelled.is_set()):
-            job = self._waiting.popleft()
-            if not job.cancelled.is_set():
-                joining.append(job)
-                room -= job.config.num_samples
-        return joining
 
     def _join(self, job: Job) -> None:
         """Feeds a job's prime and adds its streams to the group of its draw mode."""

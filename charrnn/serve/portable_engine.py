@@ -105,15 +105,8 @@ class PortableEngine(JobQueue):
                 log.warning("generation failed: %s", error)
                 self._fail_all(f"generation failed: {error}")
 
-    def _admit(self) -> list[Job]:
-        """Takes waiting jobs, in order, while their streams fit (call with the lock held)."""
-        joining, room = [], self.max_streams - len(self._rows)
-        while self._waiting and (self._waiting[0].config.num_samples <= room or self._waiting[0].cancelled.is_set()):
-            job = self._waiting.popleft()
-            if not job.cancelled.is_set():
-                joining.append(job)
-                room -= job.config.num_samples
-        return joining
+    def _active(self) -> int:
+        return len(self._rows)
 
     def _join(self, job: Job) -> None:
         """Feeds a job's prime (its streams together, as `generate_chunks` does) and adds its rows."""
