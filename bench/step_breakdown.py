@@ -56,7 +56,7 @@ def main():
     model.compile(optimizer, keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     rng = np.random.default_rng(0)
     ids = rng.integers(0, vocab, (batch * 8, length + 1)).astype("int32")
-    batches = tf.data.Dataset.from_tensor_slices((ids[:, :-1], ids[:, 1:])).batch(batch).repeat()
+    batches = tf.data.Dataset.from_tensor_slices((ids[:, :-1], ids[:, 1:])).batch(batch, drop_remainder=True).repeat()  # a static batch, as `charrnn train` feeds
 
     stack = model.get_layer("rnn")
     features = tf.constant(rng.standard_normal((batch, length, config.embedding_dim)), tf.float32)

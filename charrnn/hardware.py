@@ -109,6 +109,21 @@ def cpu_class() -> str:
     return "other"
 
 
+THREADS_ENV = "CHARRNN_CPU_THREADS"  # the cores this process may use (`charrnn sweep` gives each trial its share)
+
+
+def cpu_cores() -> int:
+    """The cores this process may use: $CHARRNN_CPU_THREADS where set to a positive number, else
+    the CPUs it may run on."""
+    share = os.environ.get(THREADS_ENV, "").strip()
+    if share.isdigit() and int(share) > 0:
+        return int(share)
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 def describe() -> str:
     """One line naming the machine for a figure: model, class, notable flags and cores."""
     flags = cpu_flags()

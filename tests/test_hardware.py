@@ -52,7 +52,7 @@ def cpu(request, monkeypatch):
     monkeypatch.setattr(native, "proves_itself", lambda ops, dtype, shapes, log=None: builds[dtype])
     calls = []
 
-    def same_math(sequence, kernel, recurrent, bias, ops, training=True, dtype=None):
+    def same_math(sequence, kernel, recurrent, bias, ops, training=True, dtype=None, threads=0):
         calls.append(dtype.name)
         steps = sequence.shape[0]  # in chunks, as the chunked path runs: one long chunk compiles for minutes
         sizes = [fused_lstm.CHUNK] * (steps // fused_lstm.CHUNK) + ([steps % fused_lstm.CHUNK] if steps % fused_lstm.CHUNK else [])

@@ -128,6 +128,58 @@ def test_fused_stack_matches_keras_lstm_values_and_gradients(seq_length, float32
     assert [dtype.name for dtype in float32_kernel] == (["float32"] * 2 if onednn else [])  # 2 layers: the kernel asked for ran
 
 
+def test_batch_parts_split_a_batch_into_one_part_a_core():
+    from charrnn.models.fused_lstm import MIN_PART_ROWS, batch_parts
+
+    assert batch_parts(64, cores=2) == [32, 32]
+    assert batch_parts(17, cores=2) == [9, 8]  # sizes differ by one at most
+    assert batch_parts(64, cores=3) == [22, 21, 21]
+    assert batch_parts(2 * MIN_PART_ROWS - 1, cores=2) == [2 * MIN_PART_ROWS - 1]  # a part too small for a core
+    assert batch_parts(20, cores=4) == [10, 10]  # fewer parts than cores, each at least MIN_PART_ROWS
+    assert batch_parts(64, cores=1) == [64]
+    assert batch_parts(None, cores=2) == [None]  # a batch unknown when traced: one part
+
+
+@pytest.mark.parametrize("float32_kernel", ["onednn"], indirect=True)
+def test_a_batch_split_across_cores_gives_keras_values_and_gradients(float32_kernel, monkeypatch):
+    """On the native path a batch runs as one part per core, one OpenMP thread each, side by side:
+    the same hidden states and gradients as Keras's LSTM on the whole batch."""
+    import tensorflow as tf
+
+    from charrnn import native
+    from charrnn.models import fused_lstm
+
+    if native.why_not_native() is not None:
+        if under_ci() and not native_blocker_is_hardware(native.why_not_native()):
+            pytest.fail(f"CI must build oneDNN's op: {native.why_not_native()}")
+        pytest.skip(f"oneDNN's op is not built here: {native.why_not_native()}")
+    monkeypatch.setattr(fused_lstm, "parallel_cores", lambda: 2)
+    threads = []
+    recording = fused_lstm.native_lstm_layer
+    monkeypatch.setattr(fused_lstm, "native_lstm_layer",
+                        lambda *args, **kwargs: threads.append(kwargs["threads"]) or recording(*args, **kwargs))
+    fused, plain = _fused_and_plain(7, units=32)
+    rng = np.random.default_rng(4)
+    ids = rng.integers(0, 11, (17, 7)).astype(np.int32)
+    targets = rng.integers(0, 11, (17, 7))
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    def gradients(model):
+        with tf.GradientTape() as tape:
+            value = loss(targets, model(ids, training=True))
+        return value, [tf.convert_to_tensor(g).numpy() for g in tape.gradient(value, model.trainable_variables)]
+
+    fused_loss, fused_grads = gradients(fused)
+    assert threads == [1, 1, 1, 1]  # 2 parts (9 and 8 rows) x 2 layers, one thread each
+    plain_loss, plain_grads = gradients(plain)
+    np.testing.assert_allclose(fused_loss, plain_loss, rtol=1e-6)
+    for mine, theirs in zip(fused_grads, plain_grads):
+        np.testing.assert_allclose(mine, theirs, atol=1e-6)
+        assert np.abs(theirs).max() > 0
+    np.testing.assert_allclose(fused(ids), plain(ids), atol=1e-6)  # the inference op, split the same way
+    assert threads[4:] == [1, 1, 1, 1]
+
+
 @pytest.mark.parametrize("lstm_path", ["native"], indirect=True)
 def test_a_width_the_native_op_does_not_take_keeps_the_chunked_path(lstm_path, capsys):
     keras.config.set_dtype_policy("mixed_bfloat16")

@@ -105,6 +105,12 @@ def test_the_op_matches_a_numpy_lstm(fresh_decision, dtype, tolerance):
     inferred = ops.charrnn_lstm_inference(source, as32(kernel), as32(recurrent), as32(bias))
     np.testing.assert_allclose(tf.cast(inferred, tf.float32).numpy(), tf.cast(hiddens, tf.float32).numpy(),
                                atol=tolerance / 3)
+    # one OpenMP thread (what each part of a batch split across cores gets): the same hidden states
+    alone = ops.charrnn_lstm_forward(source, as32(kernel), as32(recurrent), as32(bias), threads=1)[0]
+    np.testing.assert_allclose(tf.cast(alone, tf.float32).numpy(), tf.cast(hiddens, tf.float32).numpy(),
+                               atol=tolerance / 3)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="threads must be >= 0"):
+        ops.charrnn_lstm_inference(source, as32(kernel), as32(recurrent), as32(bias), threads=-1)
     # a shape the op refuses is an error that names it, not a crash
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"kernel must be \(in, 4 \* units\), got \[5,128\]"):
         ops.charrnn_lstm_forward(source, as32(np.ones((5, 128))), as32(recurrent), as32(bias))

@@ -20,14 +20,13 @@ def configure_cpu_threads(layers: int) -> bool:
     runs the layers' small per-step GEMMs side by side. The cores are the machine's, or
     $CHARRNN_CPU_THREADS where set (`charrnn sweep` gives each trial its share that way). Only
     possible before TensorFlow starts; returns whether it was applied."""
-    import os
-
     import tensorflow as tf
+
+    from charrnn.hardware import cpu_cores
 
     if tf.config.list_physical_devices("GPU"):
         return False
-    share = os.environ.get("CHARRNN_CPU_THREADS", "").strip()
-    cores = int(share) if share.isdigit() and int(share) > 0 else os.cpu_count() or 1
+    cores = cpu_cores()
     try:
         tf.config.threading.set_intra_op_parallelism_threads(max(1, cores // max(layers, 1)))
         tf.config.threading.set_inter_op_parallelism_threads(max(layers, 2))

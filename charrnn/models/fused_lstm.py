@@ -127,28 +127,62 @@ def lstm_layer(chunks: list, kernel, recurrent, bias, low_precision: bool = Fals
     return run(*chunks, kernel, recurrent, bias)
 
 
-def native_lstm_layer(sequence, kernel, recurrent, bias, ops, training: bool = True, dtype=tf.bfloat16):
+def native_lstm_layer(sequence, kernel, recurrent, bias, ops, training: bool = True, dtype=tf.bfloat16,
+                      threads: int = 0):
     """One LSTM layer over a whole time-major sequence (T, B, in) by oneDNN's LSTM primitive (the
     `charrnn.native` op module `ops`) in `dtype`: in bfloat16 the inputs and weights are rounded
     to bfloat16 and the cell state and gate arithmetic stay float32; returns the (T, B, U) hidden
     states as float32. With `training`, differentiable with respect to the sequence and the three
     weights (float32 gradients); without, the inference primitive, which keeps nothing for a
-    backward pass."""
+    backward pass. `threads` caps the OpenMP threads of each call (0: oneDNN's default, all)."""
     if not training:
-        return tf.cast(ops.charrnn_lstm_inference(tf.cast(sequence, dtype), kernel, recurrent, bias), tf.float32)
+        return tf.cast(ops.charrnn_lstm_inference(tf.cast(sequence, dtype), kernel, recurrent, bias, threads=threads),
+                       tf.float32)
 
     @tf.custom_gradient
     def run(sequence, kernel, recurrent, bias):
         inputs = tf.cast(sequence, dtype)
-        hiddens, workspace = ops.charrnn_lstm_forward(inputs, kernel, recurrent, bias)
+        hiddens, workspace = ops.charrnn_lstm_forward(inputs, kernel, recurrent, bias, threads=threads)
 
         def grad(d_hiddens):
             return tuple(ops.charrnn_lstm_backward(inputs, kernel, recurrent, bias, hiddens, workspace,
-                                                   tf.cast(d_hiddens, tf.float32)))
+                                                   tf.cast(d_hiddens, tf.float32), threads=threads))
 
         return tf.cast(hiddens, tf.float32), grad
 
     return run(sequence, kernel, recurrent, bias)
+
+
+MIN_PART_ROWS = 8  # the smallest part of a batch worth its own core on the native path
+
+
+def parallel_cores() -> int:
+    """How many parts of a batch can run side by side here: this process's cores
+    (`charrnn.hardware.cpu_cores`), but no more than TensorFlow's inter-op threads, which run them."""
+    from charrnn.hardware import cpu_cores
+
+    cores = cpu_cores()
+    inter = tf.config.threading.get_inter_op_parallelism_threads()
+    return max(1, min(cores, inter) if inter > 0 else cores)
+
+
+def batch_parts(batch: int | None, cores: int | None = None) -> list[int]:
+    """The rows of each part the native path splits a batch of `batch` into: one part per core
+    (`parallel_cores()` unless given), each at least `MIN_PART_ROWS` rows, sizes differing by at
+    most one; `[batch]` (no split) where the batch is unknown when traced or too small.
+
+    Why: oneDNN's LSTM runs one layer's steps one after another, and a step of a reference batch
+    (64 x 256 against 256 x 1024) is too small to keep two cores' threads busy together: two
+    OpenMP threads ran the 2-layer stack's forward and backward in 147 ms, one thread 187 ms,
+    and two independent halves of the batch, one thread each side by side, 99 ms (AMD EPYC Zen 4,
+    2 cores, bf16; docs/experiments.md). The rows of an LSTM never meet, so the parts give the
+    same hidden states; the weight gradients are the sum of the parts'."""
+    cores = parallel_cores() if cores is None else cores
+    if batch is None:
+        return [batch]
+    parts = max(1, min(cores, batch // MIN_PART_ROWS))
+    base, extra = divmod(batch, parts)
+    return [base + 1] * extra + [base] * (parts - extra)
 
 
 def native_ops_for(units, input_width: int, low_precision: bool):
@@ -210,15 +244,16 @@ class FusedLSTMStack(keras.layers.Layer):
         sequence = tf.transpose(inputs, (1, 0, 2))  # time-major
         ops = self._native_ops()
         if ops is not None:
-            dtype = tf.bfloat16 if self.low_precision else tf.float32
             # oneDNN 3.2's AMX LSTM kernels die (SIGILL) on a batch of one: give them a zero row
             single = sequence.shape[1] == 1
             if single:
                 sequence = tf.pad(sequence, [[0, 0], [0, 1], [0, 0]])
-            for cell in self.cells:
-                sequence = native_lstm_layer(sequence, *self._weights(cell), ops, training=bool(training), dtype=dtype)
-                if self.dropout and training:
-                    sequence = keras.random.dropout(sequence, self.dropout, seed=self.seed_generator)
+            rows = batch_parts(sequence.shape[1])
+            threads = max(1, parallel_cores() // len(rows)) if len(rows) > 1 else 0
+            parts = tf.split(sequence, rows, axis=1) if len(rows) > 1 else [sequence]
+            # each part runs the whole stack on its own: nothing joins the parts before the last layer
+            parts = [self._native_stack(part, ops, bool(training), threads) for part in parts]
+            sequence = tf.concat(parts, axis=1) if len(parts) > 1 else parts[0]
             if single:
                 sequence = sequence[:, :1]
             return tf.transpose(sequence, (1, 0, 2))
@@ -229,6 +264,16 @@ class FusedLSTMStack(keras.layers.Layer):
             if self.dropout and training:
                 chunks = [keras.random.dropout(chunk, self.dropout, seed=self.seed_generator) for chunk in chunks]
         return tf.transpose(tf.concat(chunks, axis=0), (1, 0, 2))
+
+    def _native_stack(self, sequence, ops, training: bool, threads: int):
+        """The layers (and their dropout) by oneDNN's op on a time-major (T, B, in) sequence."""
+        dtype = tf.bfloat16 if self.low_precision else tf.float32
+        for cell in self.cells:
+            sequence = native_lstm_layer(sequence, *self._weights(cell), ops, training=training, dtype=dtype,
+                                         threads=threads)
+            if self.dropout and training:
+                sequence = keras.random.dropout(sequence, self.dropout, seed=self.seed_generator)
+        return sequence
 
     def _native_ops(self):
         """The oneDNN op module where it serves this stack's precision on this CPU, else None."""

@@ -106,7 +106,7 @@ def why_not_native() -> str | None:
 def _build_command(output: Path, include: Path, lib: Path) -> list[str]:
     import tensorflow as tf
 
-    return [os.environ.get("CXX", "g++"), "-shared", "-fPIC", "-O2", "-w", *tf.sysconfig.get_compile_flags(),
+    return [os.environ.get("CXX", "g++"), "-shared", "-fPIC", "-O2", "-w", "-fopenmp", *tf.sysconfig.get_compile_flags(),
             f"-I{include}", str(SOURCE), "-o", str(output), *tf.sysconfig.get_link_flags(),
             f"-L{lib}", "-ldnnl", f"-Wl,-rpath,{lib}"]
 

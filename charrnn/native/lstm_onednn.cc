@@ -17,8 +17,13 @@
 // i, f, c~, o, so the tensors are handed over as they are; reorders convert them to bfloat16 in
 // whatever layout the primitive prefers.
 //
+// The attribute `threads` (0: oneDNN's default, every OpenMP thread) sets how many OpenMP threads
+// one call of the op may use, for the primitive's creation and its run; the calling thread's
+// setting is restored afterwards. A stack that splits its batch into parts run side by side gives
+// each part its share of the cores that way (see charrnn/models/fused_lstm.py).
+//
 // Primitives and reorders are created once per shape (time, batch, in, units) and cached in the
-// kernel (one kernel object per type); a mutex serialises calls of one kernel.
+// kernel (one kernel object per graph node); a mutex serialises calls of one kernel.
 
 #include <cstring>
 #include <map>
@@ -26,6 +31,8 @@
 #include <mutex>
 #include <tuple>
 #include <unordered_map>
+
+#include <omp.h>
 
 #include "oneapi/dnnl/dnnl.hpp"
 #include "tensorflow/core/framework/op.h"
@@ -52,6 +59,7 @@ static void set_hiddens_shape(InferenceContext* context) {
 
 REGISTER_OP("CharrnnLstmForward")
     .Attr("T: {bfloat16, float}")
+    .Attr("threads: int = 0")
     .Input("inputs: T")            // (time, batch, in)
     .Input("kernel: float")        // (in, 4 * units)
     .Input("recurrent: float")     // (units, 4 * units)
@@ -66,6 +74,7 @@ REGISTER_OP("CharrnnLstmForward")
 
 REGISTER_OP("CharrnnLstmInference")
     .Attr("T: {bfloat16, float}")
+    .Attr("threads: int = 0")
     .Input("inputs: T")            // (time, batch, in)
     .Input("kernel: float")        // (in, 4 * units)
     .Input("recurrent: float")     // (units, 4 * units)
@@ -78,6 +87,7 @@ REGISTER_OP("CharrnnLstmInference")
 
 REGISTER_OP("CharrnnLstmBackward")
     .Attr("T: {bfloat16, float}")
+    .Attr("threads: int = 0")
     .Input("inputs: T")
     .Input("kernel: float")
     .Input("recurrent: float")
@@ -215,6 +225,25 @@ void read_shape(OpKernelContext* context, Shape* shape) {
               tensorflow::errors::InvalidArgument("bias must be (4 * units,), got ", bias.shape().DebugString()));
 }
 
+// Limits the OpenMP threads of the calling thread's parallel regions to `threads` (0: no limit)
+// while it lives. OpenMP keeps this setting per thread, so the op's other calls on other
+// TensorFlow threads keep theirs.
+class ThreadLimit {
+ public:
+  explicit ThreadLimit(int threads) : saved_(omp_get_max_threads()), active_(threads > 0) {
+    if (active_) omp_set_num_threads(threads);
+  }
+  ~ThreadLimit() {
+    if (active_) omp_set_num_threads(saved_);
+  }
+  ThreadLimit(const ThreadLimit&) = delete;
+  ThreadLimit& operator=(const ThreadLimit&) = delete;
+
+ private:
+  int saved_;
+  bool active_;
+};
+
 // An op kernel with one cached plan (descriptors, primitive, buffers) per input shape, built on
 // first use; Compute reads the shape, takes the lock and hands the plan to Run.
 template <typename Plan>
@@ -224,6 +253,8 @@ class PlannedOp : public OpKernel {
     tensorflow::DataType type;
     OP_REQUIRES_OK(context, context->GetAttr("T", &type));
     type_ = type == tensorflow::DT_BFLOAT16 ? dt::bf16 : dt::f32;
+    OP_REQUIRES_OK(context, context->GetAttr("threads", &threads_));
+    OP_REQUIRES(context, threads_ >= 0, tensorflow::errors::InvalidArgument("threads must be >= 0"));
   }
 
   void Compute(OpKernelContext* context) override {
@@ -231,6 +262,7 @@ class PlannedOp : public OpKernel {
     read_shape(context, &shape);
     if (!context->status().ok()) return;
     std::lock_guard<std::mutex> lock(mutex_);
+    ThreadLimit limit(threads_);
     reporting_dnnl_errors(context, [&] {
       auto& plan = plans_[shape];
       if (!plan) plan = std::make_unique<Plan>(shape, type_);
@@ -243,6 +275,7 @@ class PlannedOp : public OpKernel {
 
  private:
   dt type_;
+  int threads_ = 0;
   std::mutex mutex_;
   std::map<Shape, std::unique_ptr<Plan>> plans_;
 };
