@@ -2,6 +2,7 @@
 
     python bench/step_breakdown.py [--units 384] [--layers 2] [--precision mixed_bfloat16]
                                    [--batch-size 64] [--seq-length 100] [--steps 40] [--rounds 3]
+                                   [--no-split] [--chunk N]
 
 Builds the model `charrnn train` builds on a CPU (the fused LSTM stack; under mixed_bfloat16 with
 the compiled kernel, oneDNN's LSTM op) with the same optimizer
@@ -14,7 +15,9 @@ weight decay 0.1 but not on biases), then times, in interleaved rounds of `--ste
     no embedding, head, loss or update.
 The share column is the stack's time over the step's, round by round (median, then the range):
 what the stack costs, and so what any change outside it could win at most. The header says
-whether oneDNN's op ran (else TensorFlow's chunked path did). Random ids cost the same arithmetic
+whether oneDNN's op ran (else TensorFlow's chunked path did; CHARRNN_LSTM_FLOAT32=onednn|chunked
+picks the float32 kernel) and whether it split the batch into one part per core (the default;
+`--no-split` runs one part). Random ids cost the same arithmetic
 as text, so no corpus is needed.
 """
 
@@ -32,6 +35,9 @@ def main():
     parser.add_argument("--seq-length", type=int, default=100)
     parser.add_argument("--steps", type=int, default=40, help="steps per timed round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-split", action="store_true",
+                        help="run oneDNN's op on the whole batch instead of one part per core "
+                             "(charrnn.models.fused_lstm.batch_parts)")
     parser.add_argument("--chunk", type=int, help="steps per compiled call of the chunked path "
                                                   "[default: charrnn.models.fused_lstm.CHUNK]")
     args = parser.parse_args()
@@ -49,6 +55,10 @@ def main():
         from charrnn.models import fused_lstm
 
         fused_lstm.CHUNK = args.chunk
+    if args.no_split:
+        from charrnn.models import fused_lstm
+
+        fused_lstm.MIN_PART_ROWS = args.batch_size + 1  # no part can be that big: one part
     vocab, batch, length = 65, args.batch_size, args.seq_length
     config = ModelConfig(vocab_size=vocab, units=args.units, layers=args.layers, dropout=0.2)
     model = build_char_model(config, length, fused=True, precision=args.precision)
@@ -57,6 +67,9 @@ def main():
     rng = np.random.default_rng(0)
     ids = rng.integers(0, vocab, (batch * 8, length + 1)).astype("int32")
     batches = tf.data.Dataset.from_tensor_slices((ids[:, :-1], ids[:, 1:])).batch(batch, drop_remainder=True).repeat()  # a static batch, as `charrnn train` feeds
+    options = tf.data.Options()
+    options.autotune.enabled = False  # as charrnn.data.windows: with it, each fit ended at a multiple of 5.1 s
+    batches = batches.with_options(options)
 
     stack = model.get_layer("rnn")
     features = tf.constant(rng.standard_normal((batch, length, config.embedding_dim)), tf.float32)
@@ -90,7 +103,8 @@ def main():
 
     print(f"# {describe()}, TensorFlow {tf.__version__}; "
           f"{args.layers} x LSTM({args.units}) on {kernel}, {args.precision}, batch {batch} x {length}, "
-          f"dropout 0.2, {args.rounds} rounds of {args.steps} steps, chunks of {stack.chunk}")
+          f"dropout 0.2, {args.rounds} rounds of {args.steps} steps, chunks of {stack.chunk}, "
+          f"{'whole batch' if args.no_split else 'batch split into one part per core'} on oneDNN's op")
     shares = [part / whole for part, whole in zip(times["LSTM stack only"], times["training step"])]
     print(f"{'what':<18}{'ms/step (median)':>18}  {'rounds, ms':<26}{'chars/s':>10}  share (range)")
     for label, samples in times.items():

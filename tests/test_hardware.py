@@ -27,7 +27,7 @@ AVX512 = {"avx512f", "avx512bw", "avx512vl"}
 CLASSES = {
     "amx": (BASE | AVX512 | {"avx512_bf16", "amx_tile", "amx_bf16"}, "x86_64", (True, True),
             "mixed_bfloat16", "chunked", None),
-    "avx512_bf16": (BASE | AVX512 | {"avx512_bf16"}, "x86_64", (True, True), "mixed_bfloat16", "chunked", None),
+    "avx512_bf16": (BASE | AVX512 | {"avx512_bf16"}, "x86_64", (True, True), "mixed_bfloat16", "onednn", None),
     "avx512": (BASE | AVX512, "x86_64", (True, True), "float32", "chunked",
                "this CPU has no AMX tiles and lacks avx512_bf16"),
     "avx2": (BASE, "x86_64", (False, True), "float32", "chunked",

@@ -153,7 +153,8 @@ def test_a_batch_split_across_cores_gives_keras_values_and_gradients(float32_ker
         if under_ci() and not native_blocker_is_hardware(native.why_not_native()):
             pytest.fail(f"CI must build oneDNN's op: {native.why_not_native()}")
         pytest.skip(f"oneDNN's op is not built here: {native.why_not_native()}")
-    monkeypatch.setattr(fused_lstm, "parallel_cores", lambda: 2)
+    monkeypatch.setattr(fused_lstm, "parallel_cores", lambda: 2)  # 2 parts side by side
+    monkeypatch.setattr(fused_lstm, "cpu_cores", lambda: 2)  # of 2 cores: one OpenMP thread each
     threads = []
     recording = fused_lstm.native_lstm_layer
     monkeypatch.setattr(fused_lstm, "native_lstm_layer",

@@ -17,14 +17,19 @@ Where oneDNN's fused LSTM primitive serves the stack's precision on this CPU, ea
 runs as one call of it over the whole sequence, forward and backward (`native_lstm_layer`, the op
 in `charrnn.native`): in bf16 (`low_precision`) wherever the op loads and proves itself (oneDNN
 refuses bf16 on CPUs without AVX-512 bf16 support), in float32 on the CPU classes where it was
-measured faster than the chunked path (`charrnn.native.float32_kernel`). Elsewhere, or with
-CHARRNN_NATIVE=0, the chunked path above runs.
+measured faster than the chunked path (`charrnn.native.float32_kernel`). There the batch is split
+into one part per core (`batch_parts`), each running the whole stack with one core's OpenMP
+threads, side by side on TensorFlow's inter-op threads: oneDNN cannot keep two cores busy on one
+step of a small batch, two independent parts can (1.49x on the stack, 1.39x PyTorch's bf16
+training; docs/experiments.md). Elsewhere, or with CHARRNN_NATIVE=0, the chunked path above runs.
 """
 
 from __future__ import annotations
 
 import keras
 import tensorflow as tf
+
+from charrnn.hardware import cpu_cores
 
 CHUNK = 5  # steps per compiled call; on 2 cores 4 / 5 / 10 steps gave 29.0k / 29.3k / 25.4k chars/s
 #           (measured with the projections inside the compiled call)
@@ -158,9 +163,8 @@ MIN_PART_ROWS = 8  # the smallest part of a batch worth its own core on the nati
 
 def parallel_cores() -> int:
     """How many parts of a batch can run side by side here: this process's cores
-    (`charrnn.hardware.cpu_cores`), but no more than TensorFlow's inter-op threads, which run them."""
-    from charrnn.hardware import cpu_cores
-
+    (`charrnn.hardware.cpu_cores`, its share under `charrnn sweep`), but no more than TensorFlow's
+    inter-op threads, which run them."""
     cores = cpu_cores()
     inter = tf.config.threading.get_inter_op_parallelism_threads()
     return max(1, min(cores, inter) if inter > 0 else cores)
@@ -249,7 +253,7 @@ class FusedLSTMStack(keras.layers.Layer):
             if single:
                 sequence = tf.pad(sequence, [[0, 0], [0, 1], [0, 0]])
             rows = batch_parts(sequence.shape[1])
-            threads = max(1, parallel_cores() // len(rows)) if len(rows) > 1 else 0
+            threads = max(1, cpu_cores() // len(rows))  # each part its share of this process's cores
             parts = tf.split(sequence, rows, axis=1) if len(rows) > 1 else [sequence]
             # each part runs the whole stack on its own: nothing joins the parts before the last layer
             parts = [self._native_stack(part, ops, bool(training), threads) for part in parts]

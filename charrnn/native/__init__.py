@@ -243,10 +243,14 @@ def _probe(ops, dtype: str, shapes) -> str | None:
 
 # The CPU classes (`charrnn.hardware.cpu_class`) where oneDNN's float32 LSTM trains the reference
 # model faster than the chunked XLA path, measured side by side with `bench/train_speed.py
-# --float32-kernels onednn,chunked`: none so far. On an AMD EPYC (family 25, AVX2 only) oneDNN's op
-# gave 10,605 chars/s against the chunked path's 12,565 (docs/hardware.md), so float32 keeps the
-# chunked path there; `CHARRNN_LSTM_FLOAT32=onednn` runs the op for a class not yet measured.
-FLOAT32_CLASSES: tuple[str, ...] = ()
+# --float32-kernels onednn,chunked`. On the Zen 4 EPYC (avx512_bf16), with the batch split into one
+# part per core, the op ran at 31,615 chars/s against the chunked path's 26,027 (6 Dec 2026,
+# docs/hardware.md). On an AVX2-only EPYC (family 25) the op, before the split, gave 10,605 against
+# 12,565, so float32 keeps the chunked path there until the split op is measured on such a CPU (on
+# the Zen 4 with oneDNN and XLA held to AVX2 it won 28,009 to 20,042, but the same emulation put
+# the unsplit op ahead too, which the real AVX2 CPU did not). `CHARRNN_LSTM_FLOAT32=onednn` runs
+# the op for any class.
+FLOAT32_CLASSES: tuple[str, ...] = ("avx512_bf16",)
 CHUNKED_MEASURED_FASTER = ("avx2",)  # the classes where that comparison was run and the chunked path won
 
 
