@@ -47,17 +47,14 @@ def main():
     import tensorflow as tf
 
     from charrnn.config import ModelConfig, TrainConfig
+    from charrnn.models import fused_lstm
     from charrnn.models.char_model import build_char_model, configure_cpu_threads
     from charrnn.training.train import build_optimizer
 
     configure_cpu_threads(args.layers)
     if args.chunk:
-        from charrnn.models import fused_lstm
-
         fused_lstm.CHUNK = args.chunk
     if args.no_split:
-        from charrnn.models import fused_lstm
-
         fused_lstm.MIN_PART_ROWS = args.batch_size + 1  # no part can be that big: one part
     vocab, batch, length = 65, args.batch_size, args.seq_length
     config = ModelConfig(vocab_size=vocab, units=args.units, layers=args.layers, dropout=0.2)
@@ -98,13 +95,14 @@ def main():
             run()
             times[label].append((time.perf_counter() - started) / args.steps)
 
-    kernel = "oneDNN's LSTM op" if stack._native_ops() is not None else "TensorFlow's chunked LSTM"
+    native = stack._native_ops() is not None
+    kernel = (f"oneDNN's LSTM op ({'whole batch' if args.no_split else 'batch split into one part per core'})"
+              if native else "TensorFlow's chunked LSTM")
     from charrnn.hardware import describe
 
     print(f"# {describe()}, TensorFlow {tf.__version__}; "
           f"{args.layers} x LSTM({args.units}) on {kernel}, {args.precision}, batch {batch} x {length}, "
-          f"dropout 0.2, {args.rounds} rounds of {args.steps} steps, chunks of {stack.chunk}, "
-          f"{'whole batch' if args.no_split else 'batch split into one part per core'} on oneDNN's op")
+          f"dropout 0.2, {args.rounds} rounds of {args.steps} steps, chunks of {stack.chunk}")
     shares = [part / whole for part, whole in zip(times["LSTM stack only"], times["training step"])]
     print(f"{'what':<18}{'ms/step (median)':>18}  {'rounds, ms':<26}{'chars/s':>10}  share (range)")
     for label, samples in times.items():

@@ -94,32 +94,42 @@ def float32_kernel(request, monkeypatch):
     native.reset()
 
 
+def _needs_the_native_op():
+    """Skips where oneDNN's op is not built here for a hardware or platform reason; under CI any
+    other reason (a missing compiler or wheel) fails."""
+    from charrnn import native
+
+    reason = native.why_not_native()
+    if reason is not None:
+        if under_ci() and not native_blocker_is_hardware(reason):
+            pytest.fail(f"CI must build oneDNN's op: {reason}")
+        pytest.skip(f"oneDNN's op is not built here: {reason}")
+
+
+def _loss_and_gradients(model, ids, targets):
+    """The sparse cross-entropy of `model` on (ids, targets) in training mode, and its gradients
+    with respect to every trainable weight (numpy)."""
+    import tensorflow as tf
+
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    with tf.GradientTape() as tape:
+        value = loss(targets, model(ids, training=True))
+    return value, [tf.convert_to_tensor(g).numpy() for g in tape.gradient(value, model.trainable_variables)]
+
+
 # chunks of 5 with a short last one; one chunk; shorter than a chunk; on either float32 kernel
 @pytest.mark.parametrize("float32_kernel", ["chunked", "onednn"], indirect=True)
 @pytest.mark.parametrize("seq_length", [12, 5, 3])
 def test_fused_stack_matches_keras_lstm_values_and_gradients(seq_length, float32_kernel):
-    import tensorflow as tf
-
-    from charrnn import native
-
     onednn = os.environ["CHARRNN_LSTM_FLOAT32"] == "onednn"
-    if onednn and native.why_not_native() is not None:
-        if under_ci() and not native_blocker_is_hardware(native.why_not_native()):
-            pytest.fail(f"CI must build oneDNN's op: {native.why_not_native()}")
-        pytest.skip(f"oneDNN's op is not built here: {native.why_not_native()}")
+    if onednn:
+        _needs_the_native_op()
     fused, plain = _fused_and_plain(seq_length, units=32 if onednn else 16)  # oneDNN takes multiples of 32
     rng = np.random.default_rng(0)
     ids = rng.integers(0, 11, (3, seq_length)).astype(np.int32)
     targets = rng.integers(0, 11, (3, seq_length))
-    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
-    def gradients(model):
-        with tf.GradientTape() as tape:
-            value = loss(targets, model(ids, training=True))
-        return value, [tf.convert_to_tensor(g).numpy() for g in tape.gradient(value, model.trainable_variables)]
-
-    fused_loss, fused_grads = gradients(fused)
-    plain_loss, plain_grads = gradients(plain)
+    fused_loss, fused_grads = _loss_and_gradients(fused, ids, targets)
+    plain_loss, plain_grads = _loss_and_gradients(plain, ids, targets)
     np.testing.assert_allclose(fused_loss, plain_loss, rtol=1e-6)
     assert len(fused_grads) == len(plain_grads) == 9
     for mine, theirs in zip(fused_grads, plain_grads):
@@ -144,15 +154,9 @@ def test_batch_parts_split_a_batch_into_one_part_a_core():
 def test_a_batch_split_across_cores_gives_keras_values_and_gradients(float32_kernel, monkeypatch):
     """On the native path a batch runs as one part per core, one OpenMP thread each, side by side:
     the same hidden states and gradients as Keras's LSTM on the whole batch."""
-    import tensorflow as tf
-
-    from charrnn import native
     from charrnn.models import fused_lstm
 
-    if native.why_not_native() is not None:
-        if under_ci() and not native_blocker_is_hardware(native.why_not_native()):
-            pytest.fail(f"CI must build oneDNN's op: {native.why_not_native()}")
-        pytest.skip(f"oneDNN's op is not built here: {native.why_not_native()}")
+    _needs_the_native_op()
     monkeypatch.setattr(fused_lstm, "parallel_cores", lambda: 2)  # 2 parts side by side
     monkeypatch.setattr(fused_lstm, "cpu_cores", lambda: 2)  # of 2 cores: one OpenMP thread each
     threads = []
@@ -163,16 +167,9 @@ def test_a_batch_split_across_cores_gives_keras_values_and_gradients(float32_ker
     rng = np.random.default_rng(4)
     ids = rng.integers(0, 11, (17, 7)).astype(np.int32)
     targets = rng.integers(0, 11, (17, 7))
-    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
-    def gradients(model):
-        with tf.GradientTape() as tape:
-            value = loss(targets, model(ids, training=True))
-        return value, [tf.convert_to_tensor(g).numpy() for g in tape.gradient(value, model.trainable_variables)]
-
-    fused_loss, fused_grads = gradients(fused)
+    fused_loss, fused_grads = _loss_and_gradients(fused, ids, targets)
     assert threads == [1, 1, 1, 1]  # 2 parts (9 and 8 rows) x 2 layers, one thread each
-    plain_loss, plain_grads = gradients(plain)
+    plain_loss, plain_grads = _loss_and_gradients(plain, ids, targets)
     np.testing.assert_allclose(fused_loss, plain_loss, rtol=1e-6)
     for mine, theirs in zip(fused_grads, plain_grads):
         np.testing.assert_allclose(mine, theirs, atol=1e-6)
